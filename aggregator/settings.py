@@ -1,0 +1,512 @@
+"""YAML config -> validated, frozen settings. The only module that reads the config.
+
+Every mistake is reported as a ``ConfigProblem`` naming the file, the line and the
+key path, and all mistakes found are reported together in one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from aggregator.exceptions import ConfigError, ConfigProblem
+
+DEFAULT_CONFIG_PATH = Path("config/aggregator.yaml")
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+
+# --- value parsers -----------------------------------------------------------
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """'30s', '15m', '2h', '1d' (or a number of seconds) -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 30s, 15m, 2h or 1d, got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"expected a duration greater than zero, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+def parse_size(value: object) -> int:
+    """'10MB', '512KiB', or a number of bytes -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE_RE.match(value)):
+        unit = match.group(2).lower()
+        if unit not in _SIZE_UNITS:
+            raise ValueError(f"unknown size unit {match.group(2)!r}; use B, KB, MB, GB, KiB, MiB")
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    else:
+        raise ValueError(f"expected a size such as 10MB or 512KiB, got {value!r}")
+    if size <= 0:
+        raise ValueError(f"expected a size greater than zero, got {value!r}")
+    return size
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]
+
+
+# --- the settings model ------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class ServerSettings(_Frozen):
+    listen: str = "127.0.0.1:8080"
+    base_url: str | None = None
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+    @property
+    def public_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        host = self.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+
+class PollingSettings(_Frozen):
+    interval: Duration = timedelta(minutes=15)
+    timeout: Duration = timedelta(seconds=30)
+    max_bytes: Size = 10 * 1000**2
+
+
+class SourceSettings(_Frozen):
+    name: Slug
+    title: str | None = None
+    url: str
+    interval: Duration | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.name
+
+
+class SeriesMatch(_Frozen):
+    categories: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+
+
+class SeriesSettings(_Frozen):
+    slug: Slug
+    title: str
+    description: str | None = None
+    match: SeriesMatch
+
+
+class FeedSettings(_Frozen):
+    slug: Slug
+    title: str
+    description: str | None = None
+    sources: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    series: tuple[str, ...] | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class Settings(_Frozen):
+    database: str = "sqlite:///aggregator.db"
+    server: ServerSettings = ServerSettings()
+    polling: PollingSettings = PollingSettings()
+    sources: tuple[SourceSettings, ...] = ()
+    series: tuple[SeriesSettings, ...] = ()
+    feeds: tuple[FeedSettings, ...] = ()
+
+    def source(self, name: str) -> SourceSettings | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def interval_for(self, source: SourceSettings) -> timedelta:
+        return source.interval or self.polling.interval
+
+    def feed_source_names(self, feed: FeedSettings) -> tuple[str, ...] | None:
+        """The sources a merged feed draws from, or None for every source."""
+        if feed.sources is None and feed.tags is None:
+            return None
+        names = [s.name for s in self.sources]
+        if feed.sources is not None:
+            names = [n for n in names if n in feed.sources]
+        if feed.tags is not None:
+            wanted = set(feed.tags)
+            names = [n for n in names if wanted & set(self.source_tags(n))]
+        return tuple(names)
+
+    def source_tags(self, name: str) -> tuple[str, ...]:
+        source = self.source(name)
+        return source.tags if source else ()
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """'127.0.0.1:8080' or '[::1]:8080' -> (host, port)."""
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", listen.strip())
+    if not match:
+        raise ValueError(f"expected host:port such as 127.0.0.1:8080, got {listen!r}")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be between 0 and 65535, got {port}")
+    return host, port
+
+
+# --- loading -----------------------------------------------------------------
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    data: Any
+    lines: Mapping[KeyPath, int]
+
+
+def load_settings(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, expand and validate a config file; raise ConfigError listing every mistake."""
+    config_path = Path(path)
+    file = str(config_path)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigProblem(file, None, "", "config file not found; pass --config FILE")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(file, None, "", f"cannot read config: {exc}")]) from exc
+    document = _read_yaml(text, file)
+    env = os.environ if environ is None else environ
+    problems: list[ConfigProblem] = []
+    data = _expand_env(document.data, (), env, document.lines, file, problems)
+    if problems:
+        raise ConfigError(problems)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [ConfigProblem(file, 1, "", "expected a mapping of settings at top level")]
+        )
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_validation_problems(exc, document.lines, file)) from None
+    problems = _cross_check(settings, document.lines, file)
+    if problems:
+        raise ConfigError(problems)
+    return _resolve_paths(settings, config_path.resolve().parent)
+
+
+def _read_yaml(text: str, file: str) -> _Document:
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            raise ConfigError(
+                [ConfigProblem(file, line, "", f"invalid YAML: {exc.problem or exc}")]
+            ) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError([ConfigProblem(file, None, "", f"invalid YAML: {exc}")]) from None
+        if node is None:
+            return _Document(None, {})
+        lines: dict[KeyPath, int] = {}
+        problems: list[ConfigProblem] = []
+        data = _construct(loader, node, (), lines, file, problems)
+        if problems:
+            raise ConfigError(problems)
+        return _Document(data, lines)
+    finally:
+        loader.dispose()
+
+
+def _construct(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    path: KeyPath,
+    lines: dict[KeyPath, int],
+    file: str,
+    problems: list[ConfigProblem],
+) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int):
+                problems.append(
+                    ConfigProblem(
+                        file, key_node.start_mark.line + 1, _dotted(path), "keys must be text"
+                    )
+                )
+                continue
+            child = (*path, key)
+            if key in result:
+                first = lines.get(child)
+                problems.append(
+                    ConfigProblem(
+                        file,
+                        key_node.start_mark.line + 1,
+                        _dotted(child),
+                        f"duplicate key (first given on line {first})",
+                    )
+                )
+                continue
+            lines[child] = key_node.start_mark.line + 1
+            result[key] = _construct(loader, value_node, child, lines, file, problems)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _construct(loader, item, (*path, index), lines, file, problems)
+            for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(
+    value: Any,
+    path: KeyPath,
+    env: Mapping[str, str],
+    lines: Mapping[KeyPath, int],
+    file: str,
+    problems: list[ConfigProblem],
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, (*path, k), env, lines, file, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, (*path, i), env, lines, file, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append(
+            ConfigProblem(
+                file,
+                lines.get(path),
+                _dotted(path),
+                f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+            )
+        )
+        return ""
+
+    return _ENV_RE.sub(substitute, value)
+
+
+def _validation_problems(
+    exc: ValidationError, lines: Mapping[KeyPath, int], file: str
+) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        problems.append(
+            ConfigProblem(file, _line_for(loc, lines), _dotted(loc), _describe(error, loc))
+        )
+    return problems
+
+
+def _describe(error: Any, loc: KeyPath) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key {loc[-1]!r}{hint}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        return f"expected lower-case letters, digits and '-' (like 'middle-east'), got {error['input']!r}"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _allowed_keys(loc: KeyPath) -> list[str]:
+    model: type[BaseModel] | None = Settings
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        model = _model_of(field.annotation) if field else None
+    return list(model.model_fields) if model else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found:
+            return found
+    return None
+
+
+def _line_for(loc: KeyPath, lines: Mapping[KeyPath, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _cross_check(
+    settings: Settings, lines: Mapping[KeyPath, int], file: str
+) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+
+    def problem(loc: KeyPath, message: str) -> None:
+        problems.append(ConfigProblem(file, _line_for(loc, lines), _dotted(loc), message))
+
+    try:
+        url = make_url(settings.database)
+        if not url.drivername:
+            raise ArgumentError("no driver")
+    except ArgumentError:
+        problem(
+            ("database",),
+            f"expected a database URL such as sqlite:///aggregator.db or "
+            f"postgresql+psycopg://user@host/db, got {settings.database!r}",
+        )
+    try:
+        split_listen(settings.server.listen)
+    except ValueError as exc:
+        problem(("server", "listen"), str(exc))
+    if settings.server.base_url and not _is_http_url(settings.server.base_url):
+        problem(("server", "base_url"), "expected an http:// or https:// URL")
+
+    source_names: dict[str, int] = {}
+    all_tags: set[str] = set()
+    for index, source in enumerate(settings.sources):
+        if source.name in source_names:
+            problem(
+                ("sources", index, "name"),
+                f"duplicate source name {source.name!r} (also sources[{source_names[source.name]}])",
+            )
+        source_names.setdefault(source.name, index)
+        all_tags.update(source.tags)
+        url_problem = _source_url_problem(source.url)
+        if url_problem:
+            problem(("sources", index, "url"), url_problem)
+
+    series_slugs: dict[str, int] = {}
+    for index, series in enumerate(settings.series):
+        if series.slug in series_slugs:
+            problem(("series", index, "slug"), f"duplicate series slug {series.slug!r}")
+        series_slugs.setdefault(series.slug, index)
+        if not series.match.categories and not series.match.keywords:
+            problem(("series", index, "match"), "give at least one of categories or keywords")
+
+    feed_slugs: dict[str, int] = {}
+    for index, feed in enumerate(settings.feeds):
+        if feed.slug in feed_slugs:
+            problem(("feeds", index, "slug"), f"duplicate feed slug {feed.slug!r}")
+        feed_slugs.setdefault(feed.slug, index)
+        for i, name in enumerate(feed.sources or ()):
+            if name not in source_names:
+                problem(("feeds", index, "sources", i), f"unknown source {name!r}")
+        for i, slug in enumerate(feed.series or ()):
+            if slug not in series_slugs:
+                problem(("feeds", index, "series", i), f"unknown series {slug!r}")
+        for i, tag in enumerate(feed.tags or ()):
+            if tag not in all_tags:
+                problem(("feeds", index, "tags", i), f"no source has the tag {tag!r}")
+    return problems
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _source_url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        try:
+            _ = parts.port
+        except ValueError:
+            return f"invalid port in URL {url!r}"
+        return None if parts.hostname else f"URL {url!r} has no host"
+    if parts.scheme == "file":
+        return None if (parts.path or parts.netloc) else f"file URL {url!r} has no path"
+    return f"expected an http://, https:// or file: URL, got {url!r}"
+
+
+def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
+    """Make relative SQLite paths and file: sources relative to the config file."""
+    url = make_url(settings.database)
+    database = settings.database
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        db_path = Path(url.database)
+        if not db_path.is_absolute() and not url.database.startswith("file:"):
+            database = url.set(database=str((base_dir / db_path).resolve())).render_as_string(
+                hide_password=False
+            )
+    sources = tuple(
+        s.model_copy(update={"url": resolve_file_url(s.url, base_dir)}) for s in settings.sources
+    )
+    return settings.model_copy(update={"database": database, "sources": sources})
+
+
+def resolve_file_url(url: str, base_dir: Path) -> str:
+    """``file:relative/path`` -> ``file:///abs/path``; other URLs unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        return url
+    if parts.netloc and parts.netloc != "localhost":
+        # file://dir/x.xml: the user meant a relative path, not a host.
+        relative = parts.netloc + parts.path
+        return (base_dir / relative).resolve().as_uri()
+    if parts.path.startswith("/"):
+        return url
+    return (base_dir / parts.path).resolve().as_uri()

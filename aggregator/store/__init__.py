@@ -1,0 +1,173 @@
+"""The store: SQLAlchemy on SQLite (default) or PostgreSQL, one module per aggregate.
+
+``Store`` is the facade the pipeline and the web app use; each method is one
+transaction. ORM/Core rows never leave this package: values from ``aggregator.types``
+go in and come out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from aggregator.exceptions import StoreError
+from aggregator.store import entries as _entries
+from aggregator.store import items as _items
+from aggregator.store import sources as _sources
+from aggregator.store.database import create_store_engine, ensure_schema, migrate
+from aggregator.store.sources import SourceDefinition
+from aggregator.types import Item, PublishedEntry, SourceForPoll, SourceState
+
+__all__ = ["SourceDefinition", "Store", "create_store_engine", "ensure_schema", "migrate"]
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open the database at ``url``, creating the schema if the database is empty."""
+        engine = create_store_engine(url)
+        ensure_schema(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+    def ping(self) -> None:
+        with self._transaction() as connection:
+            connection.execute(text("SELECT 1"))
+
+    # --- sources ---------------------------------------------------------------
+
+    def sync_sources(self, definitions: Sequence[SourceDefinition], now: datetime) -> None:
+        with self._transaction() as connection:
+            _sources.sync_sources(connection, definitions, now)
+
+    def due_sources(self, names: Sequence[str], now: datetime) -> tuple[SourceForPoll, ...]:
+        with self._transaction() as connection:
+            return _sources.due_sources(connection, names, now)
+
+    def sources_for_poll(self, names: Sequence[str]) -> tuple[SourceForPoll, ...]:
+        with self._transaction() as connection:
+            return _sources.sources_for_poll(connection, names)
+
+    def consecutive_errors(self, name: str) -> int:
+        with self._transaction() as connection:
+            return _sources.consecutive_errors(connection, name)
+
+    def source_states(self) -> tuple[SourceState, ...]:
+        with self._transaction() as connection:
+            return _sources.source_states(connection)
+
+    # --- one poll ----------------------------------------------------------------
+
+    def save_poll(
+        self,
+        name: str,
+        *,
+        batch: Sequence[Item],
+        series: Mapping[str, tuple[str, ...]],
+        http_status: int | None,
+        etag: str | None,
+        last_modified: str | None,
+        now: datetime,
+        next_poll_at: datetime,
+    ) -> int:
+        """Store a successful poll in one transaction; return the number of new items.
+
+        The validators are saved in the same transaction as the items, so a poll that
+        dies half-way keeps the old ETag and the next poll stores everything again.
+        """
+        with self._transaction() as connection:
+            new = _items.save_items(
+                connection,
+                source_id=_sources.source_id(connection, name),
+                batch=batch,
+                series=series,
+                now=now,
+            )
+            _sources.record_success(
+                connection,
+                name,
+                status="ok",
+                http_status=http_status,
+                etag=etag,
+                last_modified=last_modified,
+                now=now,
+                next_poll_at=next_poll_at,
+            )
+            return new
+
+    def save_not_modified(
+        self,
+        name: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        now: datetime,
+        next_poll_at: datetime,
+    ) -> None:
+        with self._transaction() as connection:
+            _sources.record_success(
+                connection,
+                name,
+                status="not_modified",
+                http_status=304,
+                etag=etag,
+                last_modified=last_modified,
+                now=now,
+                next_poll_at=next_poll_at,
+            )
+
+    def save_failure(
+        self,
+        name: str,
+        *,
+        error: str,
+        http_status: int | None,
+        now: datetime,
+        next_poll_at: datetime,
+    ) -> None:
+        with self._transaction() as connection:
+            _sources.record_failure(
+                connection,
+                name,
+                error=error,
+                http_status=http_status,
+                now=now,
+                next_poll_at=next_poll_at,
+            )
+
+    # --- reading for publication ----------------------------------------------------
+
+    def feed_entries(
+        self,
+        *,
+        source_names: Sequence[str] | None,
+        series_slugs: Sequence[str] | None,
+        limit: int,
+    ) -> tuple[PublishedEntry, ...]:
+        with self._transaction() as connection:
+            return _entries.feed_entries(
+                connection, source_names=source_names, series_slugs=series_slugs, limit=limit
+            )
+
+    def item_count(self) -> int:
+        with self._transaction() as connection:
+            return _entries.item_count(connection)

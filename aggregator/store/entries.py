@@ -1,0 +1,120 @@
+"""Reading items back as merged-feed entries, with every outlet credited."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, exists, func, select
+
+from aggregator.store.dialect import chunks
+from aggregator.store.schema import item_series, item_sources, items, sources
+from aggregator.types import Category, Credit, Enclosure, PublishedEntry
+
+
+def feed_entries(
+    connection: Connection,
+    *,
+    source_names: Sequence[str] | None,
+    series_slugs: Sequence[str] | None,
+    limit: int,
+) -> tuple[PublishedEntry, ...]:
+    """Newest first; ``None`` for a filter means no filtering on it."""
+    query = select(items).order_by(items.c.sort_at.desc(), items.c.id.desc()).limit(limit)
+    if source_names is not None:
+        query = query.where(
+            exists()
+            .where(item_sources.c.item_id == items.c.id)
+            .where(item_sources.c.source_id == sources.c.id)
+            .where(sources.c.name.in_(list(source_names)))
+        )
+    if series_slugs is not None:
+        query = query.where(
+            exists()
+            .where(item_series.c.item_id == items.c.id)
+            .where(item_series.c.series_slug.in_(list(series_slugs)))
+        )
+    rows = connection.execute(query).all()
+    ids = [row.id for row in rows]
+    credits = _credits(connection, ids)
+    series = _series(connection, ids)
+    return tuple(_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows)
+
+
+def item_count(connection: Connection) -> int:
+    return int(connection.execute(select(func.count()).select_from(items)).scalar_one())
+
+
+def _credits(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[Credit, ...]]:
+    found: dict[int, list[Credit]] = defaultdict(list)
+    for part in chunks(ids):
+        rows = connection.execute(
+            select(
+                item_sources.c.item_id,
+                item_sources.c.guid,
+                item_sources.c.link,
+                item_sources.c.first_seen,
+                sources.c.name,
+                sources.c.title,
+            )
+            .join(sources, sources.c.id == item_sources.c.source_id)
+            .where(item_sources.c.item_id.in_(part))
+            .order_by(item_sources.c.first_seen, sources.c.name)
+        )
+        for row in rows:
+            found[row.item_id].append(
+                Credit(
+                    source=row.name,
+                    source_title=row.title,
+                    link=row.link,
+                    guid=row.guid,
+                    first_seen=row.first_seen,
+                )
+            )
+    return {item_id: tuple(_one_per_outlet(c)) for item_id, c in found.items()}
+
+
+def _one_per_outlet(credits: list[Credit]) -> list[Credit]:
+    """An outlet listing the same article under two entries is credited once."""
+    seen: set[str] = set()
+    kept = []
+    for credit in credits:
+        if credit.source not in seen:
+            seen.add(credit.source)
+            kept.append(credit)
+    return kept
+
+
+def _series(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    for part in chunks(ids):
+        rows = connection.execute(
+            select(item_series.c.item_id, item_series.c.series_slug)
+            .where(item_series.c.item_id.in_(part))
+            .order_by(item_series.c.series_slug)
+        )
+        for row in rows:
+            found[row.item_id].append(row.series_slug)
+    return {item_id: tuple(slugs) for item_id, slugs in found.items()}
+
+
+def _entry(row: Any, credits: tuple[Credit, ...], series: tuple[str, ...]) -> PublishedEntry:
+    updated: datetime = row.changed_at
+    return PublishedEntry(
+        id=row.id,
+        identity=row.identity,
+        link=row.link,
+        title=row.title,
+        content_html=row.content_html,
+        summary_html=row.summary_html,
+        published=row.sort_at,
+        updated=max(updated, row.sort_at),
+        authors=tuple(row.authors),
+        categories=tuple(Category(**c) for c in row.categories),
+        enclosures=tuple(Enclosure(**e) for e in row.enclosures),
+        language=row.language,
+        credits=credits,
+        series=series,
+    )

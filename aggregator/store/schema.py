@@ -1,0 +1,126 @@
+"""The database schema: identity lives here, in unique constraints.
+
+- ``sources.name`` is the outlet's identity (from the config).
+- ``items.identity`` is an article's identity across outlets (canonical link, or a
+  source-scoped key when there is no link): the same link from two outlets is one row.
+- ``item_sources`` credits each outlet that carried an item; ``(source_id, entry_key)``
+  is the item's identity within that outlet (guid, else link, else content hash), so
+  re-polling a feed can never insert a second row for the same entry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"unexpected datetime value from the database: {value!r}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_polled_at", UTCDateTime),
+    Column("next_poll_at", UTCDateTime, index=True),
+    Column("last_status", String(16)),
+    Column("last_http_status", Integer),
+    Column("last_error", Text),
+    Column("consecutive_errors", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("identity", String(1024), nullable=False, unique=True),
+    Column("origin_source_id", Integer, ForeignKey("sources.id"), nullable=False),
+    Column("guid", Text),
+    Column("link", Text),
+    Column("title", Text, nullable=False),
+    Column("content_html", Text),
+    Column("summary_html", Text),
+    Column("published", UTCDateTime),
+    Column("updated", UTCDateTime),
+    Column("authors", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("enclosures", JSON, nullable=False),
+    Column("language", String(35)),
+    Column("content_hash", String(64), nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    # Never later than first_seen: an item dated in the future cannot pin itself on top.
+    Column("sort_at", UTCDateTime, nullable=False),
+    # Last time the item or its credits changed: what feeds' ETag/Last-Modified follow.
+    Column("changed_at", UTCDateTime, nullable=False),
+    Index("ix_items_sort_at_id", "sort_at", "id"),
+)
+
+item_sources = Table(
+    "item_sources",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id"), primary_key=True),
+    Column("entry_key", String(600), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), nullable=False, index=True),
+    Column("guid", Text),
+    Column("link", Text),
+    Column("first_seen", UTCDateTime, nullable=False),
+)
+
+item_series = Table(
+    "item_series",
+    metadata,
+    Column("series_slug", String(64), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
+    Index("ix_item_series_item_id", "item_id"),
+)
+
+__all__ = ["UTCDateTime", "item_series", "item_sources", "items", "metadata", "sources"]

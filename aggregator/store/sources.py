@@ -1,0 +1,190 @@
+"""The sources aggregate: configured outlets and their polling state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, select, update
+
+from aggregator.store.dialect import upsert
+from aggregator.store.schema import item_sources, sources
+from aggregator.types import SourceForPoll, SourceState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceDefinition:
+    """A source as the config declares it."""
+
+    name: str
+    title: str
+    url: str
+
+
+def sync_sources(
+    connection: Connection, definitions: Sequence[SourceDefinition], now: datetime
+) -> None:
+    """Insert new sources, refresh title/URL of known ones; never delete (items stay)."""
+    if not definitions:
+        return
+    existing = {
+        row.name: row
+        for row in connection.execute(
+            select(sources.c.name, sources.c.url, sources.c.title).where(
+                sources.c.name.in_([d.name for d in definitions])
+            )
+        )
+    }
+    new = [d for d in definitions if d.name not in existing]
+    if new:
+        statement = upsert(connection, sources).on_conflict_do_nothing(index_elements=["name"])
+        connection.execute(
+            statement,
+            [
+                {
+                    "name": d.name,
+                    "title": d.title,
+                    "url": d.url,
+                    "consecutive_errors": 0,
+                    "created_at": now,
+                    "next_poll_at": now,
+                }
+                for d in new
+            ],
+        )
+    for d in definitions:
+        row = existing.get(d.name)
+        if row is None or (row.url == d.url and row.title == d.title):
+            continue
+        values: dict[str, object] = {"title": d.title, "url": d.url}
+        if row.url != d.url:
+            # A new URL is a new resource: old validators and errors do not apply.
+            values |= {
+                "etag": None,
+                "last_modified": None,
+                "consecutive_errors": 0,
+                "next_poll_at": now,
+            }
+        connection.execute(update(sources).where(sources.c.name == d.name).values(**values))
+
+
+def source_id(connection: Connection, name: str) -> int:
+    found = connection.execute(select(sources.c.id).where(sources.c.name == name)).scalar()
+    if found is None:
+        raise KeyError(f"unknown source {name!r}")
+    return int(found)
+
+
+def due_sources(
+    connection: Connection, names: Sequence[str], now: datetime
+) -> tuple[SourceForPoll, ...]:
+    rows = connection.execute(
+        select(sources.c.name, sources.c.url, sources.c.etag, sources.c.last_modified)
+        .where(sources.c.name.in_(names))
+        .where((sources.c.next_poll_at.is_(None)) | (sources.c.next_poll_at <= now))
+        .order_by(sources.c.next_poll_at, sources.c.name)
+    )
+    return tuple(_for_poll(row) for row in rows)
+
+
+def sources_for_poll(connection: Connection, names: Sequence[str]) -> tuple[SourceForPoll, ...]:
+    rows = connection.execute(
+        select(sources.c.name, sources.c.url, sources.c.etag, sources.c.last_modified)
+        .where(sources.c.name.in_(names))
+        .order_by(sources.c.name)
+    )
+    return tuple(_for_poll(row) for row in rows)
+
+
+def _for_poll(row: Row[Any, Any, Any, Any]) -> SourceForPoll:
+    return SourceForPoll(name=row.name, url=row.url, etag=row.etag, last_modified=row.last_modified)
+
+
+def consecutive_errors(connection: Connection, name: str) -> int:
+    value = connection.execute(
+        select(sources.c.consecutive_errors).where(sources.c.name == name)
+    ).scalar()
+    return int(value or 0)
+
+
+def record_success(
+    connection: Connection,
+    name: str,
+    *,
+    status: str,
+    http_status: int | None,
+    etag: str | None,
+    last_modified: str | None,
+    now: datetime,
+    next_poll_at: datetime,
+) -> None:
+    connection.execute(
+        update(sources)
+        .where(sources.c.name == name)
+        .values(
+            etag=etag,
+            last_modified=last_modified,
+            last_polled_at=now,
+            next_poll_at=next_poll_at,
+            last_status=status,
+            last_http_status=http_status,
+            last_error=None,
+            consecutive_errors=0,
+        )
+    )
+
+
+def record_failure(
+    connection: Connection,
+    name: str,
+    *,
+    error: str,
+    http_status: int | None,
+    now: datetime,
+    next_poll_at: datetime,
+) -> None:
+    """Keep the validators: the next poll must still be able to get a 304."""
+    connection.execute(
+        update(sources)
+        .where(sources.c.name == name)
+        .values(
+            last_polled_at=now,
+            next_poll_at=next_poll_at,
+            last_status="error",
+            last_http_status=http_status,
+            last_error=error,
+            consecutive_errors=sources.c.consecutive_errors + 1,
+        )
+    )
+
+
+def source_states(connection: Connection) -> tuple[SourceState, ...]:
+    counts = (
+        select(item_sources.c.source_id, func.count().label("n"))
+        .group_by(item_sources.c.source_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(sources, func.coalesce(counts.c.n, 0).label("item_count"))
+        .outerjoin(counts, counts.c.source_id == sources.c.id)
+        .order_by(sources.c.name)
+    )
+    return tuple(
+        SourceState(
+            name=row.name,
+            url=row.url,
+            etag=row.etag,
+            last_modified=row.last_modified,
+            last_polled_at=row.last_polled_at,
+            next_poll_at=row.next_poll_at,
+            last_status=row.last_status,
+            last_http_status=row.last_http_status,
+            last_error=row.last_error,
+            consecutive_errors=row.consecutive_errors,
+            item_count=row.item_count,
+        )
+        for row in rows
+    )

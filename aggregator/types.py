@@ -1,0 +1,209 @@
+"""Values that cross stages, named after where they are in the flow.
+
+    SourceForPoll --fetch--> Fetched | NotModified --parse--> ParsedFeed(ParsedItem...)
+      --process--> Item (normalized, with identity) --store--> PollOutcome
+    store --> PublishedEntry --publish--> RSS / Atom / JSON Feed bytes
+
+Every value is a frozen, slotted, keyword-only dataclass; collections are tuples.
+Datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+# --- fetch -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceForPoll:
+    """What the fetcher needs to know about a source, read from settings and store."""
+
+    name: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fetched:
+    """A response that carries a body to parse."""
+
+    url: str  # the final URL, after redirects
+    status_code: int
+    content: bytes
+    content_type: str | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotModified:
+    """The source answered 304: nothing to parse, validators may be refreshed."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+FetchResult = Fetched | NotModified
+
+
+# --- parse -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    term: str
+    domain: str | None = None  # RSS category@domain, Atom category@scheme
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enclosure:
+    url: str
+    type: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedItem:
+    """One entry as the source sent it (strings may still hold markup)."""
+
+    guid: str | None
+    link: str | None
+    title: str | None
+    title_is_html: bool
+    content_html: str | None
+    summary_html: str | None
+    published: datetime | None  # aware UTC when known
+    updated: datetime | None
+    authors: tuple[str, ...] = ()
+    categories: tuple[Category, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedFeed:
+    version: str  # e.g. "rss20", "atom10", "json11"
+    title: str | None
+    link: str | None
+    language: str | None
+    items: tuple[ParsedItem, ...]
+    warning: str | None = None  # the document had errors but yielded items
+
+
+# --- process ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Item:
+    """A normalized item with its identity, ready to be stored.
+
+    ``entry_key`` identifies the item within its source (guid, else canonical link,
+    else a content hash); ``identity`` identifies it across sources (the canonical
+    link when there is one, else the source-scoped entry key).
+    """
+
+    entry_key: str
+    identity: str
+    guid: str | None
+    link: str | None  # canonical
+    source_link: str | None  # as the outlet sent it (made absolute, scheme-checked)
+    title: str
+    content_html: str | None
+    summary_html: str | None
+    published: datetime | None
+    updated: datetime | None
+    authors: tuple[str, ...]
+    categories: tuple[Category, ...]
+    enclosures: tuple[Enclosure, ...]
+    language: str | None
+    content_hash: str
+
+
+# --- store -----------------------------------------------------------------
+
+PollStatus = Literal["ok", "not_modified", "error"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollOutcome:
+    """What one poll of one source did: a value, never an exception."""
+
+    source: str
+    status: PollStatus
+    http_status: int | None = None
+    items_seen: int = 0
+    items_new: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceState:
+    """A source's polling state as the store keeps it."""
+
+    name: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    last_polled_at: datetime | None
+    next_poll_at: datetime | None
+    last_status: str | None
+    last_http_status: int | None
+    last_error: str | None
+    consecutive_errors: int
+    item_count: int
+
+
+# --- publish ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credit:
+    """One outlet that carried an item."""
+
+    source: str  # our source name
+    source_title: str
+    link: str | None
+    guid: str | None
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishedEntry:
+    """An item as a merged feed shows it, with every outlet that carried it."""
+
+    id: int  # stable: our identity row, never derived from the render
+    identity: str
+    link: str | None
+    title: str
+    content_html: str | None
+    summary_html: str | None
+    published: datetime  # the date feeds sort by (never later than first seen)
+    updated: datetime
+    authors: tuple[str, ...]
+    categories: tuple[Category, ...]
+    enclosures: tuple[Enclosure, ...]
+    language: str | None
+    credits: tuple[Credit, ...]
+    series: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedPage:
+    """Everything a renderer needs to produce one merged feed document."""
+
+    slug: str
+    kind: Literal["feeds", "series"]
+    title: str
+    description: str
+    self_url: str  # without the extension's format: renderers append .rss/.atom/.json
+    home_url: str
+    entries: tuple[PublishedEntry, ...]
+    updated: datetime
