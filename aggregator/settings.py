@@ -332,7 +332,8 @@ def _expand_env(
                 file,
                 lines.get(path),
                 _dotted(path),
-                f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+                f"environment variable {name} is not set "
+                f"(write ${{{name}:-default}} for a default)",
             )
         )
         return ""
@@ -361,7 +362,10 @@ def _describe(error: Any, loc: KeyPath) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "string_pattern_mismatch":
-        return f"expected lower-case letters, digits and '-' (like 'middle-east'), got {error['input']!r}"
+        return (
+            "expected lower-case letters, digits and '-' (like 'middle-east'), "
+            f"got {error['input']!r}"
+        )
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 
@@ -431,7 +435,8 @@ def _cross_check(
         if source.name in source_names:
             problem(
                 ("sources", index, "name"),
-                f"duplicate source name {source.name!r} (also sources[{source_names[source.name]}])",
+                f"duplicate source name {source.name!r} "
+                f"(also sources[{source_names[source.name]}])",
             )
         source_names.setdefault(source.name, index)
         all_tags.update(source.tags)

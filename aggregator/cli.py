@@ -1,0 +1,222 @@
+"""The ``aggregator`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from aggregator import __version__
+from aggregator.clock import SystemClock
+from aggregator.exceptions import AggregatorError, ConfigError
+from aggregator.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
+from aggregator.types import PollOutcome, SourceState
+
+log = logging.getLogger("aggregator")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="config file (default: $AGGREGATOR_CONFIG or config/aggregator.yaml)",
+    )
+    common.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity (default: info)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="aggregator",
+        description="Poll many outlets' feeds, merge them, and republish merged feeds.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"aggregator {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("check", parents=[common], help="validate the config file and exit")
+    run = commands.add_parser(
+        "run", parents=[common], help="the daemon: poll every source on schedule and serve feeds"
+    )
+    run.add_argument(
+        "--no-server", action="store_true", help="poll only; do not start the HTTP server"
+    )
+    commands.add_parser(
+        "poll", parents=[common], help="poll every source once and print what each one gave"
+    )
+    commands.add_parser("serve", parents=[common], help="serve merged feeds without polling")
+    commands.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
+    commands.add_parser("sources", parents=[common], help="print every source's polling state")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, getattr(args, "log_level", "info").upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    config = getattr(args, "config", None) or os.environ.get("AGGREGATOR_CONFIG")
+    path = config or str(DEFAULT_CONFIG_PATH)
+    try:
+        settings = load_settings(path)
+        return COMMANDS[args.command](settings, args)
+    except ConfigError as exc:
+        print(f"config error in {path}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AggregatorError as exc:
+        print(f"aggregator: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
+    print(
+        f"config OK: {len(settings.sources)} sources, {len(settings.series)} series, "
+        f"{len(settings.feeds)} merged feeds; database {settings.database}"
+    )
+    return EXIT_OK
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator import daemon
+
+    daemon.run(settings, with_server=not args.no_server)
+    return EXIT_OK
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from aggregator import daemon
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    try:
+        daemon.serve(settings, store)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    from aggregator.store import create_store_engine, migrate
+
+    engine = create_store_engine(settings.database)
+    try:
+        before, after = migrate(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"database schema is up to date (revision {after})")
+    else:
+        print(f"database schema upgraded from {before or 'empty'} to revision {after}")
+    return EXIT_OK
+
+
+def cmd_poll(settings: Settings, _args: argparse.Namespace) -> int:
+    from aggregator.daemon import fetch_limits
+    from aggregator.fetch import Fetcher
+    from aggregator.pipeline import Pipeline
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    fetcher = Fetcher(fetch_limits(settings))
+    try:
+        pipeline = Pipeline(settings=settings, store=store, fetcher=fetcher, clock=SystemClock())
+        outcomes = pipeline.poll_all()
+    finally:
+        fetcher.close()
+        store.close()
+    print(format_poll_report(outcomes))
+    return EXIT_FAILURE if any(o.status == "error" for o in outcomes) else EXIT_OK
+
+
+def format_poll_report(outcomes: Sequence[PollOutcome]) -> str:
+    width = max((len(o.source) for o in outcomes), default=6)
+    lines = []
+    for o in outcomes:
+        if o.status == "ok":
+            what = f"ok            {o.items_seen:5d} items, {o.items_new} new"
+        elif o.status == "not_modified":
+            what = "not modified"
+        else:
+            code = f" (HTTP {o.http_status})" if o.http_status else ""
+            what = f"FAILED{code}: {o.error}"
+        lines.append(f"{o.source:<{width}}  {what}")
+    failed = sum(o.status == "error" for o in outcomes)
+    unchanged = sum(o.status == "not_modified" for o in outcomes)
+    ok = len(outcomes) - failed - unchanged
+    new = sum(o.items_new for o in outcomes)
+    lines.append(
+        f"{len(outcomes)} sources: {ok} ok, {unchanged} not modified, {failed} failed; "
+        f"{new} new items"
+    )
+    return "\n".join(lines)
+
+
+def cmd_sources(settings: Settings, _args: argparse.Namespace) -> int:
+    from aggregator.pipeline import source_definitions
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    try:
+        store.sync_sources(source_definitions(settings), SystemClock().now())
+        states = store.source_states()
+    finally:
+        store.close()
+    configured = {s.name for s in settings.sources}
+    print(format_source_table([s for s in states if s.name in configured]))
+    return EXIT_OK
+
+
+def format_source_table(states: Sequence[SourceState]) -> str:
+    header = ("SOURCE", "LAST POLL", "STATUS", "HTTP", "ITEMS", "ERRORS", "NEXT POLL")
+    rows = [
+        (
+            s.name,
+            _when(s.last_polled_at),
+            s.last_status or "never polled",
+            str(s.last_http_status or "-"),
+            str(s.item_count),
+            str(s.consecutive_errors),
+            _when(s.next_poll_at),
+        )
+        for s in states
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    lines += [f"  {s.name}: {s.last_error}" for s in states if s.last_error]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "run": cmd_run,
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "poll": cmd_poll,
+    "sources": cmd_sources,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The long-running process: the poller and the HTTP server, stopped cleanly by signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from types import FrameType
+
+import uvicorn
+
+from aggregator.clock import SystemClock
+from aggregator.exceptions import AggregatorError
+from aggregator.fetch import Fetcher, FetchLimits
+from aggregator.pipeline import Pipeline
+from aggregator.publish.app import create_app
+from aggregator.publish.catalog import StoreCatalog
+from aggregator.schedule import Poller
+from aggregator.settings import Settings
+from aggregator.store import Store
+
+log = logging.getLogger(__name__)
+
+# Polls get this long to finish after SIGTERM; the whole stop stays well under 10 s.
+POLL_GRACE_SECONDS = 4.0
+HTTP_GRACE_SECONDS = 3
+
+
+class ListenError(AggregatorError):
+    """The HTTP server cannot listen where the config says."""
+
+
+def fetch_limits(settings: Settings) -> FetchLimits:
+    return FetchLimits(
+        timeout=settings.polling.timeout.total_seconds(),
+        max_bytes=settings.polling.max_bytes,
+    )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "change server.listen in the config or stop the other process"
+        ) from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, store: Store) -> None:
+    """Serve the HTTP app until SIGINT/SIGTERM."""
+    sock = bind_socket(settings.server.host, settings.server.port)
+    host, port = sock.getsockname()[:2]
+    app = create_app(StoreCatalog(settings, store), base_url=settings.server.public_url)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=HTTP_GRACE_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    log.info("serving merged feeds on http://%s:%d/", shown, port)
+    # uvicorn re-raises the signal that stopped it once it has shut down, to the
+    # handler that was installed before it: make that one a no-op so our cleanup runs.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _note_signal)
+    server.run(sockets=[sock])
+
+
+def _note_signal(signum: int, _frame: FrameType | None) -> None:
+    log.info("received %s", signal.Signals(signum).name)
+
+
+def run(settings: Settings, *, with_server: bool = True) -> None:
+    store = Store.open(settings.database)
+    fetcher = Fetcher(fetch_limits(settings))
+    pipeline = Pipeline(settings=settings, store=store, fetcher=fetcher, clock=SystemClock())
+    poller = Poller(pipeline)
+    try:
+        poller.start()
+        log.info("polling %d sources", len(settings.sources))
+        if with_server:
+            serve(settings, store)
+        else:
+            wait_for_signal()
+    finally:
+        log.info("stopping: waiting up to %gs for in-flight polls", POLL_GRACE_SECONDS)
+        poller.stop(POLL_GRACE_SECONDS)
+        fetcher.close()
+        store.close()
+        log.info("stopped")
+
+
+def wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    stop.wait()

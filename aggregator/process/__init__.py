@@ -1,0 +1,1 @@
+"""Pure decisions on parsed items: sanitize, canonicalize, give them an identity."""

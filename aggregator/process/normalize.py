@@ -1,0 +1,154 @@
+"""ParsedItem (as the outlet sent it) -> Item (safe, canonical, with identity).
+
+Nothing is dropped and nothing raises: a field that cannot be made safe becomes
+None or empty, and every item of a document gets an ``entry_key`` of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from aggregator.process.identity import content_hash, entry_key, identity
+from aggregator.process.sanitize import plain_text, sanitize_html, strip_control_chars
+from aggregator.process.urls import absolute_http_url, canonical_url
+from aggregator.types import Category, Enclosure, Item, ParsedItem
+
+UNTITLED = "(untitled)"
+TITLE_FROM_TEXT_CHARS = 100
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def normalize_items(
+    items: Iterable[ParsedItem], *, source_name: str, now: datetime
+) -> tuple[Item, ...]:
+    """Normalize every item of one document; entry keys come out unique within it.
+
+    A repeated key (two items with one guid, say) is made unique with the
+    item's content hash, then with a counter if the content is repeated too,
+    so that one batch insert can never collide with itself.
+    """
+    normalized: list[Item] = []
+    seen_keys: set[str] = set()
+    for parsed in items:
+        item = normalize_item(parsed, source_name=source_name, now=now)
+        key = _unique_key(item, seen_keys)
+        seen_keys.add(key)
+        if key != item.entry_key:
+            item = replace(item, entry_key=key, identity=identity(source_name, key, item.link))
+        normalized.append(item)
+    return tuple(normalized)
+
+
+def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> Item:
+    """One item made safe to store and republish.
+
+    ``now`` is part of the stage's contract; dates are deliberately not judged
+    against it here (a future date is kept, the store clamps the sort order).
+    """
+    del now
+    source_link = absolute_http_url(parsed.link) if parsed.link else None
+    link = canonical_url(source_link) if source_link else None
+    content_html = sanitize_html(parsed.content_html, source_link)
+    summary_html = sanitize_html(parsed.summary_html, source_link)
+    title = _title(parsed, content_html, summary_html)
+    guid = _clean_guid(parsed.guid)
+    digest = content_hash(title, content_html, summary_html)
+    key = entry_key(guid, link, digest)
+    return Item(
+        entry_key=key,
+        identity=identity(source_name, key, link),
+        guid=guid,
+        link=link,
+        source_link=source_link,
+        title=title,
+        content_html=content_html,
+        summary_html=summary_html,
+        published=_utc(parsed.published),
+        updated=_utc(parsed.updated),
+        authors=_authors(parsed.authors),
+        categories=_categories(parsed.categories),
+        enclosures=_enclosures(parsed.enclosures),
+        language=_language(parsed.language),
+        content_hash=digest,
+    )
+
+
+def _unique_key(item: Item, seen: set[str]) -> str:
+    if item.entry_key not in seen:
+        return item.entry_key
+    key = f"{item.entry_key}#{item.content_hash}"
+    counter = 2
+    while key in seen:
+        key = f"{item.entry_key}#{item.content_hash}#{counter}"
+        counter += 1
+    return key
+
+
+def _title(parsed: ParsedItem, content_html: str | None, summary_html: str | None) -> str:
+    title = plain_text(parsed.title, is_html=parsed.title_is_html)
+    if title:
+        return title
+    for fallback in (summary_html, content_html):
+        text = plain_text(fallback, is_html=True)
+        if text:
+            return text[:TITLE_FROM_TEXT_CHARS].rstrip()
+    return UNTITLED
+
+
+def _clean_guid(guid: str | None) -> str | None:
+    if guid is None:
+        return None
+    return strip_control_chars(guid).strip() or None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Aware UTC, or None for a value that cannot be one (naive input is taken as UTC)."""
+    if moment is None:
+        return None
+    try:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):  # e.g. 0001-01-01 with a positive offset
+        return None
+
+
+def _authors(authors: tuple[str, ...]) -> tuple[str, ...]:
+    names = (plain_text(author, is_html=False) for author in authors)
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def _categories(categories: tuple[Category, ...]) -> tuple[Category, ...]:
+    kept: dict[tuple[str, str | None], Category] = {}
+    for category in categories:
+        term = plain_text(category.term, is_html=False)
+        if not term:
+            continue
+        domain = plain_text(category.domain, is_html=False) or None
+        label = plain_text(category.label, is_html=False) or None
+        kept.setdefault((term, domain), Category(term=term, domain=domain, label=label))
+    return tuple(kept.values())
+
+
+def _enclosures(enclosures: tuple[Enclosure, ...]) -> tuple[Enclosure, ...]:
+    kept: dict[str, Enclosure] = {}
+    for enclosure in enclosures:
+        url = canonical_url(enclosure.url, keep_query=True)
+        if url is None:
+            continue
+        media_type = plain_text(enclosure.type, is_html=False) or None
+        length = (
+            enclosure.length if enclosure.length is not None and enclosure.length >= 0 else None
+        )
+        kept.setdefault(url, Enclosure(url=url, type=media_type, length=length))
+    return tuple(kept.values())
+
+
+def _language(language: str | None) -> str | None:
+    if not language:
+        return None
+    tag = language.strip().replace("_", "-")
+    return tag if _LANGUAGE_TAG.fullmatch(tag) else None

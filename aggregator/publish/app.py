@@ -1,0 +1,198 @@
+"""The HTTP app that serves merged feeds, the home page, OPML and a health check.
+
+    GET|HEAD /feeds/{slug}.{rss|atom|json}     a merged feed
+    GET|HEAD /series/{slug}.{rss|atom|json}    one running story
+    GET /        HTML index        GET /opml   OPML of the merged feeds
+    GET /healthz 200 "ok", or 503 when the store cannot be reached
+
+Feed responses carry a strong ETag and Last-Modified computed from the data, so a
+conditional request is answered 304 without rendering. The catalog is synchronous
+(SQLAlchemy), so it and the renderers run in the thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Literal, Protocol
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from aggregator.exceptions import StoreError
+from aggregator.publish import FEED_FORMATS, FeedFormat, page_etag, page_last_modified
+from aggregator.publish.html_index import render_index
+from aggregator.publish.opml import render_opml
+from aggregator.types import FeedPage
+
+logger = logging.getLogger(__name__)
+
+FeedKind = Literal["feeds", "series"]
+
+CACHE_CONTROL = "public, max-age=60"
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+OPML_CONTENT_TYPE = "text/x-opml; charset=utf-8"
+
+_KIND_NOUN: dict[FeedKind, str] = {"feeds": "merged feed", "series": "series"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedInfo:
+    """A merged feed or series as the index and OPML list it."""
+
+    kind: FeedKind
+    slug: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    feeds: tuple[FeedInfo, ...]
+    series: tuple[FeedInfo, ...]
+
+
+class Catalog(Protocol):
+    """What the app reads from the store."""
+
+    def listing(self) -> Listing: ...
+
+    def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
+        """The page to render, or None when no feed of that kind has this slug."""
+        ...
+
+    def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _FeedVersion:
+    page: FeedPage
+    etag: str
+    last_modified: datetime
+
+
+def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
+    """The app, reading from ``catalog``; ``base_url`` is where it is reachable."""
+    base = base_url.rstrip("/")
+
+    def load(kind: FeedKind, slug: str, fmt: FeedFormat) -> _FeedVersion | None:
+        page = catalog.feed_page(kind, slug)
+        if page is None:
+            return None
+        return _FeedVersion(
+            page=page, etag=page_etag(page, fmt.name), last_modified=page_last_modified(page)
+        )
+
+    async def serve_feed(request: Request, kind: FeedKind) -> Response:
+        filename: str = request.path_params["filename"]
+        slug, _, extension = filename.rpartition(".")
+        fmt = FEED_FORMATS.get(extension)
+        if not slug or fmt is None:
+            return _not_found(f"unknown feed format in {filename!r}; use .rss, .atom or .json")
+        version = await run_in_threadpool(load, kind, slug, fmt)
+        if version is None:
+            return _not_found(f"no {_KIND_NOUN[kind]} named {slug!r}; see / for the list")
+
+        headers = {
+            "ETag": version.etag,
+            "Last-Modified": format_datetime(version.last_modified, usegmt=True),
+            "Cache-Control": CACHE_CONTROL,
+        }
+        if _is_fresh(request.headers, version.etag, version.last_modified):
+            return Response(status_code=304, headers=headers)
+        body = await run_in_threadpool(fmt.render, version.page)
+        content_type = f"{fmt.media_type}; charset=utf-8"
+        if request.method == "HEAD":  # Starlette's Response would send the body anyway
+            headers["Content-Length"] = str(len(body))
+            return Response(b"", headers=headers, media_type=content_type)
+        return Response(body, headers=headers, media_type=content_type)
+
+    async def merged_feed(request: Request) -> Response:
+        return await serve_feed(request, "feeds")
+
+    async def series_feed(request: Request) -> Response:
+        return await serve_feed(request, "series")
+
+    async def index(request: Request) -> Response:
+        body = await run_in_threadpool(lambda: render_index(catalog.listing(), base_url=base))
+        return Response(
+            body, media_type=HTML_CONTENT_TYPE, headers={"Cache-Control": CACHE_CONTROL}
+        )
+
+    async def opml(request: Request) -> Response:
+        body = await run_in_threadpool(lambda: render_opml(catalog.listing(), base_url=base))
+        return Response(
+            body, media_type=OPML_CONTENT_TYPE, headers={"Cache-Control": CACHE_CONTROL}
+        )
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(catalog.ping)
+        except Exception:  # whatever the driver raises, the answer is "not healthy"
+            logger.warning("health check: store unreachable", exc_info=True)
+            return PlainTextResponse("store unreachable", status_code=503)
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/", index, methods=["GET"]),
+            Route("/opml", opml, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/feeds/{filename}", merged_feed, methods=["GET", "HEAD"]),
+            Route("/series/{filename}", series_feed, methods=["GET", "HEAD"]),
+        ],
+        exception_handlers={StoreError: _store_unavailable},
+    )
+
+
+def _not_found(message: str) -> Response:
+    return PlainTextResponse(message, status_code=404)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    logger.warning("store error while serving %s", request.url.path, exc_info=exc)
+    return PlainTextResponse("the feed store is unavailable; try again shortly", status_code=503)
+
+
+def _is_fresh(headers: Headers, etag: str, last_modified: datetime) -> bool:
+    """Whether the client's cached copy is current (RFC 9110 section 13.2.2).
+
+    If-None-Match wins when present; If-Modified-Since is only consulted without it.
+    """
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        return _etag_matches(if_none_match, etag)
+    if_modified_since = headers.get("if-modified-since")
+    if if_modified_since is None:
+        return False
+    since = _parse_http_date(if_modified_since)
+    return since is not None and since >= last_modified
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """Weak comparison, as If-None-Match requires: ``W/"x"`` matches ``"x"``."""
+    wanted = _opaque_tag(etag)
+    candidates = (candidate.strip() for candidate in if_none_match.split(","))
+    return any(c == "*" or _opaque_tag(c) == wanted for c in candidates)
+
+
+def _opaque_tag(etag: str) -> str:
+    return etag.removeprefix("W/")
+
+
+def _parse_http_date(value: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:  # "-0000" means UTC with no claim about local time
+        return moment.replace(tzinfo=UTC)
+    return moment

@@ -1,0 +1,77 @@
+"""The catalog of merged feeds and series, backed by settings and the store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from aggregator.publish.app import FeedInfo, Listing
+from aggregator.settings import Settings
+from aggregator.store import Store
+from aggregator.types import FeedPage
+
+# What an empty feed reports as its last change: a fixed date keeps its ETag stable.
+EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
+SERIES_PAGE_LIMIT = 100
+
+
+class StoreCatalog:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.base_url = settings.server.public_url
+
+    def listing(self) -> Listing:
+        return Listing(
+            feeds=tuple(
+                FeedInfo(
+                    kind="feeds",
+                    slug=f.slug,
+                    title=f.title,
+                    description=f.description or f.title,
+                )
+                for f in self.settings.feeds
+            ),
+            series=tuple(
+                FeedInfo(
+                    kind="series",
+                    slug=s.slug,
+                    title=s.title,
+                    description=s.description or s.title,
+                )
+                for s in self.settings.series
+            ),
+        )
+
+    def feed_page(self, kind: Literal["feeds", "series"], slug: str) -> FeedPage | None:
+        if kind == "feeds":
+            feed = next((f for f in self.settings.feeds if f.slug == slug), None)
+            if feed is None:
+                return None
+            entries = self.store.feed_entries(
+                source_names=self.settings.feed_source_names(feed),
+                series_slugs=feed.series,
+                limit=feed.limit,
+            )
+            title, description = feed.title, feed.description or feed.title
+        else:
+            series = next((s for s in self.settings.series if s.slug == slug), None)
+            if series is None:
+                return None
+            entries = self.store.feed_entries(
+                source_names=None, series_slugs=(series.slug,), limit=SERIES_PAGE_LIMIT
+            )
+            title, description = series.title, series.description or series.title
+        return FeedPage(
+            slug=slug,
+            kind=kind,
+            title=title,
+            description=description,
+            self_url=f"{self.base_url}/{kind}/{slug}",
+            home_url=f"{self.base_url}/",
+            entries=entries,
+            updated=max((e.updated for e in entries), default=EMPTY_FEED_UPDATED),
+        )
+
+    def ping(self) -> None:
+        self.store.ping()

@@ -1,0 +1,90 @@
+"""What the three feed renderers share: entry ids, entry bodies, and crediting outlets.
+
+Every format credits every outlet that carried an item, with that outlet's own link,
+in an HTML footer appended to the entry body.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TypeGuard
+from urllib.parse import urlsplit
+
+from aggregator.types import Credit, FeedPage, PublishedEntry
+
+ENTRY_ID_PREFIX = "tag:aggregator,2026:item:"
+UNTITLED = "(untitled)"
+
+# Characters XML 1.0 cannot carry even escaped; lxml refuses them outright.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def entry_id(entry: PublishedEntry) -> str:
+    """The entry's permanent id, from our identity row; never derived from a render."""
+    return f"{ENTRY_ID_PREFIX}{entry.id}"
+
+
+def entry_title(entry: PublishedEntry) -> str:
+    """The title as XML can carry it; Atom and RSS both refuse an empty one."""
+    return xml_safe(entry.title) or UNTITLED
+
+
+def xml_safe(text: str) -> str:
+    return _XML_INVALID.sub("", text)
+
+
+def is_web_url(url: str | None) -> TypeGuard[str]:
+    return url is not None and urlsplit(url).scheme in ("http", "https")
+
+
+def outlet_names(credits: tuple[Credit, ...]) -> str:
+    """Outlet titles joined for a byline: "Sputnik International, Fars News"."""
+    return ", ".join(credit.source_title for credit in credits)
+
+
+def first_credit_link(credits: tuple[Credit, ...]) -> str | None:
+    return next((c.link for c in credits if is_web_url(c.link)), None)
+
+
+def credits_footer_html(credits: tuple[Credit, ...]) -> str:
+    """``<p>Reported by: <a href=…>Outlet</a>, …</p>``, or "" when nobody is credited."""
+    if not credits:
+        return ""
+    names = []
+    for credit in credits:
+        name = html.escape(credit.source_title)
+        if is_web_url(credit.link):
+            names.append(f'<a href="{html.escape(credit.link)}">{name}</a>')
+        else:
+            names.append(name)
+    return f'<p class="aggregator-credits">Reported by: {", ".join(names)}</p>'
+
+
+def entry_body_html(entry: PublishedEntry) -> str:
+    """The entry's content (else its summary) followed by the credits footer.
+
+    Content and summary are already-sanitized HTML from the store, so they are
+    passed through untouched; only the footer is built (and escaped) here.
+    """
+    body = entry.content_html or entry.summary_html or ""
+    footer = credits_footer_html(entry.credits)
+    if body and footer:
+        return f"{body}\n{footer}"
+    return body or footer
+
+
+def site_base_url(page: FeedPage) -> str:
+    """The site root the page is served under, for series links and category schemes.
+
+    ``self_url`` is ``{base}/{kind}/{slug}`` because that is the app's route; fall back
+    to the home page when the page was built some other way.
+    """
+    route = f"/{page.kind}/{page.slug}"
+    if page.self_url.endswith(route):
+        return page.self_url[: -len(route)]
+    return page.home_url.rstrip("/")
+
+
+def series_scheme(page: FeedPage) -> str:
+    return f"{site_base_url(page)}/series/"

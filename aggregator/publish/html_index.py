@@ -1,0 +1,92 @@
+"""The HTML home page: every merged feed and series, with subscribe links.
+
+Plain HTML5 with a little inline CSS so it reads on a phone; no JavaScript. Every
+value is escaped with ``html.escape``; every feed is also announced in <head> for
+readers' autodiscovery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+from typing import TYPE_CHECKING
+
+from aggregator.publish import FEED_FORMATS, feed_url
+
+if TYPE_CHECKING:
+    from aggregator.publish.app import FeedInfo, Listing
+
+PAGE_TITLE = "Merged feeds"
+
+_STYLE = """\
+body{font:16px/1.5 system-ui,sans-serif;margin:0 auto;max-width:42rem;padding:1rem;color:#222}
+h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ccc}
+ul{list-style:none;padding:0}li{margin:0 0 1.25rem}h3{font-size:1.05rem;margin:0}
+p{margin:.25rem 0}.subscribe a{display:inline-block;margin-right:.75rem;padding:.2rem 0}
+a{color:#0645ad}"""
+
+
+def render_index(listing: Listing, *, base_url: str) -> bytes:
+    """The home page as UTF-8 HTML."""
+    base = base_url.rstrip("/")
+    lines = [
+        "<!doctype html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(PAGE_TITLE)}</title>",
+        *_autodiscovery_links((*listing.feeds, *listing.series), base),
+        f"<style>\n{_STYLE}\n</style>",
+        "</head>",
+        "<body>",
+        "<main>",
+        f"<h1>{escape(PAGE_TITLE)}</h1>",
+        "<p>Each feed merges what several outlets report, crediting every outlet.",
+        f'All feeds at once: <a href="{escape(base)}/opml">OPML</a>.</p>',
+        *_section("feeds", "Feeds", listing.feeds, base, empty="No merged feeds yet."),
+        *_section("series", "Series", listing.series, base, empty="No series yet."),
+        "</main>",
+        "</body>",
+        "</html>",
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _autodiscovery_links(infos: Iterable[FeedInfo], base: str) -> list[str]:
+    return [
+        f'<link rel="alternate" type="{escape(fmt.media_type)}"'
+        f' title="{escape(f"{info.title} ({fmt.label})")}"'
+        f' href="{escape(feed_url(base, info.kind, info.slug, fmt.name))}">'
+        for info in infos
+        for fmt in FEED_FORMATS.values()
+    ]
+
+
+def _section(
+    section_id: str, heading: str, infos: tuple[FeedInfo, ...], base: str, *, empty: str
+) -> list[str]:
+    lines = [f'<section id="{section_id}">', f"<h2>{escape(heading)}</h2>"]
+    if not infos:
+        lines.append(f"<p>{escape(empty)}</p>")
+    else:
+        lines.append("<ul>")
+        lines.extend(_feed_item(info, base) for info in infos)
+        lines.append("</ul>")
+    lines.append("</section>")
+    return lines
+
+
+def _feed_item(info: FeedInfo, base: str) -> str:
+    subscribe = " ".join(
+        f'<a href="{escape(feed_url(base, info.kind, info.slug, fmt.name))}"'
+        f' type="{escape(fmt.media_type)}">{escape(fmt.label)}</a>'
+        for fmt in FEED_FORMATS.values()
+    )
+    description = f"<p>{escape(info.description)}</p>" if info.description else ""
+    return (
+        f'<li id="{escape(f"{info.kind}-{info.slug}")}">'
+        f"<h3>{escape(info.title)}</h3>{description}"
+        f'<p class="subscribe">{subscribe}</p></li>'
+    )

@@ -1,0 +1,82 @@
+"""RSS 2.0 rendering of a merged feed, via feedgen."""
+
+from __future__ import annotations
+
+from feedgen.entry import FeedEntry
+from feedgen.feed import FeedGenerator
+
+from aggregator import __version__
+from aggregator.exceptions import PublishError
+from aggregator.publish.credits import (
+    entry_body_html,
+    entry_id,
+    entry_title,
+    is_web_url,
+    series_scheme,
+    xml_safe,
+)
+from aggregator.types import FeedPage, PublishedEntry
+
+RSS_MEDIA_TYPE = "application/rss+xml"
+# RSS requires a type on <enclosure>; this is what "unknown bytes" is called.
+_UNKNOWN_MEDIA_TYPE = "application/octet-stream"
+
+
+def render_rss(page: FeedPage) -> bytes:
+    """The page as an RSS 2.0 document, entries in the page's order (newest first)."""
+    feed = FeedGenerator()
+    feed.title(xml_safe(page.title))
+    # RSS requires a non-empty channel description.
+    feed.description(xml_safe(page.description) or xml_safe(page.title))
+    feed.link(href=f"{page.self_url}.rss", rel="self", type=RSS_MEDIA_TYPE)
+    # feedgen's RSS <link> is the href of the link added last.
+    feed.link(href=page.home_url, rel="alternate")
+    feed.generator("aggregator", version=__version__)
+    # updated() also sets lastBuildDate, which feedgen otherwise stamps with "now".
+    feed.updated(page.updated)
+    feed.pubDate(page.updated)
+
+    scheme = series_scheme(page)
+    for entry in page.entries:
+        _add_item(feed.add_entry(order="append"), entry, series_scheme=scheme)
+    try:
+        document: bytes = feed.rss_str(pretty=True, encoding="UTF-8")
+    except ValueError as exc:  # feedgen's refusal of a missing or non-XML field
+        raise PublishError(f"cannot render {page.kind}/{page.slug} as RSS: {exc}") from exc
+    return document
+
+
+def _add_item(item: FeedEntry, entry: PublishedEntry, *, series_scheme: str) -> None:
+    item.guid(entry_id(entry), permalink=False)
+    item.title(entry_title(entry))
+    if entry.link is not None:
+        item.link(href=entry.link, rel="alternate")
+    body = entry_body_html(entry)
+    if body:
+        item.description(xml_safe(body))
+    item.published(entry.published)
+
+    # RSS categories carry the term (not the label): that is what RSS readers match on.
+    for category in entry.categories:
+        if not category.term:
+            continue
+        fields = {"term": xml_safe(category.term)}
+        if category.domain:
+            fields["scheme"] = category.domain
+        item.category(fields)
+    for slug in entry.series:
+        item.category({"term": slug, "scheme": series_scheme})
+
+    if entry.enclosures:  # RSS allows one enclosure per item
+        enclosure = entry.enclosures[0]
+        item.link(
+            href=enclosure.url,
+            rel="enclosure",
+            type=enclosure.type or _UNKNOWN_MEDIA_TYPE,
+            length=str(enclosure.length or 0),
+        )
+
+    # <source> names one outlet; the description footer credits all of them.
+    credited = next((c for c in entry.credits if is_web_url(c.link)), None)
+    if credited is not None and credited.link is not None:
+        item.source(url=credited.link, title=xml_safe(credited.source_title))

@@ -1,0 +1,113 @@
+"""APScheduler wiring. It only ticks: what is due comes from the store.
+
+Each tick asks the store which sources are due and hands the ones not already being
+polled to a small pool of worker threads. The workers are daemon threads, so a poll
+stuck in the network cannot hold the process past its shutdown deadline; each poll
+writes in one transaction, so an abandoned poll leaves no partial rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import UTC, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from aggregator.pipeline import Pipeline
+from aggregator.types import PollOutcome, SourceForPoll
+
+log = logging.getLogger(__name__)
+
+TICK = timedelta(seconds=5)
+
+
+class Poller:
+    def __init__(self, pipeline: Pipeline, *, workers: int = 8, tick: timedelta = TICK) -> None:
+        self.pipeline = pipeline
+        self.tick_interval = tick
+        self._queue: queue.Queue[SourceForPoll | None] = queue.Queue()
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"poll-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
+        )
+
+    def start(self) -> None:
+        self.pipeline.sync_sources()
+        for worker in self._workers:
+            worker.start()
+        self._scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.tick_interval.total_seconds(),
+            next_run_time=self.pipeline.clock.now(),
+            id="tick",
+        )
+        self._scheduler.start()
+
+    def tick(self) -> None:
+        if self._stopping.is_set():
+            return
+        names = [s.name for s in self.pipeline.settings.sources]
+        try:
+            due = self.pipeline.store.due_sources(names, self.pipeline.clock.now())
+        except Exception:
+            log.exception("cannot read due sources from the store; retrying next tick")
+            return
+        with self._lock:
+            fresh = [s for s in due if s.name not in self._in_flight]
+            self._in_flight.update(s.name for s in fresh)
+        for source in fresh:
+            self._queue.put(source)
+
+    def _work(self) -> None:
+        while True:
+            source = self._queue.get()
+            if source is None:
+                return
+            try:
+                if not self._stopping.is_set():
+                    log_outcome(self.pipeline.poll_guarded(source))
+            finally:
+                with self._lock:
+                    self._in_flight.discard(source.name)
+                    self._idle.notify_all()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop ticking, let in-flight polls finish for up to ``timeout`` seconds.
+
+        Returns False when some polls were abandoned (their transactions never commit).
+        """
+        self._stopping.set()
+        self._scheduler.shutdown(wait=False)
+        for _ in self._workers:
+            self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning(
+                        "abandoning in-flight polls: %s", ", ".join(sorted(self._in_flight))
+                    )
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+
+def log_outcome(outcome: PollOutcome) -> None:
+    if outcome.status == "error":
+        log.warning("%s: error: %s", outcome.source, outcome.error)
+    elif outcome.status == "not_modified":
+        log.info("%s: not modified", outcome.source)
+    else:
+        log.info("%s: %d items, %d new", outcome.source, outcome.items_seen, outcome.items_new)

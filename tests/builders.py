@@ -1,0 +1,37 @@
+"""Builders for values used across tests (fakes with builder methods, no Mock)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from aggregator.types import Category, Item
+
+T0 = datetime(2026, 2, 18, 2, 0, tzinfo=UTC)
+
+
+def make_item(key: str, **overrides: Any) -> Item:
+    """An Item whose identity is its link (https://example.com/<key>) unless overridden."""
+    link = overrides.pop("link", f"https://example.com/{key}")
+    title = overrides.pop("title", f"Title {key}")
+    content = overrides.pop("content_html", f"<p>Body {key}</p>")
+    values: dict[str, Any] = {
+        "entry_key": f"guid:{key}",
+        "identity": f"link:{link}" if link else f"src:test:guid:{key}",
+        "guid": key,
+        "link": link,
+        "source_link": link,
+        "title": title,
+        "content_html": content,
+        "summary_html": None,
+        "published": T0,
+        "updated": None,
+        "authors": (),
+        "categories": (Category(term="World", domain="https://example.com/tags"),),
+        "enclosures": (),
+        "language": "en",
+        "content_hash": hashlib.sha256(f"{title}\0{content}".encode()).hexdigest(),
+    }
+    values.update(overrides)
+    return Item(**values)

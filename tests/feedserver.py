@@ -1,0 +1,107 @@
+"""A loopback HTTP server on port 0 that serves feed files like a polite publisher.
+
+It answers conditional GETs (ETag from the file's bytes, Last-Modified from its
+mtime) with 304, and logs every request so tests can see what the poller did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+CONTENT_TYPES = {
+    ".xml": "application/xml",
+    ".rss": "application/rss+xml",
+    ".atom": "application/atom+xml",
+    ".rdf": "application/rdf+xml",
+    ".json": "application/feed+json",
+    ".html": "text/html; charset=utf-8",
+}
+
+
+@dataclass
+class RequestLog:
+    entries: list[tuple[str, int]] = field(default_factory=list)  # (path, status)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, path: str, status: int) -> None:
+        with self.lock:
+            self.entries.append((path, status))
+
+    def statuses(self) -> list[int]:
+        with self.lock:
+            return [status for _, status in self.entries]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+@dataclass
+class FeedServer:
+    root: Path
+    port: int
+    log: RequestLog
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+
+def _handler(root: Path, log: RequestLog) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = (root / self.path.lstrip("/").split("?")[0]).resolve()
+            if root.resolve() not in path.parents or not path.is_file():
+                self._reply(404, b"not found", {})
+                return
+            body = path.read_bytes()
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            modified = formatdate(path.stat().st_mtime, usegmt=True)
+            suffix = path.suffix
+            headers = {"ETag": etag, "Last-Modified": modified}
+            if suffix == ".gz":
+                # A compressed capture is served the way its publisher did: gzip on the wire.
+                headers["Content-Encoding"] = "gzip"
+                suffix = Path(path.stem).suffix
+            headers["Content-Type"] = CONTENT_TYPES.get(suffix, "application/octet-stream")
+            if self.headers.get("If-None-Match") == etag:
+                self._reply(304, b"", headers)
+                return
+            self._reply(200, body, headers)
+
+        def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            log.add(self.path, status)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if status != 304:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if status != 304:
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@contextmanager
+def serve_directory(root: Path) -> Iterator[FeedServer]:
+    log = RequestLog()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, log))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield FeedServer(root=root, port=server.server_address[1], log=log)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

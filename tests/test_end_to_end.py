@@ -1,0 +1,278 @@
+"""The whole product through its real CLI: poll real feeds from a loopback server,
+serve the merged feeds, read them back as a subscriber's reader would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from aggregator.store.schema import item_sources, items
+from tests.conftest import DATA
+from tests.feedserver import FeedServer, serve_directory
+
+OUTLETS = {
+    "bbc": "bbc-news-world.xml",
+    "npr": "npr-world.xml",
+    "aljazeera": "aljazeera-all.xml",
+    "wapo": "washingtonpost-world.xml",
+    "al-monitor": "al-monitor.xml",
+    # A syndication mirror: every BBC article again, under another outlet's name.
+    "bbc-mirror": "bbc-news-world.xml",
+    "hostile-1": "hostile-item_content_encoded_script.xml",
+    "hostile-2": "hostile-entry_content_onerror.xml",
+    "hostile-3": "hostile-item_description_iframe.xml",
+}
+MIDDLE_EAST = ["aljazeera", "al-monitor"]
+
+
+def _config(server: FeedServer, database_url: str) -> str:
+    sources = "\n".join(
+        f"  - name: {name}\n    title: {name.upper()} News\n    url: {server.url(file)}\n"
+        f"    tags: [{'middle-east' if name in MIDDLE_EAST else 'world'}]"
+        for name, file in OUTLETS.items()
+    )
+    return f"""\
+database: {database_url}
+server:
+  listen: 127.0.0.1:0
+  base_url: http://feeds.example.org
+sources:
+{sources}
+series:
+  - slug: geneva
+    title: Talks in Geneva
+    match:
+      keywords: [Geneva]
+feeds:
+  - slug: everything
+    title: Every outlet
+    limit: 1000
+  - slug: middle-east
+    title: Middle East
+    tags: [middle-east]
+    limit: 1000
+  - slug: bbc-only
+    title: BBC and its mirror
+    sources: [bbc, bbc-mirror]
+    limit: 1000
+"""
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.fixture
+def feeds_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "www"
+    root.mkdir()
+    for file in set(OUTLETS.values()):
+        shutil.copy(DATA / "e2e" / file, root / file)
+    return root
+
+
+class Served:
+    def __init__(self, config: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator.cli", "--config", str(config), "serve"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert self.process.stderr is not None
+        self.lines: list[str] = []
+        for line in self.process.stderr:
+            self.lines.append(line)
+            found = re.search(r"serving merged feeds on (http://\S+?)/?$", line.strip())
+            if found:
+                self.base = found.group(1)
+                break
+        else:
+            raise AssertionError("server did not start:\n" + "".join(self.lines))
+        # Keep draining stderr so the server never blocks on a full pipe.
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+        self._drainer.join(timeout=5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[type[Served]]:
+    started: list[Served] = []
+
+    class Tracked(Served):
+        def __init__(self, config: Path) -> None:
+            super().__init__(config)
+            started.append(self)
+
+    yield Tracked
+    for server in started:
+        server.stop()
+
+
+def _counts(database_url: str) -> tuple[int, int]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return (
+                connection.execute(select(func.count()).select_from(items)).scalar_one(),
+                connection.execute(select(func.count()).select_from(item_sources)).scalar_one(),
+            )
+    finally:
+        engine.dispose()
+
+
+def _expected_links(file: Path) -> set[str]:
+    parsed = feedparser.parse(file.read_bytes())
+    return {e.link for e in parsed.entries if e.get("link")}
+
+
+def test_poll_serve_and_read_every_format(
+    tmp_path: Path, feeds_dir: Path, database_url: str, served: type[Served]
+) -> None:
+    with serve_directory(feeds_dir) as server:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(_config(server, database_url))
+
+        first = _cli(config, "poll")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert (
+            f"{len(OUTLETS)} sources: {len(OUTLETS)} ok, 0 not modified, 0 failed" in first.stdout
+        )
+        item_count, credit_count = _counts(database_url)
+        assert 0 < item_count < credit_count  # the mirror's items are credits, not new items
+
+        app = served(config)
+        with httpx.Client(base_url=app.base, timeout=30) as client:
+            everything = _read_all_formats(client, "everything")
+            assert len(everything["rss"].entries) == item_count
+            links = [e.get("link") for e in everything["rss"].entries if e.get("link")]
+            assert len(links) == len(set(links)), "an article appears twice"
+
+            bbc_links = _expected_links(feeds_dir / OUTLETS["bbc"])
+            bbc_feed = _read_all_formats(client, "bbc-only")
+            assert {e.link for e in bbc_feed["atom"].entries} == bbc_links
+            for entry in bbc_feed["json"]["items"]:
+                outlets = [o["source"] for o in entry["_aggregator"]["outlets"]]
+                assert sorted(outlets) == ["bbc", "bbc-mirror"]
+            for entry in bbc_feed["rss"].entries:
+                assert "BBC News" in entry.description and "BBC-MIRROR News" in entry.description
+
+            middle_east = _read_all_formats(client, "middle-east")
+            me_links = _expected_links(feeds_dir / OUTLETS["aljazeera"]) | _expected_links(
+                feeds_dir / OUTLETS["al-monitor"]
+            )
+            assert {e.link for e in middle_east["rss"].entries} == me_links
+
+            raw = b"".join(
+                client.get(f"/feeds/everything.{fmt}").content for fmt in ("rss", "atom", "json")
+            ).lower()
+            for hostile in (
+                b"<script",
+                b"&lt;script",
+                b"onerror",
+                b"<iframe",
+                b"&lt;iframe",
+                b"javascript:",
+            ):
+                assert hostile not in raw, hostile
+            assert b"safe" in raw  # the hostile items themselves were kept, cleaned
+
+            geneva = client.get("/series/geneva.json").json()
+            assert geneva["items"]
+            assert all("geneva" in json.dumps(i).lower() for i in geneva["items"])
+
+            index = client.get("/")
+            assert index.status_code == 200
+            assert index.text.count('rel="alternate"') >= 3 * 3
+            assert client.get("/opml").status_code == 200
+            assert client.get("/healthz").status_code == 200
+            missing = client.get("/feeds/nope.rss")
+            assert missing.status_code == 404
+
+            etag = client.get("/feeds/everything.rss").headers["etag"]
+            assert (
+                client.get("/feeds/everything.rss", headers={"If-None-Match": etag}).status_code
+                == 304
+            )
+
+            # Nothing changed upstream: every source answers 304 and nothing is written.
+            server.log.clear()
+            second = _cli(config, "poll")
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert set(server.log.statuses()) == {304}
+            assert f"0 ok, {len(OUTLETS)} not modified" in second.stdout
+            assert _counts(database_url) == (item_count, credit_count)
+            assert client.get("/feeds/everything.rss").headers["etag"] == etag
+
+            # One outlet publishes two more items: exactly those are added.
+            _add_items(feeds_dir / OUTLETS["npr"], 2)
+            third = _cli(config, "poll")
+            assert third.returncode == 0, third.stdout + third.stderr
+            assert re.search(r"^npr\s+ok\s+\d+ items, 2 new$", third.stdout, re.M), third.stdout
+            assert _counts(database_url) == (item_count + 2, credit_count + 2)
+            after = client.get("/feeds/everything.rss")
+            assert after.headers["etag"] != etag
+            links_after = {e.get("link") for e in feedparser.parse(after.content).entries}
+            assert {
+                "https://example.org/npr-extra-0",
+                "https://example.org/npr-extra-1",
+            } <= links_after
+
+
+def _read_all_formats(client: httpx.Client, slug: str) -> dict:
+    out: dict = {}
+    for fmt in ("rss", "atom"):
+        response = client.get(f"/feeds/{slug}.{fmt}")
+        assert response.status_code == 200, response.text
+        parsed = feedparser.parse(response.content)
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        out[fmt] = parsed
+    response = client.get(f"/feeds/{slug}.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/feed+json")
+    out["json"] = response.json()
+    assert out["json"]["version"] == "https://jsonfeed.org/version/1.1"
+    assert len(out["json"]["items"]) == len(out["rss"].entries) == len(out["atom"].entries)
+    return out
+
+
+def _add_items(path: Path, count: int) -> None:
+    text = path.read_text(encoding="utf-8")
+    extra = "".join(
+        f"<item><title>Extra story {n}</title><link>https://example.org/npr-extra-{n}</link>"
+        f"<guid>npr-extra-{n}</guid><pubDate>Wed, 18 Feb 2026 03:0{n}:00 GMT</pubDate>"
+        f"<description>Extra {n}</description></item>"
+        for n in range(count)
+    )
+    head, sep, tail = text.partition("<item>")
+    assert sep, "feed has no <item>"
+    path.write_text(head + extra + sep + tail, encoding="utf-8")

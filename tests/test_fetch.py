@@ -1,0 +1,125 @@
+"""Fetcher unit tests through httpx.MockTransport (end-to-end tests use a real server)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aggregator.exceptions import FetchError, FetchTooLarge, HTTPStatusError
+from aggregator.fetch import Fetcher, FetchLimits
+from aggregator.types import Fetched, NotModified, SourceForPoll
+
+FEED = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+
+
+def _fetcher(handler, **limits) -> Fetcher:
+    return Fetcher(FetchLimits(**limits), transport=httpx.MockTransport(handler))
+
+
+def test_conditional_get_sends_validators_and_keeps_them_on_304() -> None:
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.update(request.headers)
+        return httpx.Response(304)
+
+    source = SourceForPoll(name="a", url="https://a.example/feed", etag='"e1"', last_modified="X")
+    result = _fetcher(handler).fetch(source)
+    assert result == NotModified(url="https://a.example/feed", etag='"e1"', last_modified="X")
+    assert seen["if-none-match"] == '"e1"'
+    assert seen["if-modified-since"] == "X"
+    assert seen["user-agent"].startswith("aggregator/")
+
+
+def test_200_returns_bytes_and_new_validators() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            content=FEED,
+            headers={
+                "ETag": '"e2"',
+                "Last-Modified": "Wed, 18 Feb 2026 02:00:00 GMT",
+                "Content-Type": "application/rss+xml",
+            },
+        )
+
+    result = _fetcher(handler).fetch(SourceForPoll(name="a", url="https://a.example/feed"))
+    assert isinstance(result, Fetched)
+    assert (result.content, result.etag, result.content_type) == (
+        FEED,
+        '"e2"',
+        "application/rss+xml",
+    )
+
+
+def test_redirects_are_followed_and_reported() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/old":
+            return httpx.Response(301, headers={"Location": "https://a.example/new"})
+        return httpx.Response(200, content=FEED)
+
+    result = _fetcher(handler).fetch(SourceForPoll(name="a", url="https://a.example/old"))
+    assert isinstance(result, Fetched)
+    assert result.url == "https://a.example/new"
+
+
+def test_redirect_loops_stop() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"Location": "https://a.example/loop"})
+
+    with pytest.raises(FetchError, match="redirects"):
+        _fetcher(handler).fetch(SourceForPoll(name="a", url="https://a.example/loop"))
+
+
+def test_error_status_is_a_fetch_error_with_its_code() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404)
+
+    with pytest.raises(HTTPStatusError) as caught:
+        _fetcher(handler).fetch(SourceForPoll(name="a", url="https://a.example/feed"))
+    assert caught.value.status_code == 404
+    assert "HTTP 404 Not Found" in str(caught.value)
+
+
+def test_size_cap_counts_decompressed_bytes() -> None:
+    bomb = gzip.compress(b"\0" * 5_000_000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=bomb, headers={"Content-Encoding": "gzip"})
+
+    assert len(bomb) < 100_000
+    with pytest.raises(FetchTooLarge):
+        _fetcher(handler, max_bytes=1_000_000).fetch(
+            SourceForPoll(name="a", url="https://a.example/feed")
+        )
+
+
+def test_file_sources_use_modification_time_as_validator(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_bytes(FEED)
+    fetcher = _fetcher(lambda request: httpx.Response(500))
+    first = fetcher.fetch(SourceForPoll(name="f", url=path.as_uri()))
+    assert isinstance(first, Fetched)
+    assert first.content == FEED
+    again = fetcher.fetch(
+        SourceForPoll(name="f", url=path.as_uri(), last_modified=first.last_modified)
+    )
+    assert isinstance(again, NotModified)
+
+
+def test_missing_file_is_a_readable_error(tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="cannot read"):
+        _fetcher(lambda r: httpx.Response(500)).fetch(
+            SourceForPoll(name="f", url=(tmp_path / "nope.xml").as_uri())
+        )
+
+
+def test_connection_refused_is_a_fetch_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(FetchError, match="cannot connect"):
+        _fetcher(handler).fetch(SourceForPoll(name="a", url="https://a.example/feed"))

@@ -1,0 +1,396 @@
+"""The publishing app, through Starlette's TestClient and a fake catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import warnings
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from html.parser import HTMLParser
+
+import feedparser
+import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+from aggregator.exceptions import StoreError
+from aggregator.publish.app import FeedInfo, FeedKind, Listing, create_app
+from aggregator.types import Credit, FeedPage, PublishedEntry
+
+# Starlette >= 1.x wants httpx2 for its TestClient and warns (an error here) on import
+# when only httpx is installed; the client itself works the same with either.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Using `httpx`", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+BASE_URL = "https://news.example.org"
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+CONTENT_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+
+
+def make_entry(entry_id: int, *, hours_ago: int = 0) -> PublishedEntry:
+    moment = NOW - timedelta(hours=hours_ago)
+    return PublishedEntry(
+        id=entry_id,
+        identity=f"https://example.com/story/{entry_id}",
+        link=f"https://example.com/story/{entry_id}",
+        title=f"Story {entry_id}",
+        content_html=f"<p>Body {entry_id}</p>",
+        summary_html=None,
+        published=moment,
+        updated=moment,
+        authors=(),
+        categories=(),
+        enclosures=(),
+        language=None,
+        credits=(
+            Credit(
+                source="wire",
+                source_title="Wire Service",
+                link=f"https://wire.example/{entry_id}",
+                guid=None,
+                first_seen=moment,
+            ),
+        ),
+    )
+
+
+class FakeCatalog:
+    """An in-memory catalog; records whether it was ever called on the event loop."""
+
+    def __init__(self) -> None:
+        self._infos: dict[tuple[FeedKind, str], FeedInfo] = {}
+        self._entries: dict[tuple[FeedKind, str], list[PublishedEntry]] = {}
+        self.reachable = True
+        self.failing_store = False
+        self.calls_on_event_loop = 0
+
+    # builders
+
+    def with_feed(
+        self,
+        slug: str,
+        *entries: PublishedEntry,
+        kind: FeedKind = "feeds",
+        title: str | None = None,
+        description: str = "",
+    ) -> FakeCatalog:
+        key = (kind, slug)
+        self._infos[key] = FeedInfo(
+            kind=kind, slug=slug, title=title or slug.title(), description=description
+        )
+        self._entries[key] = list(entries)
+        return self
+
+    def with_series(
+        self, slug: str, *entries: PublishedEntry, title: str | None = None
+    ) -> FakeCatalog:
+        return self.with_feed(slug, *entries, kind="series", title=title)
+
+    def add_entry(self, slug: str, entry: PublishedEntry, *, kind: FeedKind = "feeds") -> None:
+        self._entries[(kind, slug)].insert(0, entry)
+
+    # the Catalog protocol
+
+    def listing(self) -> Listing:
+        self._note_thread()
+        infos = list(self._infos.values())
+        return Listing(
+            feeds=tuple(i for i in infos if i.kind == "feeds"),
+            series=tuple(i for i in infos if i.kind == "series"),
+        )
+
+    def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
+        self._note_thread()
+        if self.failing_store:
+            raise StoreError("connection refused")
+        info = self._infos.get((kind, slug))
+        if info is None:
+            return None
+        entries = tuple(self._entries[(kind, slug)])
+        return FeedPage(
+            slug=slug,
+            kind=kind,
+            title=info.title,
+            description=info.description,
+            self_url=f"{BASE_URL}/{kind}/{slug}",
+            home_url=f"{BASE_URL}/",
+            entries=entries,
+            updated=max((e.updated for e in entries), default=NOW),
+        )
+
+    def ping(self) -> None:
+        self._note_thread()
+        if not self.reachable:
+            raise ConnectionError("database is down")
+
+    def _note_thread(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.calls_on_event_loop += 1
+
+
+@pytest.fixture
+def catalog() -> FakeCatalog:
+    return (
+        FakeCatalog()
+        .with_feed("world", make_entry(2), make_entry(1, hours_ago=1), title="World & Co")
+        .with_feed("tech", make_entry(3), title="Tech <News>", description="Gadgets & more")
+        .with_series("vienna-talks", make_entry(2), title="Vienna talks")
+    )
+
+
+@pytest.fixture
+def client(catalog: FakeCatalog) -> TestClient:
+    return TestClient(create_app(catalog, base_url=f"{BASE_URL}/"))
+
+
+# --- feeds -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, slug", [("feeds", "world"), ("series", "vienna-talks")])
+@pytest.mark.parametrize("fmt", ["rss", "atom", "json"])
+def test_feed_is_served_in_each_format(
+    client: TestClient, catalog: FakeCatalog, kind: str, slug: str, fmt: str
+) -> None:
+    response = client.get(f"/{kind}/{slug}.{fmt}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == CONTENT_TYPES[fmt]
+    assert response.headers["cache-control"] == "public, max-age=60"
+    assert response.headers["etag"].startswith('"')
+    assert catalog.calls_on_event_loop == 0
+    if fmt == "json":
+        assert json.loads(response.content)["feed_url"] == f"{BASE_URL}/{kind}/{slug}.json"
+    else:
+        parsed = feedparser.parse(response.content)
+        assert parsed.bozo == 0
+        assert len(parsed.entries) >= 1
+
+
+def test_feed_entries_come_newest_first(client: TestClient) -> None:
+    parsed = feedparser.parse(client.get("/feeds/world.atom").content)
+    assert [e.id for e in parsed.entries] == [
+        "tag:aggregator,2026:item:2",
+        "tag:aggregator,2026:item:1",
+    ]
+
+
+def test_last_modified_is_an_http_date(client: TestClient) -> None:
+    response = client.get("/feeds/world.rss")
+    assert response.headers["last-modified"] == "Sun, 01 Mar 2026 12:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/feeds/nope.rss", "no merged feed named 'nope'; see / for the list"),
+        ("/series/nope.json", "no series named 'nope'; see / for the list"),
+        ("/feeds/world.xml", "unknown feed format in 'world.xml'; use .rss, .atom or .json"),
+        ("/feeds/world", "unknown feed format in 'world'; use .rss, .atom or .json"),
+        ("/feeds/.rss", "unknown feed format in '.rss'; use .rss, .atom or .json"),
+    ],
+)
+def test_unknown_feed_is_404_with_a_hint(client: TestClient, path: str, message: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.text == message
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_head_sends_headers_without_a_body(client: TestClient) -> None:
+    full = client.get("/feeds/world.atom")
+    head = client.head("/feeds/world.atom")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["etag"] == full.headers["etag"]
+    assert head.headers["content-type"] == CONTENT_TYPES["atom"]
+    assert head.headers["content-length"] == str(len(full.content))
+
+
+# --- conditional requests ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "if_none_match",
+    ["{etag}", "W/{etag}", '"stale", {etag}', "*"],
+    ids=["exact", "weak", "list", "star"],
+)
+def test_matching_if_none_match_is_304(client: TestClient, if_none_match: str) -> None:
+    etag = client.get("/feeds/world.json").headers["etag"]
+    response = client.get(
+        "/feeds/world.json", headers={"If-None-Match": if_none_match.format(etag=etag)}
+    )
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == etag
+    assert "content-length" not in response.headers
+
+
+def test_if_none_match_wins_over_if_modified_since(client: TestClient) -> None:
+    response = client.get(
+        "/feeds/world.rss",
+        headers={
+            "If-None-Match": '"something-else"',
+            "If-Modified-Since": format_datetime(NOW + timedelta(days=1), usegmt=True),
+        },
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "since, status",
+    [
+        (format_datetime(NOW, usegmt=True), 304),
+        (format_datetime(NOW + timedelta(hours=1), usegmt=True), 304),
+        (format_datetime(NOW - timedelta(seconds=1), usegmt=True), 200),
+        ("not a date", 200),
+    ],
+    ids=["equal", "later", "earlier", "garbage"],
+)
+def test_if_modified_since(client: TestClient, since: str, status: int) -> None:
+    response = client.get("/feeds/world.rss", headers={"If-Modified-Since": since})
+    assert response.status_code == status
+
+
+def test_etag_follows_the_data(client: TestClient, catalog: FakeCatalog) -> None:
+    first = client.get("/feeds/world.rss").headers["etag"]
+    assert client.get("/feeds/world.rss").headers["etag"] == first
+
+    catalog.add_entry("world", make_entry(9))
+    changed = client.get("/feeds/world.rss")
+    assert changed.headers["etag"] != first
+    stale = client.get("/feeds/world.rss", headers={"If-None-Match": first})
+    assert stale.status_code == 200
+
+
+def test_formats_have_different_etags(client: TestClient) -> None:
+    etags = {client.get(f"/feeds/world.{fmt}").headers["etag"] for fmt in CONTENT_TYPES}
+    assert len(etags) == 3
+
+
+def test_store_failure_is_503(client: TestClient, catalog: FakeCatalog) -> None:
+    catalog.failing_store = True
+    response = client.get("/feeds/world.rss")
+    assert response.status_code == 503
+
+
+# --- index and OPML ------------------------------------------------------------------
+
+
+class _IndexPage(HTMLParser):
+    """Collects autodiscovery links in <head> and link targets in <body>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_head = False
+        self.alternates: set[tuple[str | None, str | None, str | None]] = set()
+        self.anchors: set[str | None] = set()
+        self.tags: set[str] = set()
+        self.viewport = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.add(tag)
+        if tag == "head":
+            self.in_head = True
+        elif tag == "link" and self.in_head and attributes.get("rel") == "alternate":
+            self.alternates.add((attributes["type"], attributes["href"], attributes["title"]))
+        elif tag == "a":
+            self.anchors.add(attributes.get("href"))
+        elif tag == "meta" and attributes.get("name") == "viewport":
+            self.viewport = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "head":
+            self.in_head = False
+
+
+def test_index_lists_every_feed_with_autodiscovery(
+    client: TestClient, catalog: FakeCatalog
+) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    page = _IndexPage()
+    page.feed(response.text)
+
+    expected = {
+        (media_type, f"{BASE_URL}/{kind}/{slug}.{fmt}", f"{title} ({label})")
+        for kind, slug, title in [
+            ("feeds", "world", "World & Co"),
+            ("feeds", "tech", "Tech <News>"),
+            ("series", "vienna-talks", "Vienna talks"),
+        ]
+        for fmt, media_type, label in [
+            ("rss", "application/rss+xml", "RSS"),
+            ("atom", "application/atom+xml", "Atom"),
+            ("json", "application/feed+json", "JSON Feed"),
+        ]
+    }
+    assert page.alternates == expected
+    assert {href for _, href, _ in expected} | {f"{BASE_URL}/opml"} == page.anchors
+    assert page.viewport
+    assert "script" not in page.tags
+    assert catalog.calls_on_event_loop == 0
+
+
+def test_index_escapes_titles_and_descriptions(client: TestClient) -> None:
+    text = client.get("/").text
+    assert "Tech &lt;News&gt;" in text
+    assert "Gadgets &amp; more" in text
+    assert "<News>" not in text
+
+
+def test_index_with_nothing_to_list() -> None:
+    client = TestClient(create_app(FakeCatalog(), base_url=BASE_URL))
+    text = client.get("/").text
+    assert "No merged feeds yet." in text
+    assert "No series yet." in text
+
+
+def test_opml_has_one_rss_outline_per_merged_feed(client: TestClient) -> None:
+    response = client.get("/opml")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/x-opml; charset=utf-8"
+    root = ET.fromstring(response.content)
+    assert root.tag == "opml"
+    assert root.get("version") == "2.0"
+    outlines = root.findall("body/outline")
+    assert [
+        (o.get("type"), o.get("title"), o.get("xmlUrl"), o.get("htmlUrl")) for o in outlines
+    ] == [
+        ("rss", "World & Co", f"{BASE_URL}/feeds/world.rss", BASE_URL),
+        ("rss", "Tech <News>", f"{BASE_URL}/feeds/tech.rss", BASE_URL),
+    ]
+    assert outlines[1].get("description") == "Gadgets & more"
+
+
+# --- health ----------------------------------------------------------------------------
+
+
+def test_healthz_ok(client: TestClient, catalog: FakeCatalog) -> None:
+    response = client.get("/healthz")
+    assert (response.status_code, response.text) == (200, "ok")
+    assert catalog.calls_on_event_loop == 0
+
+
+def test_healthz_503_when_store_unreachable(client: TestClient, catalog: FakeCatalog) -> None:
+    catalog.reachable = False
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.text == "store unreachable"
+
+
+def test_added_entry_is_served(client: TestClient, catalog: FakeCatalog) -> None:
+    catalog.add_entry("tech", replace(make_entry(50), title="Fresh"))
+    parsed = feedparser.parse(client.get("/feeds/tech.rss").content)
+    assert [e.title for e in parsed.entries] == ["Fresh", "Story 3"]

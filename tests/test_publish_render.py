@@ -1,0 +1,486 @@
+"""Rendering merged feeds: RSS 2.0, Atom 1.0, JSON Feed 1.1, and their validators.
+
+feedparser 6 does not read JSON Feed, so JSON documents are checked with json.loads
+against the same expectations feedparser checks for RSS and Atom.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+import pytest
+from lxml import etree
+
+from aggregator.exceptions import PublishError
+from aggregator.publish import (
+    FEED_FORMATS,
+    page_etag,
+    page_last_modified,
+    render_atom,
+    render_json_feed,
+    render_rss,
+)
+from aggregator.publish.credits import credits_footer_html, entry_body_html
+from aggregator.types import Category, Credit, Enclosure, FeedPage, PublishedEntry
+
+BASE_URL = "https://news.example.org"
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+TRICKY_TITLE = 'Tom & Jerry\'s <3 "quotes" — talks resume'
+UNICODE_TITLE = "Переговоры в Вене: 東京 と تهران ✓"
+HOSTILE_BODY = "<p>Never paste &lt;script&gt;alert(1)&lt;/script&gt; into a page.</p>"
+
+
+# --- builders ----------------------------------------------------------------
+
+
+def make_credit(source: str, title: str, link: str | None, *, guid: str | None = None) -> Credit:
+    return Credit(source=source, source_title=title, link=link, guid=guid, first_seen=NOW)
+
+
+def make_entry(entry_id: int, *, hours_ago: int = 0, **changes: Any) -> PublishedEntry:
+    moment = NOW - timedelta(hours=hours_ago)
+    entry = PublishedEntry(
+        id=entry_id,
+        identity=f"https://example.com/story/{entry_id}",
+        link=f"https://example.com/story/{entry_id}",
+        title=f"Story {entry_id}",
+        content_html=f"<p>Body of story {entry_id}.</p>",
+        summary_html=None,
+        published=moment,
+        updated=moment,
+        authors=(),
+        categories=(),
+        enclosures=(),
+        language="en",
+        credits=(make_credit("wire", "Wire Service", f"https://wire.example/{entry_id}"),),
+    )
+    return replace(entry, **changes)
+
+
+def make_page(*entries: PublishedEntry, **changes: Any) -> FeedPage:
+    page = FeedPage(
+        slug="world",
+        kind="feeds",
+        title="World news & analysis",
+        description="Every outlet's world coverage, merged",
+        self_url=f"{BASE_URL}/feeds/world",
+        home_url=f"{BASE_URL}/",
+        entries=entries,
+        updated=NOW,
+    )
+    return replace(page, **changes)
+
+
+MULTI_OUTLET = make_entry(
+    101,
+    hours_ago=1,
+    title=TRICKY_TITLE,
+    summary_html="<p>Short version.</p>",
+    authors=("Jane Roe",),
+    categories=(
+        Category(term="diplomacy", domain="https://outlet-a.example/tags", label="Diplomacy"),
+        Category(term="iran", domain="https://outlet-b.example/topics"),
+    ),
+    enclosures=(
+        Enclosure(url="https://cdn.example/talks.mp3", type="audio/mpeg", length=None),
+        Enclosure(url="https://cdn.example/talks.jpg", type="image/jpeg", length=2048),
+    ),
+    credits=(
+        make_credit("sputnik", "Sputnik International", "https://sputnik.example/a/1", guid="s1"),
+        make_credit("fars", "Fars News", "https://fars.example/news/77"),
+        make_credit("wire", "Wire Service", "https://wire.example/101"),
+    ),
+    series=("vienna-talks",),
+)
+NO_LINK = make_entry(
+    102,
+    hours_ago=2,
+    link=None,
+    title=UNICODE_TITLE,
+    content_html=None,
+    summary_html="<p>Только резюме.</p>",
+    credits=(make_credit("tass", "TASS", "https://tass.example/w/9"),),
+)
+HOSTILE = make_entry(103, hours_ago=3, content_html=HOSTILE_BODY)
+UNCREDITED = make_entry(104, hours_ago=4, content_html=None, credits=())
+
+PAGE = make_page(MULTI_OUTLET, NO_LINK, HOSTILE, UNCREDITED)
+EXPECTED_IDS = [f"tag:aggregator,2026:item:{n}" for n in (101, 102, 103, 104)]
+
+Renderer = Callable[[FeedPage], bytes]
+XML_RENDERERS = [pytest.param(render_rss, id="rss"), pytest.param(render_atom, id="atom")]
+
+
+# --- reading the output back ---------------------------------------------------
+
+
+def parse_xml_feed(document: bytes) -> Any:
+    parsed = feedparser.parse(document)
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    return parsed
+
+
+def xml_entry_html(entry: Any) -> str:
+    """The entry's HTML body as feedparser sees it (RSS description or Atom content)."""
+    if entry.get("content"):
+        return str(entry.content[0].value)
+    return str(entry.get("summary", ""))
+
+
+def json_items(document: bytes) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(document)["items"]
+    return items
+
+
+def ids_titles_bodies(render: Renderer, page: FeedPage) -> list[tuple[str, str, str]]:
+    document = render(page)
+    if render is render_json_feed:
+        return [(i["id"], i.get("title", ""), i["content_html"]) for i in json_items(document)]
+    entries = parse_xml_feed(document).entries
+    return [(e.id, e.title, xml_entry_html(e)) for e in entries]
+
+
+ALL_RENDERERS = [*XML_RENDERERS, pytest.param(render_json_feed, id="json")]
+
+
+# --- every format --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("render", ALL_RENDERERS)
+def test_entries_keep_page_order_and_stable_ids(render: Renderer) -> None:
+    rendered = ids_titles_bodies(render, PAGE)
+    assert [entry_id for entry_id, _, _ in rendered] == EXPECTED_IDS
+
+
+@pytest.mark.parametrize("render", ALL_RENDERERS)
+def test_output_is_a_function_of_the_data(render: Renderer) -> None:
+    first = render(PAGE)
+    second = render(make_page(*PAGE.entries))
+    assert first == second
+
+
+@pytest.mark.parametrize("render", ALL_RENDERERS)
+def test_titles_round_trip_exactly(render: Renderer) -> None:
+    titles = [title for _, title, _ in ids_titles_bodies(render, PAGE)]
+    assert titles[:2] == [TRICKY_TITLE, UNICODE_TITLE]
+
+
+@pytest.mark.parametrize("render", ALL_RENDERERS)
+def test_every_outlet_is_credited_with_its_own_link(render: Renderer) -> None:
+    _, _, body = ids_titles_bodies(render, PAGE)[0]
+    for credit in MULTI_OUTLET.credits:
+        assert credit.link is not None
+        assert f'href="{credit.link}"' in body
+        assert credit.source_title in body
+    assert body.startswith("<p>Body of story 101.</p>")
+
+
+@pytest.mark.parametrize("render", ALL_RENDERERS)
+def test_sanitized_markup_text_stays_text(render: Renderer) -> None:
+    _, _, body = ids_titles_bodies(render, PAGE)[2]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "<script" not in body
+
+
+@pytest.mark.parametrize("render", ALL_RENDERERS)
+def test_summary_is_the_body_when_there_is_no_content(render: Renderer) -> None:
+    _, _, body = ids_titles_bodies(render, PAGE)[1]
+    assert "Только резюме." in body
+    assert 'href="https://tass.example/w/9"' in body
+
+
+@pytest.mark.parametrize("render", ALL_RENDERERS)
+def test_an_empty_page_renders(render: Renderer) -> None:
+    assert ids_titles_bodies(render, make_page()) == []
+
+
+@pytest.mark.parametrize("render", ALL_RENDERERS)
+def test_characters_xml_cannot_carry_are_dropped_not_fatal(render: Renderer) -> None:
+    page = make_page(make_entry(1, title="bell\x07 and nul\x00 here"))
+    [(_, title, _)] = ids_titles_bodies(render, page)
+    expected = "bell\x07 and nul\x00 here" if render is render_json_feed else "bell and nul here"
+    assert title == expected
+
+
+@pytest.mark.parametrize("render", XML_RENDERERS)
+def test_empty_title_gets_a_placeholder(render: Renderer) -> None:
+    [(_, title, _)] = ids_titles_bodies(render, make_page(make_entry(1, title="")))
+    assert title == "(untitled)"
+
+
+def test_every_format_is_registered() -> None:
+    assert {name: fmt.render for name, fmt in FEED_FORMATS.items()} == {
+        "rss": render_rss,
+        "atom": render_atom,
+        "json": render_json_feed,
+    }
+
+
+# --- RSS ---------------------------------------------------------------------
+
+
+def test_rss_channel_dates_come_from_the_page_not_the_clock() -> None:
+    feed = parse_xml_feed(render_rss(PAGE)).feed
+    assert feed.updated == "Sun, 01 Mar 2026 12:00:00 +0000"
+    assert feed.published == "Sun, 01 Mar 2026 12:00:00 +0000"
+    assert feed.generator == "aggregator"
+
+
+def test_rss_links_self_and_home() -> None:
+    parsed = parse_xml_feed(render_rss(PAGE))
+    assert parsed.version == "rss20"
+    assert parsed.feed.link == f"{BASE_URL}/"
+    self_links = [link.href for link in parsed.feed.links if link.rel == "self"]
+    assert self_links == [f"{BASE_URL}/feeds/world.rss"]
+
+
+def test_rss_guid_is_not_a_permalink() -> None:
+    entry = parse_xml_feed(render_rss(PAGE)).entries[0]
+    assert entry.guidislink is False
+    assert entry.link == MULTI_OUTLET.link
+
+
+def test_rss_item_without_link_has_none() -> None:
+    root = etree.fromstring(render_rss(PAGE))
+    items = root.findall("channel/item")
+    assert items[1].find("link") is None
+
+
+def test_rss_source_names_the_first_outlet() -> None:
+    root = etree.fromstring(render_rss(PAGE))
+    source = root.find("channel/item/source")
+    assert source is not None
+    assert (source.get("url"), source.text) == (
+        "https://sputnik.example/a/1",
+        "Sputnik International",
+    )
+
+
+def test_rss_has_one_enclosure_with_a_length() -> None:
+    entry = parse_xml_feed(render_rss(PAGE)).entries[0]
+    enclosures = [link for link in entry.links if link.rel == "enclosure"]
+    assert [(e.href, e.type, e.length) for e in enclosures] == [
+        ("https://cdn.example/talks.mp3", "audio/mpeg", "0")
+    ]
+
+
+def test_rss_categories_carry_term_domain_and_series() -> None:
+    entry = parse_xml_feed(render_rss(PAGE)).entries[0]
+    assert [(tag.term, tag.scheme) for tag in entry.tags] == [
+        ("diplomacy", "https://outlet-a.example/tags"),
+        ("iran", "https://outlet-b.example/topics"),
+        ("vienna-talks", f"{BASE_URL}/series/"),
+    ]
+
+
+def test_rss_pub_dates_are_the_entries() -> None:
+    entries = parse_xml_feed(render_rss(PAGE)).entries
+    assert [e.published for e in entries[:2]] == [
+        "Sun, 01 Mar 2026 11:00:00 +0000",
+        "Sun, 01 Mar 2026 10:00:00 +0000",
+    ]
+
+
+# --- Atom --------------------------------------------------------------------
+
+
+def test_atom_root_is_in_the_atom_namespace() -> None:
+    root = etree.fromstring(render_atom(PAGE))
+    assert root.tag == "{http://www.w3.org/2005/Atom}feed"
+
+
+def test_atom_feed_id_links_and_updated() -> None:
+    parsed = parse_xml_feed(render_atom(PAGE))
+    assert parsed.version == "atom10"
+    assert parsed.feed.id == f"{BASE_URL}/feeds/world"
+    assert parsed.feed.updated == "2026-03-01T12:00:00+00:00"
+    assert parsed.feed.subtitle == PAGE.description
+    links = {(link.rel, link.href) for link in parsed.feed.links}
+    assert links == {("self", f"{BASE_URL}/feeds/world.atom"), ("alternate", f"{BASE_URL}/")}
+
+
+def test_atom_authors_name_the_outlets_then_the_writers() -> None:
+    entry = parse_xml_feed(render_atom(PAGE)).entries[0]
+    assert [author.name for author in entry.authors] == [
+        "Sputnik International, Fars News, Wire Service",
+        "Jane Roe",
+    ]
+
+
+def test_atom_entry_without_link_uses_the_first_outlet_link() -> None:
+    entry = parse_xml_feed(render_atom(PAGE)).entries[1]
+    assert entry.link == "https://tass.example/w/9"
+
+
+def test_atom_enclosures_are_all_kept_as_enclosure_links() -> None:
+    entry = parse_xml_feed(render_atom(PAGE)).entries[0]
+    assert [(link.rel, link.href) for link in entry.links] == [
+        ("alternate", MULTI_OUTLET.link),
+        ("enclosure", "https://cdn.example/talks.mp3"),
+        ("enclosure", "https://cdn.example/talks.jpg"),
+    ]
+    assert entry.links[2].length == "2048"
+
+
+def test_atom_summary_accompanies_content_when_both_exist() -> None:
+    entry = parse_xml_feed(render_atom(PAGE)).entries[0]
+    assert entry.summary == "<p>Short version.</p>"
+    assert entry.content[0].type == "text/html"
+
+
+def test_atom_categories_carry_scheme_label_and_series() -> None:
+    entry = parse_xml_feed(render_atom(PAGE)).entries[0]
+    assert [(tag.term, tag.scheme, tag.label) for tag in entry.tags] == [
+        ("diplomacy", "https://outlet-a.example/tags", "Diplomacy"),
+        ("iran", "https://outlet-b.example/topics", None),
+        ("vienna-talks", f"{BASE_URL}/series/", None),
+    ]
+
+
+def test_atom_feed_has_an_author_when_an_entry_has_none() -> None:
+    credited_only = parse_xml_feed(render_atom(make_page(MULTI_OUTLET))).feed
+    with_uncredited = parse_xml_feed(render_atom(PAGE)).feed
+    assert "author" not in credited_only
+    assert with_uncredited.author == PAGE.title
+
+
+# --- JSON Feed -------------------------------------------------------------------
+
+
+def test_json_feed_has_required_keys() -> None:
+    document = json.loads(render_json_feed(PAGE))
+    assert document["version"] == "https://jsonfeed.org/version/1.1"
+    assert document["title"] == PAGE.title
+    assert document["feed_url"] == f"{BASE_URL}/feeds/world.json"
+    assert document["home_page_url"] == f"{BASE_URL}/"
+    for item in document["items"]:
+        assert item["id"]
+        assert "content_html" in item or "content_text" in item
+
+
+def test_json_feed_is_utf8_not_escaped_ascii() -> None:
+    assert UNICODE_TITLE.encode("utf-8") in render_json_feed(PAGE)
+
+
+def test_json_authors_credit_each_outlet_then_the_writers() -> None:
+    item = json_items(render_json_feed(PAGE))[0]
+    assert item["authors"] == [
+        {"name": "Sputnik International", "url": "https://sputnik.example/a/1"},
+        {"name": "Fars News", "url": "https://fars.example/news/77"},
+        {"name": "Wire Service", "url": "https://wire.example/101"},
+        {"name": "Jane Roe"},
+    ]
+
+
+def test_json_outlets_extension_lists_every_credit() -> None:
+    item = json_items(render_json_feed(PAGE))[0]
+    assert item["_aggregator"] == {
+        "outlets": [
+            {
+                "source": "sputnik",
+                "title": "Sputnik International",
+                "url": "https://sputnik.example/a/1",
+                "guid": "s1",
+            },
+            {
+                "source": "fars",
+                "title": "Fars News",
+                "url": "https://fars.example/news/77",
+                "guid": None,
+            },
+            {
+                "source": "wire",
+                "title": "Wire Service",
+                "url": "https://wire.example/101",
+                "guid": None,
+            },
+        ],
+        "series": [{"slug": "vienna-talks", "feed_url": f"{BASE_URL}/series/vienna-talks.json"}],
+    }
+
+
+def test_json_attachments_tags_dates_and_links() -> None:
+    first, second, *_ = json_items(render_json_feed(PAGE))
+    assert first["attachments"] == [
+        {"url": "https://cdn.example/talks.mp3", "mime_type": "audio/mpeg"},
+        {"url": "https://cdn.example/talks.jpg", "mime_type": "image/jpeg", "size_in_bytes": 2048},
+    ]
+    assert first["tags"] == ["diplomacy", "iran"]
+    assert first["date_published"] == "2026-03-01T11:00:00+00:00"
+    assert first["url"] == MULTI_OUTLET.link
+    assert second["url"] == "https://tass.example/w/9"
+
+
+# --- shared pieces ---------------------------------------------------------------
+
+
+def test_credits_footer_escapes_names_and_links_only_web_urls() -> None:
+    footer = credits_footer_html(
+        (
+            make_credit("a", "A <b>&</b> Co", "https://a.example/?x=1&y=2"),
+            make_credit("b", "B", "javascript:alert(1)"),
+            make_credit("c", "C", None),
+        )
+    )
+    assert footer == (
+        '<p class="aggregator-credits">Reported by: '
+        '<a href="https://a.example/?x=1&amp;y=2">A &lt;b&gt;&amp;&lt;/b&gt; Co</a>, B, C</p>'
+    )
+
+
+def test_entry_body_without_content_or_credits_is_empty() -> None:
+    assert entry_body_html(make_entry(1, content_html=None, credits=())) == ""
+
+
+def test_renderer_refusal_becomes_publish_error() -> None:
+    page = make_page(make_entry(1, link="https://example.com/\x00"))
+    with pytest.raises(PublishError, match="feeds/world"):
+        render_rss(page)
+
+
+# --- validators ------------------------------------------------------------------
+
+
+def test_etag_is_strong_quoted_and_stable() -> None:
+    etag = page_etag(PAGE, "rss")
+    assert etag.startswith('"') and etag.endswith('"')
+    assert not etag.startswith("W/")
+    assert page_etag(make_page(*PAGE.entries), "rss") == etag
+
+
+def test_etag_differs_by_format() -> None:
+    assert len({page_etag(PAGE, fmt) for fmt in FEED_FORMATS}) == len(FEED_FORMATS)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param(make_page(make_entry(100), *PAGE.entries), id="entry added"),
+        pytest.param(make_page(*PAGE.entries[1:]), id="entry dropped"),
+        pytest.param(
+            make_page(replace(MULTI_OUTLET, credits=MULTI_OUTLET.credits[:1]), *PAGE.entries[1:]),
+            id="credit dropped",
+        ),
+        pytest.param(
+            make_page(replace(MULTI_OUTLET, content_html="<p>Edited</p>"), *PAGE.entries[1:]),
+            id="content edited",
+        ),
+        pytest.param(replace(PAGE, title="Other"), id="feed title"),
+    ],
+)
+def test_etag_changes_with_the_data(changed: FeedPage) -> None:
+    assert page_etag(changed, "atom") != page_etag(PAGE, "atom")
+
+
+def test_last_modified_is_the_latest_change_to_the_second() -> None:
+    later = make_entry(9, updated=NOW + timedelta(minutes=5, microseconds=250))
+    page = make_page(later, updated=NOW)
+    assert page_last_modified(page) == NOW + timedelta(minutes=5)
+    assert page_last_modified(page).tzinfo is not None
+    assert page_last_modified(make_page()) == NOW

@@ -1,0 +1,155 @@
+"""Config loading: every mistake is reported with file, line and key path."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.exceptions import ConfigError
+from aggregator.settings import load_settings, parse_duration, parse_size
+from tests.conftest import REPO
+
+MINIMAL = """\
+database: sqlite:///agg.db
+sources:
+  - name: bbc
+    url: https://feeds.bbci.co.uk/news/world/rss.xml
+    tags: [world]
+  - name: local
+    url: file:snapshots/local.xml
+series:
+  - slug: is
+    title: Islamic State
+    match:
+      keywords: [ISIS]
+feeds:
+  - slug: world
+    title: World
+    tags: [world]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_write(tmp_path, text), environ={})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, MINIMAL), environ={})
+    assert settings.polling.interval == timedelta(minutes=15)
+    assert settings.polling.max_bytes == 10_000_000
+    assert settings.database == f"sqlite:///{tmp_path / 'agg.db'}"
+    assert settings.sources[1].url == (tmp_path / "snapshots/local.xml").as_uri()
+    assert settings.feed_source_names(settings.feeds[0]) == ("bbc",)
+    assert settings.server.public_url == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "polling:\n  interval: 15 minutes\n",
+            "config.yaml:2: polling.interval: expected a duration",
+        ),
+        ("polling:\n  timout: 3s\n", "config.yaml:2: polling.timout: unknown key 'timout'"),
+        ("server:\n  listen: localhost\n", "config.yaml:2: server.listen: expected host:port"),
+        (
+            "polling:\n  max_bytes: 10 parsecs\n",
+            "config.yaml:2: polling.max_bytes: unknown size unit",
+        ),
+        (
+            "sources:\n  - name: Bad Name\n    url: https://x.example/\n",
+            "config.yaml:2: sources[0].name: expected lower-case letters",
+        ),
+        (
+            "sources:\n  - name: a\n    url: ftp://x.example/\n",
+            "config.yaml:3: sources[0].url: expected an http://, https:// or file: URL",
+        ),
+        ("sources:\n  - name: a\n", "config.yaml:2: sources[0].url: required key is missing"),
+        (
+            "sources:\n  - name: a\n    url: https://a.example/\n    url: https://b.example/\n",
+            "config.yaml:4: sources[0].url: duplicate key (first given on line 3)",
+        ),
+        (
+            "sources:\n  - {name: a, url: 'https://a.example/'}\n  - {name: a, url: 'https://b.example/'}\n",
+            "config.yaml:3: sources[1].name: duplicate source name 'a'",
+        ),
+        (
+            "feeds:\n  - slug: f\n    title: F\n    sources: [nope]\n",
+            "config.yaml:4: feeds[0].sources[0]: unknown source 'nope'",
+        ),
+        (
+            "feeds:\n  - slug: f\n    title: F\n    series: [nope]\n",
+            "config.yaml:4: feeds[0].series[0]: unknown series 'nope'",
+        ),
+        (
+            "database: ${DB_URL}\n",
+            "config.yaml:1: database: environment variable DB_URL is not set",
+        ),
+        ("sources: [\n", "config.yaml:2: invalid YAML"),
+        ("database: not a url\n", "config.yaml:1: database: expected a database URL"),
+    ],
+)
+def test_mistakes_are_located(tmp_path: Path, text: str, expected: str) -> None:
+    problems = _problems(tmp_path, text)
+    assert any(p.endswith(expected) or expected in p for p in problems), problems
+    assert all(p.startswith(str(tmp_path / "config.yaml")) for p in problems)
+
+
+def test_every_mistake_is_reported_at_once(tmp_path: Path) -> None:
+    problems = _problems(
+        tmp_path,
+        "feeds:\n  - slug: f\n    title: F\n    sources: [x, y]\n    series: [z]\n",
+    )
+    assert len(problems) == 3
+
+
+def test_environment_variables_are_expanded(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "database: postgresql+psycopg://u:${PW}@db/x\nserver:\n  listen: ${L:-0.0.0.0:9000}\n",
+    )
+    settings = load_settings(path, environ={"PW": "s3cret"})
+    assert settings.database == "postgresql+psycopg://u:s3cret@db/x"
+    assert settings.server.port == 9000
+
+
+def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found; pass --config FILE"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("30s", 30), ("15m", 900), ("2h", 7200), ("1d", 86400), (45, 45)]
+)
+def test_durations(value: object, seconds: int) -> None:
+    assert parse_duration(value) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("value", ["0s", "-5m", "5 weeks", "m", True])
+def test_bad_durations(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+def test_sizes() -> None:
+    assert parse_size("10MB") == 10_000_000
+    assert parse_size("512KiB") == 512 * 1024
+    assert parse_size(2048) == 2048
+
+
+@pytest.mark.parametrize("name", ["aggregator.yaml", "demo.yaml"])
+def test_bundled_configs_pass_check(name: str) -> None:
+    settings = load_settings(REPO / "config" / name, environ={})
+    assert len(settings.sources) >= 8
+    assert settings.feeds
+    assert any(s.slug == "islamic-state" for s in settings.series)
