@@ -48,14 +48,23 @@ class FeedServer:
     root: Path
     port: int
     log: RequestLog
+    # Paths whose response stops half-way until the test releases them.
+    stalled: set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
+    stall_seen: threading.Event = field(default_factory=threading.Event)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
 
 
-def _handler(root: Path, log: RequestLog) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    root: Path, log: RequestLog, state: dict[str, FeedServer]
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path in state["server"].stalled:
+                self._stall()
+                return
             path = (root / self.path.lstrip("/").split("?")[0]).resolve()
             if root.resolve() not in path.parents or not path.is_file():
                 self._reply(404, b"not found", {})
@@ -74,6 +83,18 @@ def _handler(root: Path, log: RequestLog) -> type[BaseHTTPRequestHandler]:
                 self._reply(304, b"", headers)
                 return
             self._reply(200, body, headers)
+
+        def _stall(self) -> None:
+            server = state["server"]
+            log.add(self.path, 200)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"<rss version='2.0'><channel><title>slow</title>")
+            self.wfile.flush()
+            server.stall_seen.set()
+            server.release.wait(timeout=60)
 
         def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
             log.add(self.path, status)
@@ -95,13 +116,16 @@ def _handler(root: Path, log: RequestLog) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def serve_directory(root: Path) -> Iterator[FeedServer]:
     log = RequestLog()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, log))
+    state: dict[str, FeedServer] = {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(root, log, state))
     server.daemon_threads = True
+    state["server"] = FeedServer(root=root, port=server.server_address[1], log=log)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield FeedServer(root=root, port=server.server_address[1], log=log)
+        yield state["server"]
     finally:
+        state["server"].release.set()
         server.shutdown()
         server.server_close()
         thread.join()

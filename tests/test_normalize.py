@@ -73,9 +73,7 @@ def unsafe_markup(markup: str) -> list[str]:
 
 def item_strings(item: Item) -> list[str]:
     strings = [
-        value
-        for value in (getattr(item, f.name) for f in fields(item))
-        if isinstance(value, str)
+        value for value in (getattr(item, f.name) for f in fields(item)) if isinstance(value, str)
     ]
     strings += item.authors
     strings += [s for c in item.categories for s in (c.term, c.domain, c.label) if s]
@@ -310,7 +308,9 @@ def test_authors_are_plain_unique_and_non_empty() -> None:
 def test_categories_are_plain_unique_and_keep_their_domain() -> None:
     item = normalize(
         categories=(
-            Category(term=" <i>Politics</i> ", domain="http://www.nytimes.com/namespaces/keywords/des"),
+            Category(
+                term=" <i>Politics</i> ", domain="http://www.nytimes.com/namespaces/keywords/des"
+            ),
             Category(term="Politics", domain="http://www.nytimes.com/namespaces/keywords/des"),
             Category(term="Politics"),
             Category(term="   "),
@@ -327,7 +327,11 @@ def test_categories_are_plain_unique_and_keep_their_domain() -> None:
 def test_enclosures_only_http_canonical_with_query() -> None:
     item = normalize(
         enclosures=(
-            Enclosure(url="HTTPS://CDN.e.com:443/ep.mp3?token=a&utm_source=x#t", type="audio/mpeg", length=10),
+            Enclosure(
+                url="HTTPS://CDN.e.com:443/ep.mp3?token=a&utm_source=x#t",
+                type="audio/mpeg",
+                length=10,
+            ),
             Enclosure(url="https://cdn.e.com/ep.mp3?token=a&utm_source=x", type="audio/mpeg"),
             Enclosure(url="javascript:alert(1)", type="audio/mpeg"),
             Enclosure(url="ftp://e.com/x.mp3"),
@@ -335,14 +339,23 @@ def test_enclosures_only_http_canonical_with_query() -> None:
         )
     )
     assert item.enclosures == (
-        Enclosure(url="https://cdn.e.com/ep.mp3?token=a&utm_source=x", type="audio/mpeg", length=10),
+        Enclosure(
+            url="https://cdn.e.com/ep.mp3?token=a&utm_source=x", type="audio/mpeg", length=10
+        ),
         Enclosure(url="https://cdn.e.com/b.ogg", type=None, length=None),
     )
 
 
 @pytest.mark.parametrize(
     ("language", "expected"),
-    [("en", "en"), (" en_US ", "en-US"), ("de-DE", "de-DE"), ("", None), ("<b>x</b>", None), (None, None)],
+    [
+        ("en", "en"),
+        (" en_US ", "en-US"),
+        ("de-DE", "de-DE"),
+        ("", None),
+        ("<b>x</b>", None),
+        (None, None),
+    ],
 )
 def test_language_tag(language: str | None, expected: str | None) -> None:
     assert normalize(language=language).language == expected
@@ -380,7 +393,9 @@ def test_keys_are_stable_from_one_poll_to_the_next() -> None:
 
 def test_real_feed_with_duplicate_guids_keys_every_item_uniquely() -> None:
     feed = parse_feed(
-        (DATA / "scriptingNews.rss").read_bytes(), content_type=None, url="http://scripting.com/rss.xml"
+        (DATA / "scriptingNews.rss").read_bytes(),
+        content_type=None,
+        url="http://scripting.com/rss.xml",
     )
     guids = [item.guid for item in feed.items]
     assert len(guids) - len(set(guids)) == 2  # the feed repeats two guids

@@ -1,0 +1,145 @@
+"""The daemon as a user runs it: `aggregator run` on the bundled demo config."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import feedparser
+import httpx
+
+from aggregator.settings import load_settings
+from aggregator.store import Store
+from tests.conftest import REPO
+from tests.feedserver import serve_directory
+
+DEMO = REPO / "config" / "demo.yaml"
+
+
+class LogWatcher:
+    """Collects a subprocess's stderr lines and waits for patterns in them."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, count: int = 1, timeout: float = 60) -> list[re.Match[str]]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [m for line in self.lines if (m := re.search(pattern, line))]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._thread.is_alive():
+                    raise AssertionError(
+                        f"{count} x {pattern!r} not seen in the log:\n" + "".join(self.lines)
+                    )
+                self._changed.wait(remaining)
+
+
+def _demo_copy(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "config" / "demo-feeds", tmp_path / "demo-feeds")
+    text = DEMO.read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^database: .*$", "database: sqlite:///demo-test.db", text)
+    text = re.sub(r"(?m)^  listen: .*$", "  listen: 127.0.0.1:0", text)
+    config = tmp_path / "demo.yaml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def test_demo_daemon_serves_every_outlet_once_and_stops_on_sigterm(tmp_path: Path) -> None:
+    config = _demo_copy(tmp_path)
+    settings = load_settings(config)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aggregator.cli", "--config", str(config), "run"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    log = LogWatcher(process)
+    try:
+        (match,) = log.wait_for(r"serving merged feeds on (http://\S+?)/?$")
+        base = match.group(1)
+        log.wait_for(r"aggregator\.schedule: [a-z0-9-]+: \d+ items", count=len(settings.sources))
+        with httpx.Client(base_url=base, timeout=30) as client:
+            world = feedparser.parse(client.get("/feeds/world.atom").content)
+            assert world.bozo == 0
+            assert len(world.entries) == 100  # the feed's limit: there is more than that
+            links = [e.link for e in world.entries]
+            assert len(links) == len(set(links))
+            outlets = {a.name for e in world.entries for a in e.get("authors", [])}
+            assert len(outlets) >= 8, outlets
+            for feed in settings.feeds:
+                for fmt in ("rss", "atom"):
+                    parsed = feedparser.parse(client.get(f"/feeds/{feed.slug}.{fmt}").content)
+                    assert parsed.bozo == 0, (feed.slug, fmt, parsed.get("bozo_exception"))
+                    assert parsed.entries, (feed.slug, fmt)
+                assert client.get(f"/feeds/{feed.slug}.json").json()["items"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # The daemon promises to stop within 10 s of SIGTERM.
+        code = process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
+    assert code == 0, "".join(log.lines)
+    assert any("stopped" in line for line in log.lines)
+
+
+def test_sigterm_abandons_a_stuck_poll_without_partial_writes(tmp_path: Path) -> None:
+    feeds = tmp_path / "www"
+    feeds.mkdir()
+    shutil.copy(REPO / "config" / "demo-feeds" / "npr-world.xml", feeds / "npr.xml")
+    with serve_directory(feeds) as server:
+        server.stalled.add("/slow.xml")
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            f"database: sqlite:///{tmp_path / 'db.sqlite'}\n"
+            "server:\n  listen: 127.0.0.1:0\n"
+            "sources:\n"
+            f"  - name: npr\n    url: {server.url('npr.xml')}\n"
+            f"  - name: slow\n    url: {server.url('slow.xml')}\n",
+            encoding="utf-8",
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator.cli", "--config", str(config), "run"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log = LogWatcher(process)
+        try:
+            log.wait_for(r"npr: \d+ items, \d+ new")
+            assert server.stall_seen.wait(timeout=30)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=10)
+            assert process.stderr is not None
+            process.stderr.close()
+    assert code == 0, "".join(log.lines)
+    assert any("abandoning in-flight polls: slow" in line for line in log.lines), log.lines
+    store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        states = {s.name: s for s in store.source_states()}
+    finally:
+        store.close()
+    assert states["npr"].item_count > 0
+    assert (states["slow"].item_count, states["slow"].last_status) == (0, None)
