@@ -195,12 +195,31 @@ class PublishedEntry:
     series: tuple[str, ...] = ()
 
 
+FeedKind = Literal["feeds", "series"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedInfo:
+    """A merged feed or series as the index and OPML list it."""
+
+    kind: FeedKind
+    slug: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    feeds: tuple[FeedInfo, ...]
+    series: tuple[FeedInfo, ...]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeedPage:
     """Everything a renderer needs to produce one merged feed document."""
 
     slug: str
-    kind: Literal["feeds", "series"]
+    kind: FeedKind
     title: str
     description: str
     self_url: str  # without the extension's format: renderers append .rss/.atom/.json

@@ -16,8 +16,8 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from aggregator.exceptions import StoreError
-from aggregator.publish.app import FeedInfo, FeedKind, Listing, create_app
-from aggregator.types import Credit, FeedPage, PublishedEntry
+from aggregator.publish.app import create_app
+from aggregator.types import Credit, FeedInfo, FeedKind, FeedPage, Listing, PublishedEntry
 
 # Starlette >= 1.x wants httpx2 for its TestClient and warns (an error here) on import
 # when only httpx is installed; the client itself works the same with either.

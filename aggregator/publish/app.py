@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -29,33 +29,15 @@ from aggregator.exceptions import StoreError
 from aggregator.publish import FEED_FORMATS, FeedFormat, page_etag, page_last_modified
 from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
-from aggregator.types import FeedPage
+from aggregator.types import FeedKind, FeedPage, Listing
 
 logger = logging.getLogger(__name__)
-
-FeedKind = Literal["feeds", "series"]
 
 CACHE_CONTROL = "public, max-age=60"
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 OPML_CONTENT_TYPE = "text/x-opml; charset=utf-8"
 
 _KIND_NOUN: dict[FeedKind, str] = {"feeds": "merged feed", "series": "series"}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FeedInfo:
-    """A merged feed or series as the index and OPML list it."""
-
-    kind: FeedKind
-    slug: str
-    title: str
-    description: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Listing:
-    feeds: tuple[FeedInfo, ...]
-    series: tuple[FeedInfo, ...]
 
 
 class Catalog(Protocol):

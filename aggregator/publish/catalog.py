@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
 
-from aggregator.publish.app import FeedInfo, Listing
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.types import FeedPage
+from aggregator.types import FeedInfo, FeedKind, FeedPage, Listing
 
 # What an empty feed reports as its last change: a fixed date keeps its ETag stable.
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
@@ -43,7 +41,7 @@ class StoreCatalog:
             ),
         )
 
-    def feed_page(self, kind: Literal["feeds", "series"], slug: str) -> FeedPage | None:
+    def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
         if kind == "feeds":
             feed = next((f for f in self.settings.feeds if f.slug == slug), None)
             if feed is None:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from html import escape
-from typing import TYPE_CHECKING
 
 from aggregator.publish import FEED_FORMATS, feed_url
-
-if TYPE_CHECKING:
-    from aggregator.publish.app import FeedInfo, Listing
+from aggregator.types import FeedInfo, Listing
 
 PAGE_TITLE = "Merged feeds"
 

@@ -7,12 +7,9 @@ imports the list would keep polling them after they end.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
 
 from aggregator.publish import feed_url
-
-if TYPE_CHECKING:
-    from aggregator.publish.app import Listing
+from aggregator.types import Listing
 
 OPML_TITLE = "Merged feeds"
 
