@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for chatty in ("apscheduler", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     config = getattr(args, "config", None) or os.environ.get("AGGREGATOR_CONFIG")
     path = config or str(DEFAULT_CONFIG_PATH)
     try:
@@ -153,8 +154,7 @@ def format_poll_report(outcomes: Sequence[PollOutcome]) -> str:
         elif o.status == "not_modified":
             what = "not modified"
         else:
-            code = f" (HTTP {o.http_status})" if o.http_status else ""
-            what = f"FAILED{code}: {o.error}"
+            what = f"FAILED: {o.error}"
         lines.append(f"{o.source:<{width}}  {what}")
     failed = sum(o.status == "error" for o in outcomes)
     unchanged = sum(o.status == "not_modified" for o in outcomes)

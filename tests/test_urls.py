@@ -113,7 +113,7 @@ def test_tracking_param_names() -> None:
     assert not is_tracking_param("id")
 
 
-_URL_CHARS = st.characters(codec="utf-8", exclude_categories=("Cs",))
+_URL_CHARS = st.characters(codec="utf-8")
 _URLISH = st.builds(
     lambda scheme, host, port, path, query, fragment: (
         f"{scheme}://{host}{port}{path}{query}{fragment}"

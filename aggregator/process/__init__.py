@@ -1,1 +1,1 @@
-"""Pure decisions on parsed items: sanitize, canonicalize, give them an identity."""
+"""Pure decisions, no I/O: normalize and sanitize items, dedupe keys, series, next poll time."""

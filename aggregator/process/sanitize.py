@@ -55,7 +55,7 @@ _TO_TEXT = nh3.Cleaner(tags=set(), clean_content_tags=set(_DROPPED_WITH_CONTENT)
 # Unescaping can reveal markup that was escaped (twice) in the source; a few
 # rounds reach plain text for anything a publisher plausibly sends.
 _MAX_TEXT_ROUNDS = 3
-# nh3 output re-parsed is almost always stable; a second round catches the rest.
+# nh3 output re-parsed is almost always stable; the rare rest settles in another round.
 _MAX_SANITIZE_ROUNDS = 4
 
 

@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.exceptions import StoreError
 from aggregator.store import entries as _entries
 from aggregator.store import items as _items
 from aggregator.store import sources as _sources
-from aggregator.store.database import create_store_engine, ensure_schema, migrate
+from aggregator.store.database import create_store_engine, describe, ensure_schema, migrate
 from aggregator.store.sources import SourceDefinition
 from aggregator.types import Item, PublishedEntry, SourceForPoll, SourceState
 
@@ -44,10 +44,8 @@ class Store:
         try:
             with self.engine.begin() as connection:
                 yield connection
-        except OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {exc}") from exc
+            raise StoreError(f"database error: {describe(exc)}") from exc
 
     def ping(self) -> None:
         with self._transaction() as connection:

@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+def describe(exc: BaseException) -> str:
+    """The driver's own message, first line only, without SQLAlchemy's links and SQL."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
     parsed = make_url(url)
@@ -34,7 +41,9 @@ def create_store_engine(url: str) -> Engine:
     try:
         engine = create_engine(parsed, **kwargs)
     except (SQLAlchemyError, ImportError) as exc:
-        raise StoreError(f"cannot open database {parsed.render_as_string()}: {exc}") from exc
+        raise StoreError(
+            f"cannot open database {parsed.render_as_string()}: {describe(exc)}"
+        ) from exc
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -66,7 +75,7 @@ def current_revision(engine: Engine) -> str | None:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot reach the database: {exc}") from exc
+        raise StoreError(f"cannot reach the database: {describe(exc)}") from exc
 
 
 def migrate(engine: Engine) -> tuple[str | None, str | None]:
@@ -78,7 +87,7 @@ def migrate(engine: Engine) -> tuple[str | None, str | None]:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:
-        raise StoreError(f"migration failed: {exc}") from exc
+        raise StoreError(f"migration failed: {describe(exc)}") from exc
     return before, head_revision()
 
 
@@ -92,7 +101,7 @@ def ensure_schema(engine: Engine) -> None:
         try:
             has_tables = bool(inspect(engine).get_table_names())
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot reach the database: {exc}") from exc
+            raise StoreError(f"cannot reach the database: {describe(exc)}") from exc
         if not has_tables:
             log.info("creating the database schema (revision %s)", head)
             migrate(engine)

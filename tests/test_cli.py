@@ -1,0 +1,128 @@
+"""The command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aggregator.cli import build_parser
+from tests.conftest import DATA
+from tests.feedserver import serve_directory
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+COMMANDS = ["check", "run", "poll", "serve", "migrate", "sources"]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_describes_every_command(command: str | None) -> None:
+    result = _cli(*([command] if command else []), "--help")
+    assert result.returncode == 0
+    assert "--config" in result.stdout
+    if command is None:
+        assert all(name in result.stdout for name in COMMANDS)
+
+
+def test_every_command_is_wired() -> None:
+    parser = build_parser()
+    for command in COMMANDS:
+        assert parser.parse_args([command]).command == command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_config_errors_exit_2_with_file_and_line(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("polling:\n  interval: often\n", encoding="utf-8")
+    result = _cli("--config", str(config), command)
+    assert result.returncode == 2
+    assert f"{config}:2: polling.interval: expected a duration" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_option_after_the_command_and_from_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text("sources: []\n", encoding="utf-8")
+    assert _cli("check", "--config", str(config)).returncode == 0
+    env_run = subprocess.run(
+        [sys.executable, "-m", "aggregator.cli", "check"],
+        capture_output=True,
+        text=True,
+        env={"AGGREGATOR_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert env_run.returncode == 0, env_run.stderr
+    assert "config OK: 0 sources" in env_run.stdout
+
+
+def test_poll_reports_failures_and_sources_shows_them(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(DATA / "e2e" / "npr-world.xml", www / "npr.xml")
+    (www / "page.html").write_text("<html><body>moved</body></html>", encoding="utf-8")
+    with serve_directory(www) as server:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            f"database: sqlite:///{tmp_path / 'db.sqlite'}\n"
+            "sources:\n"
+            f"  - name: npr\n    url: {server.url('npr.xml')}\n"
+            f"  - name: gone\n    url: {server.url('gone.xml')}\n"
+            f"  - name: html\n    url: {server.url('page.html')}\n",
+            encoding="utf-8",
+        )
+        result = _cli("--config", str(config), "poll")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "gone  FAILED: HTTP 404 Not Found" in result.stdout
+    assert "html  FAILED: not a feed" in result.stdout
+    assert "3 sources: 1 ok, 0 not modified, 2 failed" in result.stdout
+
+    table = _cli("--config", str(config), "sources")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == [
+        "SOURCE",
+        "LAST",
+        "POLL",
+        "STATUS",
+        "HTTP",
+        "ITEMS",
+        "ERRORS",
+        "NEXT",
+        "POLL",
+    ]
+    npr = next(line for line in lines if line.startswith("npr "))
+    assert " ok " in npr and " 200 " in npr
+    assert any(line.strip() == "gone: HTTP 404 Not Found" for line in lines)
+
+
+def test_migrate_creates_then_reports_up_to_date(tmp_path: Path) -> None:
+    config = tmp_path / "aggregator.yaml"
+    config.write_text(f"database: sqlite:///{tmp_path / 'db.sqlite'}\n", encoding="utf-8")
+    first = _cli("--config", str(config), "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "upgraded from empty" in first.stdout
+    second = _cli("--config", str(config), "migrate")
+    assert "up to date" in second.stdout
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "aggregator.yaml"
+    config.write_text(
+        "database: postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2\n",
+        encoding="utf-8",
+    )
+    result = _cli("--config", str(config), "poll")
+    assert result.returncode == 1
+    assert result.stderr.startswith("aggregator: cannot reach the database")
+    assert "Traceback" not in result.stderr
