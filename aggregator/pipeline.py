@@ -26,8 +26,14 @@ from aggregator.process.normalize import normalize_items
 from aggregator.process.schedule import next_poll_after_failure, next_poll_after_success
 from aggregator.process.series import SeriesRule, compile_rule, series_for
 from aggregator.settings import Settings
-from aggregator.store import SourceDefinition, Store
-from aggregator.types import FetchResult, NotModified, PollOutcome, SourceForPoll
+from aggregator.store import Store
+from aggregator.types import (
+    FetchResult,
+    NotModified,
+    PollOutcome,
+    SourceDefinition,
+    SourceForPoll,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +116,14 @@ class Pipeline:
 
     def _failed(self, source: SourceForPoll, message: str, http_status: int | None) -> PollOutcome:
         now = self.clock.now()
-        errors = self.store.consecutive_errors(source.name) + 1
+        interval = self._interval(source.name)
         self.store.save_failure(
             source.name,
             error=message,
             http_status=http_status,
             now=now,
-            next_poll_at=next_poll_after_failure(
-                now=now, interval=self._interval(source.name), consecutive_errors=errors
+            next_poll_at=lambda errors: next_poll_after_failure(
+                now=now, interval=interval, consecutive_errors=errors
             ),
         )
         return PollOutcome(
@@ -125,20 +131,24 @@ class Pipeline:
         )
 
     def poll_guarded(self, source: SourceForPoll) -> PollOutcome:
-        """Like poll_source, but a bug or a store outage fails this source, not the cycle."""
+        """Like poll_source, but a bug or a store outage fails this source, not the cycle.
+
+        The failure is recorded on the source (so it backs off) when the store allows.
+        """
         try:
             return self.poll_source(source)
         except AggregatorError as exc:
             log.error("%s: poll failed: %s", source.name, exc)
-            return PollOutcome(source=source.name, status="error", error=str(exc))
+            message = str(exc)
         except Exception as exc:
             log.exception(
                 "%s: unexpected error while polling (a bug, please report it)", source.name
             )
-            try:
-                return self._failed(source, f"internal error: {type(exc).__name__}: {exc}", None)
-            except AggregatorError:
-                return PollOutcome(source=source.name, status="error", error=str(exc))
+            message = f"internal error: {type(exc).__name__}: {exc}"
+        try:
+            return self._failed(source, message, None)
+        except AggregatorError:
+            return PollOutcome(source=source.name, status="error", error=message)
 
     def sync_sources(self) -> None:
         self.store.sync_sources(source_definitions(self.settings), self.clock.now())

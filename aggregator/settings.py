@@ -73,7 +73,17 @@ def parse_size(value: object) -> int:
     return size
 
 
+def plain_title(value: object) -> object:
+    """Titles are published as text to every reader: markup in them is a mistake."""
+    if isinstance(value, str) and _MARKUP_RE.search(value):
+        raise ValueError(f"expected plain text without markup, got {value!r}")
+    return value
+
+
+_MARKUP_RE = re.compile(r"<[A-Za-z/!?]")
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+PlainText = Annotated[str, BeforeValidator(plain_title)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]
 
@@ -113,7 +123,7 @@ class PollingSettings(_Frozen):
 
 class SourceSettings(_Frozen):
     name: Slug
-    title: str | None = None
+    title: PlainText | None = None
     url: str
     interval: Duration | None = None
     tags: tuple[str, ...] = ()
@@ -130,15 +140,15 @@ class SeriesMatch(_Frozen):
 
 class SeriesSettings(_Frozen):
     slug: Slug
-    title: str
-    description: str | None = None
+    title: PlainText
+    description: PlainText | None = None
     match: SeriesMatch
 
 
 class FeedSettings(_Frozen):
     slug: Slug
-    title: str
-    description: str | None = None
+    title: PlainText
+    description: PlainText | None = None
     sources: tuple[str, ...] | None = None
     tags: tuple[str, ...] | None = None
     series: tuple[str, ...] | None = None
@@ -159,17 +169,19 @@ class Settings(_Frozen):
     def interval_for(self, source: SourceSettings) -> timedelta:
         return source.interval or self.polling.interval
 
-    def feed_source_names(self, feed: FeedSettings) -> tuple[str, ...] | None:
-        """The sources a merged feed draws from, or None for every source."""
-        if feed.sources is None and feed.tags is None:
-            return None
-        names = [s.name for s in self.sources]
+    def feed_source_filters(self, feed: FeedSettings) -> tuple[tuple[str, ...], ...]:
+        """Each tuple names sources of which an item must have one; all tuples must hold.
+
+        ``sources`` gives one tuple and ``tags`` another (the sources with one of the
+        tags): different filters combine with AND, values inside one filter with OR.
+        """
+        filters = []
         if feed.sources is not None:
-            names = [n for n in names if n in feed.sources]
+            filters.append(tuple(feed.sources))
         if feed.tags is not None:
             wanted = set(feed.tags)
-            names = [n for n in names if wanted & set(self.source_tags(n))]
-        return tuple(names)
+            filters.append(tuple(s.name for s in self.sources if wanted & set(s.tags)))
+        return tuple(filters)
 
     def source_tags(self, name: str) -> tuple[str, ...]:
         source = self.source(name)

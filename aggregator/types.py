@@ -15,6 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+# --- config -> store ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceDefinition:
+    """A source as the config declares it."""
+
+    name: str
+    title: str
+    url: str
+
+
 # --- fetch -----------------------------------------------------------------
 
 

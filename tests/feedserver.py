@@ -11,9 +11,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 CONTENT_TYPES = {
     ".xml": "application/xml",
@@ -48,6 +49,7 @@ class FeedServer:
     root: Path
     port: int
     log: RequestLog
+    etags: bool = True  # False: validate with Last-Modified alone, as some servers do
     # Paths whose response stops half-way until the test releases them.
     stalled: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
@@ -79,7 +81,9 @@ def _handler(
                 headers["Content-Encoding"] = "gzip"
                 suffix = Path(path.stem).suffix
             headers["Content-Type"] = CONTENT_TYPES.get(suffix, "application/octet-stream")
-            if self.headers.get("If-None-Match") == etag:
+            if not state["server"].etags:
+                del headers["ETag"]
+            if _not_modified(self.headers, etag if state["server"].etags else None, path):
                 self._reply(304, b"", headers)
                 return
             self._reply(200, body, headers)
@@ -111,6 +115,20 @@ def _handler(
             pass
 
     return Handler
+
+
+def _not_modified(request_headers: Any, etag: str | None, path: Path) -> bool:
+    """RFC 9110: If-None-Match decides when given; else If-Modified-Since."""
+    if_none_match = request_headers.get("If-None-Match")
+    if if_none_match is not None:
+        return etag is not None and if_none_match == etag
+    since = request_headers.get("If-Modified-Since")
+    if since is None:
+        return False
+    try:
+        return int(path.stat().st_mtime) <= parsedate_to_datetime(since).timestamp()
+    except (TypeError, ValueError):
+        return False
 
 
 @contextmanager

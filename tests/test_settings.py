@@ -49,7 +49,7 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
     assert settings.polling.max_bytes == 10_000_000
     assert settings.database == f"sqlite:///{tmp_path / 'agg.db'}"
     assert settings.sources[1].url == (tmp_path / "snapshots/local.xml").as_uri()
-    assert settings.feed_source_names(settings.feeds[0]) == ("bbc",)
+    assert settings.feed_source_filters(settings.feeds[0]) == (("bbc",),)
     assert settings.server.public_url == "http://127.0.0.1:8080"
 
 
@@ -97,6 +97,10 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
         ),
         ("sources: [\n", "config.yaml:2: invalid YAML"),
         ("database: not a url\n", "config.yaml:1: database: expected a database URL"),
+        (
+            "feeds:\n  - slug: f\n    title: <img src=x onerror=alert(1)>\n",
+            "config.yaml:3: feeds[0].title: expected plain text without markup",
+        ),
     ],
 )
 def test_mistakes_are_located(tmp_path: Path, text: str, expected: str) -> None:

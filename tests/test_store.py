@@ -8,11 +8,27 @@ import pytest
 from sqlalchemy import func, select
 
 from aggregator.exceptions import SchemaOutdated
-from aggregator.store import SourceDefinition, Store, create_store_engine, ensure_schema
+from aggregator.process.normalize import normalize_items
+from aggregator.store import Store, create_store_engine, ensure_schema
+from aggregator.store import sources as sources_module
 from aggregator.store.schema import item_series, item_sources, items
+from aggregator.types import ParsedItem, SourceDefinition
 from tests.builders import T0, make_item
 
 LATER = T0 + timedelta(minutes=15)
+
+
+def parsed(*, guid: str | None, link: str | None, title: str) -> ParsedItem:
+    return ParsedItem(
+        guid=guid,
+        link=link,
+        title=title,
+        title_is_html=False,
+        content_html=None,
+        summary_html=None,
+        published=None,
+        updated=None,
+    )
 
 
 def _define(store: Store, *names: str) -> None:
@@ -55,7 +71,7 @@ def test_same_link_from_two_outlets_is_one_item_crediting_both(store: Store) -> 
     npr_copy = make_item("a", entry_key="guid:npr-1", guid="npr-1", title="NPR's title")
     assert _save(store, "npr", [npr_copy], now=LATER) == 1
     assert _count(store, items) == 1
-    (entry,) = store.feed_entries(source_names=None, series_slugs=None, limit=10)
+    (entry,) = store.feed_entries(series_slugs=None, limit=10)
     assert [c.source for c in entry.credits] == ["bbc", "npr"]
     assert [c.guid for c in entry.credits] == ["a", "npr-1"]
     assert entry.title == "Title a"  # the first outlet's text is kept
@@ -66,7 +82,7 @@ def test_changed_content_from_origin_updates_the_item(store: Store) -> None:
     _define(store, "bbc")
     _save(store, "bbc", [make_item("a")])
     _save(store, "bbc", [make_item("a", title="Corrected title")], now=LATER)
-    (entry,) = store.feed_entries(source_names=None, series_slugs=None, limit=10)
+    (entry,) = store.feed_entries(series_slugs=None, limit=10)
     assert entry.title == "Corrected title"
     assert entry.updated == LATER
     assert _count(store, items) == 1
@@ -76,19 +92,19 @@ def test_entries_newest_first_and_filtered(store: Store) -> None:
     _define(store, "bbc", "npr")
     _save(store, "bbc", [make_item("old", published=T0 - timedelta(hours=2))])
     _save(store, "npr", [make_item("new", published=T0 - timedelta(hours=1))])
-    everything = store.feed_entries(source_names=None, series_slugs=None, limit=10)
+    everything = store.feed_entries(series_slugs=None, limit=10)
     assert [e.title for e in everything] == ["Title new", "Title old"]
-    only_bbc = store.feed_entries(source_names=["bbc"], series_slugs=None, limit=10)
+    only_bbc = store.feed_entries(source_filters=[["bbc"]], series_slugs=None, limit=10)
     assert [e.title for e in only_bbc] == ["Title old"]
-    assert store.feed_entries(source_names=[], series_slugs=None, limit=10) == ()
-    assert len(store.feed_entries(source_names=None, series_slugs=None, limit=1)) == 1
+    assert store.feed_entries(source_filters=[[]], series_slugs=None, limit=10) == ()
+    assert len(store.feed_entries(series_slugs=None, limit=1)) == 1
 
 
 def test_future_dates_sort_no_later_than_first_seen(store: Store) -> None:
     _define(store, "bbc")
     _save(store, "bbc", [make_item("future", published=T0 + timedelta(days=300))])
     _save(store, "bbc", [make_item("now", published=T0 + timedelta(minutes=5))], now=LATER)
-    entries = store.feed_entries(source_names=None, series_slugs=None, limit=10)
+    entries = store.feed_entries(series_slugs=None, limit=10)
     assert [e.title for e in entries] == ["Title now", "Title future"]
     assert entries[1].published == T0
 
@@ -98,7 +114,7 @@ def test_series_membership_is_stored_and_filters(store: Store) -> None:
     _save(store, "bbc", [make_item("isis"), make_item("other")], series={"guid:isis": ("is",)})
     _save(store, "bbc", [make_item("isis")], series={"guid:isis": ("is",)}, now=LATER)
     assert _count(store, item_series) == 1
-    entries = store.feed_entries(source_names=None, series_slugs=["is"], limit=10)
+    entries = store.feed_entries(series_slugs=["is"], limit=10)
     assert [(e.title, e.series) for e in entries] == [("Title isis", ("is",))]
 
 
@@ -112,10 +128,20 @@ def test_items_without_link_are_scoped_to_their_source(store: Store) -> None:
 def test_failure_keeps_validators_and_counts_errors(store: Store) -> None:
     _define(store, "bbc")
     _save(store, "bbc", [make_item("a")])
-    store.save_failure("bbc", error="HTTP 503", http_status=503, now=LATER, next_poll_at=LATER)
-    store.save_failure("bbc", error="HTTP 503", http_status=503, now=LATER, next_poll_at=LATER)
+    counts = [
+        store.save_failure(
+            "bbc",
+            error="HTTP 503",
+            http_status=503,
+            now=LATER,
+            next_poll_at=lambda errors: LATER + timedelta(minutes=errors),
+        )
+        for _ in range(2)
+    ]
+    assert counts == [1, 2]
     (state,) = store.source_states()
     assert (state.etag, state.last_status, state.consecutive_errors) == ('"v1"', "error", 2)
+    assert state.next_poll_at == LATER + timedelta(minutes=2)
     assert state.last_error == "HTTP 503"
     assert state.item_count == 1
     store.save_not_modified("bbc", etag='"v1"', last_modified=None, now=LATER, next_poll_at=LATER)
@@ -160,3 +186,175 @@ def test_outdated_schema_is_refused(database_url: str) -> None:
             ensure_schema(engine)
     finally:
         engine.dispose()
+
+
+def _titles(store: Store, **filters) -> list[str]:
+    return [e.title for e in store.feed_entries(series_slugs=None, limit=100, **filters)]
+
+
+def test_reordered_feed_with_a_shared_guid_loses_nothing(store: Store) -> None:
+    """A and B share a guid; C arrives on top with the same guid."""
+    _define(store, "bbc")
+    a, b, c = (
+        parsed(guid="same", link=f"https://example.com/{x}", title=x) for x in ("A", "B", "C")
+    )
+    _save(store, "bbc", normalize_items([a, b], source_name="bbc", now=T0))
+    new = _save(store, "bbc", normalize_items([c, a, b], source_name="bbc", now=LATER), now=LATER)
+    assert new == 1
+    assert sorted(_titles(store)) == ["A", "B", "C"]
+
+
+def test_two_entries_with_one_link_do_not_flip_the_item(store: Store) -> None:
+    _define(store, "bbc")
+    entries = [
+        parsed(guid="g1", link="https://example.com/L", title="Headline"),
+        parsed(guid="g2", link="https://example.com/L?utm_source=rss", title="Video: Headline"),
+    ]
+    _save(store, "bbc", normalize_items(entries, source_name="bbc", now=T0))
+    before = store.feed_entries(series_slugs=None, limit=10)
+    for poll in range(1, 3):
+        later = T0 + timedelta(hours=poll)
+        _save(store, "bbc", normalize_items(entries, source_name="bbc", now=later), now=later)
+    assert store.feed_entries(series_slugs=None, limit=10) == before
+    assert _titles(store) == ["Headline"]
+
+
+def test_origin_moving_an_article_to_a_new_link_follows_it(store: Store) -> None:
+    _define(store, "a", "b")
+    old = parsed(guid="g1", link="https://example.com/old", title="Typo")
+    _save(store, "a", normalize_items([old], source_name="a", now=T0))
+    (before,) = store.feed_entries(series_slugs=None, limit=10)
+    moved = parsed(guid="g1", link="https://example.com/new", title="Typo")
+    _save(store, "a", normalize_items([moved], source_name="a", now=LATER), now=LATER)
+    (after,) = store.feed_entries(series_slugs=None, limit=10)
+    assert (after.id, after.link) == (before.id, "https://example.com/new")
+    other = parsed(guid="x", link="https://example.com/new", title="Other outlet")
+    _save(store, "b", normalize_items([other], source_name="b", now=LATER), now=LATER)
+    (shared,) = store.feed_entries(series_slugs=None, limit=10)
+    assert sorted(c.source for c in shared.credits) == ["a", "b"]
+
+
+def test_moving_to_a_link_another_outlet_has_merges_and_drops_the_orphan(store: Store) -> None:
+    _define(store, "a", "b")
+    _save(
+        store,
+        "b",
+        normalize_items(
+            [parsed(guid="x", link="https://e.com/new", title="B")], source_name="b", now=T0
+        ),
+    )
+    _save(
+        store,
+        "a",
+        normalize_items(
+            [parsed(guid="g", link="https://e.com/old", title="A")], source_name="a", now=T0
+        ),
+        series={},
+    )
+    moved = normalize_items(
+        [parsed(guid="g", link="https://e.com/new", title="A")], source_name="a", now=LATER
+    )
+    assert _save(store, "a", moved, now=LATER) == 0
+    (entry,) = store.feed_entries(series_slugs=None, limit=10)
+    assert (entry.title, sorted(c.source for c in entry.credits)) == ("B", ["a", "b"])
+    assert _count(store, items) == 1
+
+
+def test_an_entry_that_gains_a_guid_is_not_new(store: Store) -> None:
+    _define(store, "bbc")
+    _save(
+        store,
+        "bbc",
+        normalize_items(
+            [parsed(guid=None, link="https://e.com/1", title="T")], source_name="bbc", now=T0
+        ),
+    )
+    again = normalize_items(
+        [parsed(guid="g-1", link="https://e.com/1", title="T")], source_name="bbc", now=LATER
+    )
+    assert _save(store, "bbc", again, now=LATER) == 0
+    assert (_count(store, items), _count(store, item_sources)) == (1, 1)
+    assert _save(store, "bbc", again, now=LATER) == 0
+
+
+def test_combined_filters_and_series_filter(store: Store) -> None:
+    _define(store, "a", "b", "c")
+    _save(store, "a", [make_item("shared"), make_item("a-only")], series={"guid:a-only": ("s",)})
+    _save(store, "b", [make_item("shared", entry_key="guid:b1", guid="b1")])
+    _save(store, "c", [make_item("c-only")], series={"guid:c-only": ("s",)})
+    # sources: [a] AND tags -> {b}: only what a and b both carried.
+    assert _titles(store, source_filters=[["a"], ["b"]]) == ["Title shared"]
+    assert sorted(_titles(store, source_filters=[["a", "c"]])) == [
+        "Title a-only",
+        "Title c-only",
+        "Title shared",
+    ]
+    entries = store.feed_entries(source_filters=[["a"]], series_slugs=["s"], limit=10)
+    assert [e.title for e in entries] == ["Title a-only"]
+
+
+def test_an_outlet_listing_one_article_twice_is_credited_once(store: Store) -> None:
+    _define(store, "bbc")
+    _save(store, "bbc", [make_item("a"), make_item("a", entry_key="guid:a2", guid="a2")])
+    (entry,) = store.feed_entries(series_slugs=None, limit=10)
+    assert [c.source for c in entry.credits] == ["bbc"]
+
+
+def test_undated_items_keep_the_document_order(store: Store) -> None:
+    _define(store, "bbc")
+    batch = [make_item(k, published=None) for k in ("top", "middle", "bottom")]
+    _save(store, "bbc", batch)
+    assert _titles(store) == ["Title top", "Title middle", "Title bottom"]
+
+
+def test_series_membership_follows_an_updated_item(store: Store) -> None:
+    _define(store, "bbc")
+    _save(store, "bbc", [make_item("a", title="Old")])
+    _save(
+        store, "bbc", [make_item("a", title="ISIS claims")], series={"guid:a": ("is",)}, now=LATER
+    )
+    assert _titles(store) == ["ISIS claims"]
+    entries = store.feed_entries(series_slugs=["is"], limit=10)
+    assert [e.series for e in entries] == [("is",)]
+
+
+def test_a_poll_is_one_transaction(store: Store, monkeypatch) -> None:
+    """Items and validators commit together: a failure after the items keeps neither."""
+    _define(store, "bbc")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(sources_module, "record_success", fail)
+    with pytest.raises(RuntimeError):
+        _save(store, "bbc", [make_item("a")])
+    monkeypatch.undo()
+    (state,) = store.source_states()
+    assert (state.item_count, state.etag, _count(store, items)) == (0, None, 0)
+
+
+def test_concurrent_polls_of_overlapping_items_all_land(database_url: str) -> None:
+    """Eight outlets carrying the same 300 links in different orders, written at once."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = Store.open(database_url)
+    try:
+        names = [f"s{i}" for i in range(8)]
+        _define(store, *names)
+        links = [make_item(f"story{n}") for n in range(300)]
+
+        def poll(name: str) -> int:
+            batch = [
+                make_item(f"story{n}", entry_key=f"guid:{name}-{n}", guid=f"{name}-{n}")
+                for n in random.Random(name).sample(range(300), 300)
+            ]
+            return _save(store, name, batch)
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(poll, names))
+        assert results == [300] * 8
+        assert _count(store, items) == len(links)
+        assert _count(store, item_sources) == 300 * 8
+    finally:
+        store.close()

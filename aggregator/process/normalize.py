@@ -6,7 +6,9 @@ None or empty, and every item of a document gets an ``entry_key`` of its own.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -18,6 +20,9 @@ from aggregator.types import Category, Enclosure, Item, ParsedItem
 
 UNTITLED = "(untitled)"
 TITLE_FROM_TEXT_CHARS = 100
+MAX_LANGUAGE_TAG = 35  # BCP 47 tags in practice; the store's column is this wide
+_URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_CATEGORY_SCHEMES = frozenset({"http", "https", "tag", "urn"})
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
@@ -26,20 +31,30 @@ def normalize_items(
 ) -> tuple[Item, ...]:
     """Normalize every item of one document; entry keys come out unique within it.
 
-    A repeated key (two items with one guid, say) is made unique with the
-    item's content hash, then with a counter if the content is repeated too,
-    so that one batch insert can never collide with itself.
+    A key that several items share (one guid on two articles, say) tells nothing
+    apart, so every bearer of it, the first one included, is qualified by its link
+    (else its content): keys then stay with their articles when the feed reorders.
+    Items with the same content hash are identical, and are told apart by position.
     """
-    normalized: list[Item] = []
+    normalized = [normalize_item(parsed, source_name=source_name, now=now) for parsed in items]
+    shared = {key for key, count in Counter(i.entry_key for i in normalized).items() if count > 1}
     seen_keys: set[str] = set()
-    for parsed in items:
-        item = normalize_item(parsed, source_name=source_name, now=now)
-        key = _unique_key(item, seen_keys)
+    unique: list[Item] = []
+    for item in normalized:
+        key = item.entry_key
+        if key in shared and not key.startswith("hash:"):
+            qualifier = (
+                _short_hash(item.link)
+                if item.link and key.startswith("guid")
+                else item.content_hash[:16]
+            )
+            key = f"{key}#{qualifier}"
+        key = _unique_key(key, item.content_hash, seen_keys)
         seen_keys.add(key)
         if key != item.entry_key:
             item = replace(item, entry_key=key, identity=identity(source_name, key, item.link))
-        normalized.append(item)
-    return tuple(normalized)
+        unique.append(item)
+    return tuple(unique)
 
 
 def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> Item:
@@ -76,15 +91,20 @@ def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> It
     )
 
 
-def _unique_key(item: Item, seen: set[str]) -> str:
-    if item.entry_key not in seen:
-        return item.entry_key
-    key = f"{item.entry_key}#{item.content_hash}"
+def _unique_key(key: str, digest: str, seen: set[str]) -> str:
+    """Exact repeats (same key, same link, same text) are told apart by position."""
+    if key not in seen:
+        return key
+    qualified = f"{key}#{digest[:16]}"
     counter = 2
-    while key in seen:
-        key = f"{item.entry_key}#{item.content_hash}#{counter}"
+    while qualified in seen:
+        qualified = f"{key}#{digest[:16]}#{counter}"
         counter += 1
-    return key
+    return qualified
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _title(parsed: ParsedItem, content_html: str | None, summary_html: str | None) -> str:
@@ -127,10 +147,19 @@ def _categories(categories: tuple[Category, ...]) -> tuple[Category, ...]:
         term = plain_text(category.term, is_html=False)
         if not term:
             continue
-        domain = plain_text(category.domain, is_html=False) or None
+        domain = _category_domain(category.domain)
         label = plain_text(category.label, is_html=False) or None
         kept.setdefault((term, domain), Category(term=term, domain=domain, label=label))
     return tuple(kept.values())
+
+
+def _category_domain(domain: str | None) -> str | None:
+    """Outlets' taxonomy URIs are kept; a domain with a scheme that runs code is not."""
+    text = plain_text(domain, is_html=False)
+    scheme = _URI_SCHEME.match(text)
+    if scheme and scheme.group(1).lower() not in _CATEGORY_SCHEMES:
+        return None
+    return text or None
 
 
 def _enclosures(enclosures: tuple[Enclosure, ...]) -> tuple[Enclosure, ...]:
@@ -151,4 +180,4 @@ def _language(language: str | None) -> str | None:
     if not language:
         return None
     tag = language.strip().replace("_", "-")
-    return tag if _LANGUAGE_TAG.fullmatch(tag) else None
+    return tag if len(tag) <= MAX_LANGUAGE_TAG and _LANGUAGE_TAG.fullmatch(tag) else None

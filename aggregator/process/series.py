@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from aggregator.process.sanitize import plain_text
 from aggregator.types import Item
 
-_TAG_RE = re.compile(r"<[^>]*>")
 _SPACE_RE = re.compile(r"\s+")
 # Outlets append a running count to a series tag: "Violence Erupts as Islamic State Rises (1881)".
 _COUNT_SUFFIX_RE = re.compile(r"\s*\(\d+\)\s*$")
@@ -63,17 +62,11 @@ def series_for(item: Item, rules: Sequence[SeriesRule]) -> tuple[str, ...]:
 def matchable_text(item: Item) -> str:
     """Title and summary as plain text (the content's opening when there is no summary)."""
     if item.summary_html is not None:
-        body = html_to_text(item.summary_html)
+        body = plain_text(item.summary_html, is_html=True)
     else:
         opening = (item.content_html or "")[: SUMMARY_FALLBACK_CHARS * 4]
-        body = html_to_text(opening)[:SUMMARY_FALLBACK_CHARS]
+        body = plain_text(opening, is_html=True)[:SUMMARY_FALLBACK_CHARS]
     return f"{item.title}\n{body}"
-
-
-def html_to_text(markup: str | None) -> str:
-    if not markup:
-        return ""
-    return _SPACE_RE.sub(" ", html.unescape(_TAG_RE.sub(" ", markup))).strip()
 
 
 def _category_key(term: str) -> str:

@@ -14,7 +14,8 @@ _ALLOWED_SCHEMES = frozenset({"http", "https"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # C0 controls, DEL and C1 controls; browsers drop tab/CR/LF inside URLs too.
-_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Controls, and lone surrogates (no database can store them).
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _EDGE_JUNK = " \t\r\n\f\v\x00\u00a0\u200b\ufeff"
 # Inside a URL the same invisible characters are percent-encoded, not removed, so
 # that a second pass cannot find them at a new edge and strip them.

@@ -47,7 +47,7 @@ class StoreCatalog:
             if feed is None:
                 return None
             entries = self.store.feed_entries(
-                source_names=self.settings.feed_source_names(feed),
+                source_filters=self.settings.feed_source_filters(feed),
                 series_slugs=feed.series,
                 limit=feed.limit,
             )
@@ -56,9 +56,7 @@ class StoreCatalog:
             series = next((s for s in self.settings.series if s.slug == slug), None)
             if series is None:
                 return None
-            entries = self.store.feed_entries(
-                source_names=None, series_slugs=(series.slug,), limit=SERIES_PAGE_LIMIT
-            )
+            entries = self.store.feed_entries(series_slugs=(series.slug,), limit=SERIES_PAGE_LIMIT)
             title, description = series.title, series.description or series.title
         return FeedPage(
             slug=slug,

@@ -11,10 +11,10 @@ import re
 from typing import TypeGuard
 from urllib.parse import urlsplit
 
+from aggregator.process.normalize import UNTITLED
 from aggregator.types import Credit, FeedPage, PublishedEntry
 
 ENTRY_ID_PREFIX = "tag:aggregator,2026:item:"
-UNTITLED = "(untitled)"
 
 # Characters XML 1.0 cannot carry even escaped; lxml refuses them outright.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -7,7 +7,8 @@ go in and come out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -18,11 +19,19 @@ from aggregator.exceptions import StoreError
 from aggregator.store import entries as _entries
 from aggregator.store import items as _items
 from aggregator.store import sources as _sources
-from aggregator.store.database import create_store_engine, describe, ensure_schema, migrate
-from aggregator.store.sources import SourceDefinition
-from aggregator.types import Item, PublishedEntry, SourceForPoll, SourceState
+from aggregator.store.database import (
+    create_store_engine,
+    describe,
+    ensure_schema,
+    is_transient,
+    migrate,
+)
+from aggregator.types import Item, PublishedEntry, SourceDefinition, SourceForPoll, SourceState
 
-__all__ = ["SourceDefinition", "Store", "create_store_engine", "ensure_schema", "migrate"]
+log = logging.getLogger(__name__)
+WRITE_ATTEMPTS = 3
+
+__all__ = ["Store", "create_store_engine", "ensure_schema", "migrate"]
 
 
 class Store:
@@ -65,10 +74,6 @@ class Store:
         with self._transaction() as connection:
             return _sources.sources_for_poll(connection, names)
 
-    def consecutive_errors(self, name: str) -> int:
-        with self._transaction() as connection:
-            return _sources.consecutive_errors(connection, name)
-
     def source_states(self) -> tuple[SourceState, ...]:
         with self._transaction() as connection:
             return _sources.source_states(connection)
@@ -91,26 +96,34 @@ class Store:
 
         The validators are saved in the same transaction as the items, so a poll that
         dies half-way keeps the old ETag and the next poll stores everything again.
+        A transaction that lost a deadlock or a lock wait to another writer is retried.
         """
-        with self._transaction() as connection:
-            new = _items.save_items(
-                connection,
-                source_id=_sources.source_id(connection, name),
-                batch=batch,
-                series=series,
-                now=now,
-            )
-            _sources.record_success(
-                connection,
-                name,
-                status="ok",
-                http_status=http_status,
-                etag=etag,
-                last_modified=last_modified,
-                now=now,
-                next_poll_at=next_poll_at,
-            )
-            return new
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self._transaction() as connection:
+                    new = _items.save_items(
+                        connection,
+                        source_id=_sources.source_id(connection, name),
+                        batch=batch,
+                        series=series,
+                        now=now,
+                    )
+                    _sources.record_success(
+                        connection,
+                        name,
+                        status="ok",
+                        http_status=http_status,
+                        etag=etag,
+                        last_modified=last_modified,
+                        now=now,
+                        next_poll_at=next_poll_at,
+                    )
+                    return new
+            except StoreError as exc:
+                if attempt == WRITE_ATTEMPTS or not is_transient(exc.__cause__):
+                    raise
+                log.info("%s: retrying the write after: %s", name, exc)
+        raise AssertionError("unreachable")
 
     def save_not_modified(
         self,
@@ -140,10 +153,11 @@ class Store:
         error: str,
         http_status: int | None,
         now: datetime,
-        next_poll_at: datetime,
-    ) -> None:
+        next_poll_at: Callable[[int], datetime],
+    ) -> int:
+        """Record a failed poll; ``next_poll_at`` maps the new error count to the retry time."""
         with self._transaction() as connection:
-            _sources.record_failure(
+            return _sources.record_failure(
                 connection,
                 name,
                 error=error,
@@ -157,13 +171,13 @@ class Store:
     def feed_entries(
         self,
         *,
-        source_names: Sequence[str] | None,
+        source_filters: Sequence[Sequence[str]] = (),
         series_slugs: Sequence[str] | None,
         limit: int,
     ) -> tuple[PublishedEntry, ...]:
         with self._transaction() as connection:
             return _entries.feed_entries(
-                connection, source_names=source_names, series_slugs=series_slugs, limit=limit
+                connection, source_filters=source_filters, series_slugs=series_slugs, limit=limit
             )
 
     def item_count(self) -> int:

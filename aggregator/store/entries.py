@@ -17,18 +17,19 @@ from aggregator.types import Category, Credit, Enclosure, PublishedEntry
 def feed_entries(
     connection: Connection,
     *,
-    source_names: Sequence[str] | None,
+    source_filters: Sequence[Sequence[str]] = (),
     series_slugs: Sequence[str] | None,
     limit: int,
 ) -> tuple[PublishedEntry, ...]:
-    """Newest first; ``None`` for a filter means no filtering on it."""
+    """Newest first. Each source filter requires a credit from one of its sources;
+    ``series_slugs`` None means no filtering on series."""
     query = select(items).order_by(items.c.sort_at.desc(), items.c.id.desc()).limit(limit)
-    if source_names is not None:
+    for names in source_filters:
         query = query.where(
             exists()
             .where(item_sources.c.item_id == items.c.id)
             .where(item_sources.c.source_id == sources.c.id)
-            .where(sources.c.name.in_(list(source_names)))
+            .where(sources.c.name.in_(list(names)))
         )
     if series_slugs is not None:
         query = query.where(

@@ -1,21 +1,119 @@
 """The items aggregate: articles, the outlets that carried them, their series.
 
-All writes for one poll happen in the caller's transaction, in batched statements:
-a handful of queries per poll whatever the number of items, none per item.
+All writes for one poll happen in the caller's transaction, in a fixed handful of
+batched statements whatever the number of items; none per item. What to write is
+decided first, by a pure function (``plan_writes``) over what the store already
+holds; then the plan is executed.
+
+Rows are always written in a sorted order (identities, keys, ids), so two polls
+writing overlapping items take their locks in the same order and cannot deadlock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, select, update
 
 from aggregator.store.dialect import chunks, upsert
 from aggregator.store.schema import item_series, item_sources, items
 from aggregator.types import Item
+
+# Undated items of one document sort in document order: each is stamped this much
+# earlier than the one before it.
+DOCUMENT_ORDER_STEP = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredItem:
+    """What the store holds for an item, as far as planning a poll needs."""
+
+    id: int
+    identity: str
+    origin_source_id: int
+    content_hash: str
+    link: str | None
+    other_outlets: int  # how many other sources credit it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSnapshot:
+    """What the store knows about one poll's entries, read in two batched queries."""
+
+    by_key: Mapping[str, StoredItem]  # this source's credits, by entry key
+    by_identity: Mapping[str, StoredItem]  # every stored item with a batch identity
+    keys_by_identity: Mapping[str, tuple[str, ...]]  # this source's keys per identity
+
+
+@dataclass(slots=True, kw_only=True)
+class WritePlan:
+    new_items: list[tuple[int, Item]] = field(default_factory=list)  # (position, item)
+    new_credits: list[Item] = field(default_factory=list)
+    content_updates: list[tuple[int, Item]] = field(default_factory=list)  # (item id, item)
+    renames: list[tuple[int, Item]] = field(default_factory=list)  # item moves to new identity
+    credit_moves: list[Item] = field(default_factory=list)  # this source's credit -> identity
+    rekeys: list[tuple[str, Item]] = field(default_factory=list)  # (old key, item)
+    vacated: set[int] = field(default_factory=set)  # items that may have lost their last credit
+
+
+def plan_writes(batch: Sequence[Item], snapshot: StoreSnapshot, source_id: int) -> WritePlan:
+    """Decide one poll's writes. Pure: the same batch and snapshot give the same plan.
+
+    - A new entry credits this source; its item is inserted when no outlet has it yet.
+    - The first entry of the document for an identity speaks for the item's text, and
+      only when this source brought the item (outlets never overwrite each other).
+    - An entry whose link changed moves: the item is renamed when nobody else carries
+      it and the new link is free; otherwise this source's credit moves to the item of
+      the new link, and an item left without credits is removed.
+    - An entry known by its identity under an older key (it gained a guid) is re-keyed,
+      not stored again.
+    """
+    plan = WritePlan()
+    batch_keys = {item.entry_key for item in batch}
+    speaks: set[str] = set()
+    planned_identities: set[str] = set()
+    for position, item in enumerate(batch):
+        first_for_identity = item.identity not in speaks
+        speaks.add(item.identity)
+        known = snapshot.by_key.get(item.entry_key)
+        if known is not None and known.identity == item.identity:
+            if (
+                first_for_identity
+                and known.origin_source_id == source_id
+                and known.content_hash != item.content_hash
+            ):
+                plan.content_updates.append((known.id, item))
+            continue
+        target = snapshot.by_identity.get(item.identity)
+        if known is not None:
+            if (
+                target is None
+                and item.identity not in planned_identities
+                and known.origin_source_id == source_id
+                and known.other_outlets == 0
+            ):
+                plan.renames.append((known.id, item))
+            else:
+                if target is None and item.identity not in planned_identities:
+                    plan.new_items.append((position, item))
+                plan.credit_moves.append(item)
+                plan.vacated.add(known.id)
+            planned_identities.add(item.identity)
+            continue
+        older_keys = [
+            key for key in snapshot.keys_by_identity.get(item.identity, ()) if key not in batch_keys
+        ]
+        if older_keys:
+            plan.rekeys.append((older_keys[0], item))
+            continue
+        if target is None and item.identity not in planned_identities:
+            plan.new_items.append((position, item))
+        planned_identities.add(item.identity)
+        plan.new_credits.append(item)
+    return plan
 
 
 def save_items(
@@ -28,64 +126,91 @@ def save_items(
 ) -> int:
     """Store one poll's items for one source; return how many were new to that source.
 
-    ``batch`` must have unique ``entry_key`` values; ``series`` maps entry keys to the
-    series slugs the item belongs to.
+    ``batch`` must have unique ``entry_key`` values, in document order; ``series`` maps
+    entry keys to the series slugs the item belongs to.
     """
     if not batch:
         return 0
-    known = _known_entries(connection, source_id, [item.entry_key for item in batch])
-    new = [item for item in batch if item.entry_key not in known]
-    changed = [
-        (known[item.entry_key][0], item)
-        for item in batch
-        if item.entry_key in known
-        and known[item.entry_key][1] == source_id
-        and known[item.entry_key][2] != item.content_hash
+    snapshot = _snapshot(connection, source_id, batch)
+    plan = plan_writes(batch, snapshot, source_id)
+    _rename_items(connection, plan.renames, now)
+    ids = {identity: stored.id for identity, stored in snapshot.by_identity.items()}
+    ids |= _insert_items(connection, source_id, plan.new_items, now)
+    inserted = _insert_credits(connection, source_id, plan.new_credits, ids, now)
+    _move_credits(connection, source_id, plan.credit_moves, ids, now)
+    _rekey_credits(connection, source_id, plan.rekeys)
+    _update_items(connection, plan.content_updates, now)
+    _remove_vacated(connection, plan.vacated)
+    final_ids = {
+        **ids,
+        **{item.identity: item_id for item_id, item in plan.renames},
+        **{item.identity: item_id for item_id, item in plan.content_updates},
+    }
+    touched = [
+        *(i for i in plan.new_credits if i.entry_key in inserted),
+        *plan.credit_moves,
+        *(item for _, item in plan.renames),
+        *(item for _, item in plan.content_updates),
     ]
-    ids = _insert_items(connection, source_id, new, now) if new else {}
-    inserted = _insert_credits(connection, source_id, new, ids, now) if new else []
-    if changed:
-        _update_items(connection, changed, now)
-    memberships = [
-        {"series_slug": slug, "item_id": ids[item.identity]}
-        for item in new
-        if item.entry_key in inserted
-        for slug in series.get(item.entry_key, ())
-    ] + [
-        {"series_slug": slug, "item_id": item_id}
-        for item_id, item in changed
-        for slug in series.get(item.entry_key, ())
-    ]
-    if memberships:
-        connection.execute(
-            upsert(connection, item_series).on_conflict_do_nothing(
-                index_elements=["series_slug", "item_id"]
-            ),
-            memberships,
-        )
+    _add_memberships(connection, touched, final_ids, series)
     return len(inserted)
 
 
-def _known_entries(
-    connection: Connection, source_id: int, keys: Sequence[str]
-) -> dict[str, tuple[int, int, str]]:
-    """entry_key -> (item id, origin source id, content hash) for this source's known keys."""
-    known: dict[str, tuple[int, int, str]] = {}
-    for part in chunks(keys):
+def _snapshot(connection: Connection, source_id: int, batch: Sequence[Item]) -> StoreSnapshot:
+    others = (
+        select(func.count())
+        .where(item_sources.c.item_id == items.c.id)
+        .where(item_sources.c.source_id != source_id)
+        .scalar_subquery()
+        .label("other_outlets")
+    )
+    columns = (
+        items.c.id,
+        items.c.identity,
+        items.c.origin_source_id,
+        items.c.content_hash,
+        items.c.link,
+        others,
+    )
+    mine = item_sources.alias("mine")
+    by_key: dict[str, StoredItem] = {}
+    for part in chunks(sorted(item.entry_key for item in batch)):
         rows = connection.execute(
-            select(
-                item_sources.c.entry_key,
-                items.c.id,
-                items.c.origin_source_id,
-                items.c.content_hash,
-            )
-            .join(items, items.c.id == item_sources.c.item_id)
-            .where(item_sources.c.source_id == source_id)
-            .where(item_sources.c.entry_key.in_(part))
+            select(mine.c.entry_key, *columns)
+            .join(items, items.c.id == mine.c.item_id)
+            .where(mine.c.source_id == source_id)
+            .where(mine.c.entry_key.in_(part))
         )
         for row in rows:
-            known[row.entry_key] = (row.id, row.origin_source_id, row.content_hash)
-    return known
+            by_key[row.entry_key] = _stored(row)
+    by_identity: dict[str, StoredItem] = {}
+    keys_by_identity: dict[str, list[str]] = {}
+    for part in chunks(sorted({item.identity for item in batch})):
+        rows = connection.execute(
+            select(*columns, mine.c.entry_key)
+            .outerjoin(mine, and_(mine.c.item_id == items.c.id, mine.c.source_id == source_id))
+            .where(items.c.identity.in_(part))
+        )
+        for row in rows:
+            by_identity[row.identity] = _stored(row)
+            if row.entry_key is not None:
+                keys_by_identity.setdefault(row.identity, []).append(row.entry_key)
+    return StoreSnapshot(
+        by_key=by_key,
+        by_identity=by_identity,
+        keys_by_identity={k: tuple(sorted(v)) for k, v in keys_by_identity.items()},
+    )
+
+
+def _stored(row: Any) -> StoredItem:
+    return StoredItem(
+        id=row.id,
+        identity=row.identity,
+        origin_source_id=row.origin_source_id,
+        content_hash=row.content_hash,
+        link=row.link,
+        other_outlets=row.other_outlets,
+    )
 
 
 def _item_values(item: Item) -> dict[str, Any]:
@@ -105,37 +230,45 @@ def _item_values(item: Item) -> dict[str, Any]:
     }
 
 
-def sort_time(item: Item, first_seen: datetime) -> datetime:
-    """When the item sorts: its date, but never later than when we first saw it."""
+def sort_time(item: Item, first_seen: datetime, position: int = 0) -> datetime:
+    """When the item sorts: its date, but never later than when we first saw it.
+
+    Items that sort at first-seen time keep their document's order (``position``).
+    """
+    latest = first_seen - position * DOCUMENT_ORDER_STEP
     dated = item.published or item.updated
-    return min(dated, first_seen) if dated else first_seen
+    return min(dated, latest) if dated else latest
 
 
 def _insert_items(
-    connection: Connection, source_id: int, new: Sequence[Item], now: datetime
+    connection: Connection, source_id: int, new: Sequence[tuple[int, Item]], now: datetime
 ) -> dict[str, int]:
-    """Insert items not yet known under their identity; return identity -> id for all."""
-    rows: dict[str, dict[str, Any]] = {}
-    for item in new:
-        rows.setdefault(
-            item.identity,
+    """Insert items no outlet had yet; return identity -> id for each of them."""
+    if not new:
+        return {}
+    rows = sorted(
+        (
             {
                 "identity": item.identity,
                 "origin_source_id": source_id,
                 "first_seen": now,
-                "sort_at": sort_time(item, now),
+                "sort_at": sort_time(item, now, position),
                 "changed_at": now,
                 **_item_values(item),
-            },
-        )
-    # Feeds list newest first: the first entry of a document gets the highest id, so
-    # undated items that share a first-seen time keep the document's order.
-    identities = list(reversed(rows))
+            }
+            for position, item in new
+        ),
+        key=lambda row: str(row["identity"]),
+    )
     statement = upsert(connection, items).on_conflict_do_nothing(index_elements=["identity"])
-    for part in chunks(identities, 100):
-        connection.execute(statement, [rows[identity] for identity in part])
+    for part in chunks(rows, 100):
+        connection.execute(statement, list(part))
+    return _item_ids(connection, {str(row["identity"]) for row in rows})
+
+
+def _item_ids(connection: Connection, identities: set[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
-    for part in chunks(identities):
+    for part in chunks(sorted(identities)):
         for row in connection.execute(
             select(items.c.identity, items.c.id).where(items.c.identity.in_(part))
         ):
@@ -151,6 +284,8 @@ def _insert_credits(
     now: datetime,
 ) -> set[str]:
     """Credit this source for each new entry; return the entry keys actually inserted."""
+    if not new:
+        return set()
     statement = (
         upsert(connection, item_sources)
         .on_conflict_do_nothing(index_elements=["source_id", "entry_key"])
@@ -158,45 +293,156 @@ def _insert_credits(
     )
     inserted: set[str] = set()
     credited_items: set[int] = set()
-    for part in chunks(new, 100):
+    for part in chunks(sorted(new, key=lambda item: item.entry_key), 100):
         result = connection.execute(
-            statement,
-            [
-                {
-                    "source_id": source_id,
-                    "entry_key": item.entry_key,
-                    "item_id": ids[item.identity],
-                    "guid": item.guid,
-                    "link": item.source_link,
-                    "first_seen": now,
-                }
-                for item in part
-            ],
+            statement, [_credit(source_id, item, ids, now) for item in part]
         )
         for row in result:
             inserted.add(row.entry_key)
             credited_items.add(row.item_id)
-    # An outlet joining an item another outlet brought changes how feeds show it.
-    for ids_part in chunks(sorted(credited_items)):
+    _touch_items_of_others(connection, source_id, credited_items, now)
+    return inserted
+
+
+def _credit(source_id: int, item: Item, ids: Mapping[str, int], now: datetime) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "entry_key": item.entry_key,
+        "item_id": ids[item.identity],
+        "guid": item.guid,
+        "link": item.source_link,
+        "first_seen": now,
+    }
+
+
+def _touch_items_of_others(
+    connection: Connection, source_id: int, item_ids: set[int], now: datetime
+) -> None:
+    """An outlet joining an item another outlet brought changes how feeds show it."""
+    for part in chunks(sorted(item_ids)):
         connection.execute(
             update(items)
-            .where(items.c.id.in_(ids_part))
+            .where(items.c.id.in_(part))
             .where(items.c.origin_source_id != source_id)
             .values(changed_at=now)
         )
-    return inserted
+
+
+def _move_credits(
+    connection: Connection,
+    source_id: int,
+    moves: Sequence[Item],
+    ids: Mapping[str, int],
+    now: datetime,
+) -> None:
+    if not moves:
+        return
+    connection.execute(
+        update(item_sources)
+        .where(item_sources.c.source_id == source_id)
+        .where(item_sources.c.entry_key == bindparam("b_key"))
+        .values(item_id=bindparam("b_item"), link=bindparam("b_link"), guid=bindparam("b_guid")),
+        [
+            {
+                "b_key": item.entry_key,
+                "b_item": ids[item.identity],
+                "b_link": item.source_link,
+                "b_guid": item.guid,
+            }
+            for item in sorted(moves, key=lambda item: item.entry_key)
+        ],
+    )
+    _touch_items_of_others(connection, source_id, {ids[item.identity] for item in moves}, now)
+
+
+def _rekey_credits(
+    connection: Connection, source_id: int, rekeys: Sequence[tuple[str, Item]]
+) -> None:
+    if not rekeys:
+        return
+    connection.execute(
+        update(item_sources)
+        .where(item_sources.c.source_id == source_id)
+        .where(item_sources.c.entry_key == bindparam("b_old"))
+        .values(entry_key=bindparam("b_new"), guid=bindparam("b_guid")),
+        [
+            {"b_old": old, "b_new": item.entry_key, "b_guid": item.guid}
+            for old, item in sorted(rekeys, key=lambda pair: pair[0])
+        ],
+    )
+
+
+def _rename_items(
+    connection: Connection, renames: Sequence[tuple[int, Item]], now: datetime
+) -> None:
+    """The origin outlet moved an article to a new link nobody else has: follow it."""
+    if not renames:
+        return
+    values = [
+        {"b_id": item_id, "identity": item.identity, "changed_at": now, **_item_values(item)}
+        for item_id, item in sorted(renames)
+    ]
+    connection.execute(_update_by_id(values[0]), values)
+    connection.execute(
+        update(item_sources)
+        .where(item_sources.c.item_id == bindparam("b_id"))
+        .where(item_sources.c.entry_key == bindparam("b_key"))
+        .values(link=bindparam("b_link")),
+        [
+            {"b_id": item_id, "b_key": item.entry_key, "b_link": item.source_link}
+            for item_id, item in sorted(renames)
+        ],
+    )
 
 
 def _update_items(
     connection: Connection, changed: Sequence[tuple[int, Item]], now: datetime
 ) -> None:
     """The origin outlet changed an item's text: keep identity, replace the content."""
+    if not changed:
+        return
     values = [
-        {"b_id": item_id, "changed_at": now, **_item_values(item)} for item_id, item in changed
+        {"b_id": item_id, "changed_at": now, **_item_values(item)}
+        for item_id, item in sorted(changed)
     ]
-    statement = (
+    connection.execute(_update_by_id(values[0]), values)
+
+
+def _update_by_id(example: Mapping[str, Any]) -> Any:
+    return (
         update(items)
         .where(items.c.id == bindparam("b_id"))
-        .values({column: bindparam(column) for column in values[0] if column != "b_id"})
+        .values({column: bindparam(column) for column in example if column != "b_id"})
     )
-    connection.execute(statement, values)
+
+
+def _remove_vacated(connection: Connection, item_ids: set[int]) -> None:
+    """Drop items that no outlet carries any more (their credits all moved away)."""
+    orphan = ~exists().where(item_sources.c.item_id == items.c.id)
+    for part in chunks(sorted(item_ids)):
+        orphans = select(items.c.id).where(items.c.id.in_(part)).where(orphan)
+        connection.execute(delete(item_series).where(item_series.c.item_id.in_(orphans)))
+        connection.execute(delete(items).where(items.c.id.in_(part)).where(orphan))
+
+
+def _add_memberships(
+    connection: Connection,
+    touched: Sequence[Item],
+    ids: Mapping[str, int],
+    series: Mapping[str, tuple[str, ...]],
+) -> None:
+    rows = sorted(
+        {
+            (slug, ids[item.identity])
+            for item in touched
+            if item.identity in ids
+            for slug in series.get(item.entry_key, ())
+        }
+    )
+    if rows:
+        connection.execute(
+            upsert(connection, item_series).on_conflict_do_nothing(
+                index_elements=["series_slug", "item_id"]
+            ),
+            [{"series_slug": slug, "item_id": item_id} for slug, item_id in rows],
+        )

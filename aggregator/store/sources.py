@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,16 +10,7 @@ from sqlalchemy import Connection, Row, func, select, update
 
 from aggregator.store.dialect import upsert
 from aggregator.store.schema import item_sources, sources
-from aggregator.types import SourceForPoll, SourceState
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SourceDefinition:
-    """A source as the config declares it."""
-
-    name: str
-    title: str
-    url: str
+from aggregator.types import SourceDefinition, SourceForPoll, SourceState
 
 
 def sync_sources(
@@ -102,13 +92,6 @@ def _for_poll(row: Row[Any, Any, Any, Any]) -> SourceForPoll:
     return SourceForPoll(name=row.name, url=row.url, etag=row.etag, last_modified=row.last_modified)
 
 
-def consecutive_errors(connection: Connection, name: str) -> int:
-    value = connection.execute(
-        select(sources.c.consecutive_errors).where(sources.c.name == name)
-    ).scalar()
-    return int(value or 0)
-
-
 def record_success(
     connection: Connection,
     name: str,
@@ -143,21 +126,28 @@ def record_failure(
     error: str,
     http_status: int | None,
     now: datetime,
-    next_poll_at: datetime,
-) -> None:
-    """Keep the validators: the next poll must still be able to get a 304."""
-    connection.execute(
+    next_poll_at: Callable[[int], datetime],
+) -> int:
+    """Count the failure and schedule the retry from the new count; return that count.
+
+    The validators are kept: the next poll must still be able to get a 304.
+    """
+    errors = connection.execute(
         update(sources)
         .where(sources.c.name == name)
         .values(
             last_polled_at=now,
-            next_poll_at=next_poll_at,
             last_status="error",
             last_http_status=http_status,
             last_error=error,
             consecutive_errors=sources.c.consecutive_errors + 1,
         )
+        .returning(sources.c.consecutive_errors)
+    ).scalar_one()
+    connection.execute(
+        update(sources).where(sources.c.name == name).values(next_poll_at=next_poll_at(errors))
     )
+    return int(errors)
 
 
 def source_states(connection: Connection) -> tuple[SourceState, ...]:

@@ -1,0 +1,167 @@
+"""One poll of one source, end to end, with a fake fetcher (and a real store)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from aggregator.exceptions import FetchError, HTTPStatusError
+from aggregator.fetch import Fetcher, FetchLimits
+from aggregator.pipeline import Pipeline
+from aggregator.settings import Settings
+from aggregator.store import Store
+from aggregator.types import Fetched, FetchResult, NotModified, SourceForPoll
+from tests.builders import T0
+from tests.conftest import DATA
+from tests.feedserver import serve_directory
+
+RSS = (DATA / "e2e" / "npr-world.xml").read_bytes()
+
+
+class FakeFetcher:
+    """Answers each source with what the test queued for it, in order."""
+
+    def __init__(self) -> None:
+        self.queued: dict[str, list[FetchResult | Exception]] = {}
+        self.seen: list[SourceForPoll] = []
+
+    def answers(self, name: str, *results: FetchResult | Exception) -> FakeFetcher:
+        self.queued.setdefault(name, []).extend(results)
+        return self
+
+    def fetch(self, source: SourceForPoll) -> FetchResult:
+        self.seen.append(source)
+        result = self.queued[source.name].pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+def _pipeline(tmp_path: Path, fetcher: FakeFetcher, clock: FixedClock) -> Pipeline:
+    settings = Settings.model_validate(
+        {
+            "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "polling": {"interval": "10m"},
+            "sources": [{"name": "npr", "url": "https://npr.example/feed"}],
+        }
+    )
+    pipeline = Pipeline(
+        settings=settings, store=Store.open(settings.database), fetcher=fetcher, clock=clock
+    )
+    pipeline.sync_sources()
+    return pipeline
+
+
+def _state(pipeline: Pipeline):
+    (state,) = pipeline.store.source_states()
+    return state
+
+
+def _poll(pipeline: Pipeline):
+    (source,) = pipeline.store.sources_for_poll(["npr"])
+    return pipeline.poll_guarded(source)
+
+
+def test_validators_are_sent_and_refreshed_on_304(tmp_path: Path) -> None:
+    fetcher = FakeFetcher().answers(
+        "npr",
+        Fetched(
+            url="https://npr.example/feed",
+            status_code=200,
+            content=RSS,
+            content_type="application/rss+xml",
+            etag='"v1"',
+            last_modified="Mon",
+        ),
+        NotModified(url="https://npr.example/feed", etag='"v2"', last_modified="Tue"),
+        NotModified(url="https://npr.example/feed", etag='"v2"', last_modified="Tue"),
+    )
+    clock = FixedClock(T0)
+    pipeline = _pipeline(tmp_path, fetcher, clock)
+    assert _poll(pipeline).items_new == 10
+    assert _poll(pipeline).status == "not_modified"
+    assert (_state(pipeline).etag, _state(pipeline).last_modified) == ('"v2"', "Tue")
+    _poll(pipeline)
+    assert (fetcher.seen[1].etag, fetcher.seen[2].etag) == ('"v1"', '"v2"')
+    assert _state(pipeline).next_poll_at == T0 + timedelta(minutes=10)
+    pipeline.store.close()
+
+
+def test_failures_are_recorded_and_back_off(tmp_path: Path) -> None:
+    fetcher = FakeFetcher().answers(
+        "npr",
+        HTTPStatusError("https://npr.example/feed", 503, "HTTP 503 Service Unavailable"),
+        FetchError("https://npr.example/feed", "cannot connect: refused"),
+        Fetched(
+            url="https://npr.example/feed",
+            status_code=200,
+            content=b"<html></html>",
+            content_type="text/html",
+        ),
+    )
+    clock = FixedClock(T0)
+    pipeline = _pipeline(tmp_path, fetcher, clock)
+    first = _poll(pipeline)
+    assert (first.status, first.http_status, first.error) == (
+        "error",
+        503,
+        "HTTP 503 Service Unavailable",
+    )
+    assert _state(pipeline).next_poll_at == T0 + timedelta(minutes=10)
+    _poll(pipeline)
+    assert _state(pipeline).next_poll_at == T0 + timedelta(minutes=20)
+    third = _poll(pipeline)
+    assert third.error is not None and third.error.startswith("not a feed")
+    state = _state(pipeline)
+    assert (state.consecutive_errors, state.last_status) == (3, "error")
+    assert state.next_poll_at == T0 + timedelta(minutes=40)
+    pipeline.store.close()
+
+
+def test_a_bug_while_polling_fails_the_source_not_the_cycle(tmp_path: Path) -> None:
+    fetcher = FakeFetcher().answers("npr", ZeroDivisionError("boom"))
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    outcome = pipeline.poll_many(pipeline.store.sources_for_poll(["npr"]))[0]
+    assert outcome.status == "error"
+    assert outcome.error == "internal error: ZeroDivisionError: boom"
+    assert _state(pipeline).last_error == outcome.error
+    assert _state(pipeline).next_poll_at == T0 + timedelta(minutes=10)
+    pipeline.store.close()
+
+
+def test_conditional_get_with_last_modified_alone(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(DATA / "e2e" / "npr-world.xml", www / "npr.xml")
+    with serve_directory(www) as server:
+        server.etags = False
+        settings = Settings.model_validate(
+            {
+                "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                "sources": [{"name": "npr", "url": server.url("npr.xml")}],
+            }
+        )
+        store = Store.open(settings.database)
+        fetcher = Fetcher(FetchLimits())
+        try:
+            pipeline = Pipeline(
+                settings=settings, store=store, fetcher=fetcher, clock=FixedClock(T0)
+            )
+            first = pipeline.poll_all()
+            second = pipeline.poll_all()
+            (state,) = store.source_states()
+        finally:
+            fetcher.close()
+            store.close()
+    assert [o.status for o in first + second] == ["ok", "not_modified"]
+    assert server.log.statuses() == [200, 304]
+    assert state.etag is None and state.last_modified is not None
