@@ -142,7 +142,7 @@ def cmd_poll(settings: Settings, _args: argparse.Namespace) -> int:
         fetcher.close()
         store.close()
     print(format_poll_report(outcomes))
-    return EXIT_FAILURE if any(o.status == "error" for o in outcomes) else EXIT_OK
+    return EXIT_FAILURE if any(o.status in ("error", "gone") for o in outcomes) else EXIT_OK
 
 
 def format_poll_report(outcomes: Sequence[PollOutcome]) -> str:
@@ -153,10 +153,12 @@ def format_poll_report(outcomes: Sequence[PollOutcome]) -> str:
             what = f"ok            {o.items_seen:5d} items, {o.items_new} new"
         elif o.status == "not_modified":
             what = "not modified"
+        elif o.status == "gone":
+            what = f"GONE: {o.error}; no longer polled (give it a new url to poll it again)"
         else:
             what = f"FAILED: {o.error}"
         lines.append(f"{o.source:<{width}}  {what}")
-    failed = sum(o.status == "error" for o in outcomes)
+    failed = sum(o.status in ("error", "gone") for o in outcomes)
     unchanged = sum(o.status == "not_modified" for o in outcomes)
     ok = len(outcomes) - failed - unchanged
     new = sum(o.items_new for o in outcomes)
@@ -188,7 +190,7 @@ def format_source_table(states: Sequence[SourceState]) -> str:
         (
             s.name,
             _when(s.last_polled_at),
-            s.last_status or "never polled",
+            "gone" if s.gone else (s.last_status or "never polled"),
             str(s.last_http_status or "-"),
             str(s.item_count),
             str(s.consecutive_errors),
@@ -201,6 +203,7 @@ def format_source_table(states: Sequence[SourceState]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
         for row in [header, *rows]
     ]
+    lines += [f"  {s.name}: moved permanently to {s.fetch_url}" for s in states if s.fetch_url]
     lines += [f"  {s.name}: {s.last_error}" for s in states if s.last_error]
     return "\n".join(line.rstrip() for line in lines)
 

@@ -13,6 +13,7 @@ import uvicorn
 from aggregator.clock import SystemClock
 from aggregator.exceptions import AggregatorError
 from aggregator.fetch import Fetcher, FetchLimits
+from aggregator.fetch.fetcher import user_agent
 from aggregator.pipeline import Pipeline
 from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
@@ -32,9 +33,12 @@ class ListenError(AggregatorError):
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:
+    polling = settings.polling
     return FetchLimits(
-        timeout=settings.polling.timeout.total_seconds(),
-        max_bytes=settings.polling.max_bytes,
+        timeout=polling.timeout.total_seconds(),
+        max_bytes=polling.max_bytes,
+        user_agent=user_agent(polling.contact),
+        allow_networks=polling.allow_networks,
     )
 
 
@@ -85,7 +89,7 @@ def run(settings: Settings, *, with_server: bool = True) -> None:
     store = Store.open(settings.database)
     fetcher = Fetcher(fetch_limits(settings))
     pipeline = Pipeline(settings=settings, store=store, fetcher=fetcher, clock=SystemClock())
-    poller = Poller(pipeline)
+    poller = Poller(pipeline, workers=settings.polling.concurrency)
     try:
         poller.start()
         log.info("polling %d sources", len(settings.sources))

@@ -5,7 +5,9 @@
      ├── FetchError           a source could not be fetched; carries the source url
      │    ├── FetchTimeout
      │    ├── FetchTooLarge
+     │    ├── FetchRefused     the SSRF guard refused the address
      │    └── HTTPStatusError
+     │         └── SourceGone   410: the publisher says the feed is gone for good
      ├── ParseError           the bytes are not a feed we can read
      ├── StoreError           the database refused or is unreachable
      │    └── SchemaOutdated
@@ -19,6 +21,8 @@ poll result; these exceptions only travel inside a stage up to that point.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from aggregator.types import NO_HINTS, PollHints
 
 
 class AggregatorError(Exception):
@@ -65,12 +69,26 @@ class FetchTooLarge(FetchError):
     """The source sent more than ``polling.max_bytes``."""
 
 
-class HTTPStatusError(FetchError):
-    """The source answered with a status that carries no feed."""
+class FetchRefused(FetchError):
+    """The source's address is one the SSRF guard does not connect to."""
 
-    def __init__(self, url: str, status_code: int, message: str) -> None:
+
+class HTTPStatusError(FetchError):
+    """The source answered with a status that carries no feed.
+
+    ``hints`` carries what it said about when to come back (Retry-After on 429/503).
+    """
+
+    def __init__(
+        self, url: str, status_code: int, message: str, hints: PollHints = NO_HINTS
+    ) -> None:
         self.status_code = status_code
+        self.hints = hints
         super().__init__(url, message)
+
+
+class SourceGone(HTTPStatusError):
+    """410 Gone: the publisher removed the feed for good."""
 
 
 class ParseError(AggregatorError):

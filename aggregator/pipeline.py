@@ -1,12 +1,12 @@
 """One poll of one source, end to end: the only module that imports every stage.
 
-for each due source, in parallel (threads, at most `workers` at once):
+for each due source, in parallel (threads: polling.concurrency, polling.per_host):
     fetch(source)              -> Fetched | NotModified        (FetchError: failed poll)
     parse(bytes, content type) -> ParsedFeed                   (ParseError: failed poll)
     normalize(parsed items)    -> Item...                      pure
     series_for(item, rules)    -> series slugs                 pure
     store.save_poll(...)       one transaction: items, credits, series, validators
-    next_poll_after_*(...)     -> when to come back            pure
+    next_poll_time(...)        -> when to come back            pure
 -> one PollOutcome per source: a failing source is a value, never an exception
 """
 
@@ -15,22 +15,38 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from random import Random
 from typing import Protocol
 
 from aggregator.clock import Clock
-from aggregator.exceptions import AggregatorError, FetchError, HTTPStatusError, ParseError
+from aggregator.exceptions import (
+    AggregatorError,
+    FetchError,
+    HTTPStatusError,
+    ParseError,
+    SourceGone,
+)
+from aggregator.fetch.hosts import HostLimiter
 from aggregator.parse import parse_feed
 from aggregator.process.normalize import normalize_items
-from aggregator.process.schedule import next_poll_after_failure, next_poll_after_success
+from aggregator.process.schedule import (
+    ItemRate,
+    ScheduleRules,
+    next_poll_time,
+    observe_new_items,
+)
 from aggregator.process.series import SeriesRule, compile_rule, series_for
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import (
+    NO_HINTS,
     FetchResult,
     NotModified,
+    PollHints,
     PollOutcome,
+    PollSchedule,
     SourceDefinition,
     SourceForPoll,
 )
@@ -54,6 +70,18 @@ def source_definitions(settings: Settings) -> tuple[SourceDefinition, ...]:
     )
 
 
+def schedule_rules(settings: Settings, name: str) -> ScheduleRules:
+    source = settings.source(name)
+    polling = settings.polling
+    interval = settings.interval_for(source) if source else None
+    return ScheduleRules(
+        interval=interval,
+        min_interval=polling.min_interval,
+        max_interval=polling.max_interval,
+        jitter=polling.jitter,
+    )
+
+
 @dataclass(slots=True)
 class Pipeline:
     settings: Settings
@@ -61,19 +89,42 @@ class Pipeline:
     fetcher: Fetcher
     clock: Clock
     rules: tuple[SeriesRule, ...] = field(default=())
+    random: Random = field(default_factory=Random)
+    hosts: HostLimiter | None = None
 
     def __post_init__(self) -> None:
         if not self.rules:
             self.rules = series_rules(self.settings)
+        if self.hosts is None:
+            self.hosts = HostLimiter(self.settings.polling.per_host)
 
-    def _interval(self, name: str) -> timedelta:
-        source = self.settings.source(name)
-        return self.settings.interval_for(source) if source else self.settings.polling.interval
+    def _next_poll(
+        self,
+        source: SourceForPoll,
+        now: datetime,
+        *,
+        hints: PollHints = NO_HINTS,
+        errors: int = 0,
+        rate: ItemRate | None = None,
+    ) -> datetime:
+        return next_poll_time(
+            now=now,
+            rules=schedule_rules(self.settings, source.name),
+            hints=hints,
+            consecutive_errors=errors,
+            rate=rate or ItemRate(gap=source.new_item_gap, last_new_at=source.last_new_at),
+            jitter_draw=self.random.random(),
+        )
+
+    def _fetch(self, source: SourceForPoll) -> FetchResult:
+        assert self.hosts is not None
+        with self.hosts.slot(source.url):
+            return self.fetcher.fetch(source)
 
     def poll_source(self, source: SourceForPoll) -> PollOutcome:
         """Poll one source; errors of the source become a failed outcome."""
         try:
-            result = self.fetcher.fetch(source)
+            result = self._fetch(source)
             if isinstance(result, NotModified):
                 now = self.clock.now()
                 self.store.save_not_modified(
@@ -81,15 +132,25 @@ class Pipeline:
                     etag=result.etag,
                     last_modified=result.last_modified,
                     now=now,
-                    next_poll_at=next_poll_after_success(
-                        now=now, interval=self._interval(source.name)
-                    ),
+                    next_poll_at=self._next_poll(source, now, hints=result.hints),
+                    moved_to=_moved(source, result.moved_to),
                 )
                 return PollOutcome(source=source.name, status="not_modified", http_status=304)
             parsed = parse_feed(result.content, content_type=result.content_type, url=result.url)
             now = self.clock.now()
             batch = normalize_items(parsed.items, source_name=source.name, now=now)
             memberships = {item.entry_key: series_for(item, self.rules) for item in batch}
+            hints = replace(result.hints, ttl=parsed.ttl)
+
+            def schedule(new_items: int) -> PollSchedule:
+                seen = ItemRate(gap=source.new_item_gap, last_new_at=source.last_new_at)
+                rate = observe_new_items(seen, now=now, new_items=new_items)
+                return PollSchedule(
+                    next_poll_at=self._next_poll(source, now, hints=hints, rate=rate),
+                    new_item_gap=rate.gap,
+                    last_new_at=rate.last_new_at,
+                )
+
             new = self.store.save_poll(
                 source.name,
                 batch=batch,
@@ -98,7 +159,8 @@ class Pipeline:
                 etag=result.etag,
                 last_modified=result.last_modified,
                 now=now,
-                next_poll_at=next_poll_after_success(now=now, interval=self._interval(source.name)),
+                schedule=schedule,
+                moved_to=_moved(source, result.moved_to),
             )
             if parsed.warning:
                 log.info("%s: feed has errors but was read: %s", source.name, parsed.warning)
@@ -109,22 +171,33 @@ class Pipeline:
                 items_seen=len(batch),
                 items_new=new,
             )
+        except SourceGone as exc:
+            self.store.save_gone(
+                source.name, error=exc.message, http_status=exc.status_code, now=self.clock.now()
+            )
+            return PollOutcome(
+                source=source.name, status="gone", http_status=exc.status_code, error=exc.message
+            )
         except (FetchError, ParseError) as exc:
             http_status = exc.status_code if isinstance(exc, HTTPStatusError) else None
+            hints = exc.hints if isinstance(exc, HTTPStatusError) else NO_HINTS
             message = exc.message if isinstance(exc, FetchError) else str(exc)
-            return self._failed(source, message, http_status)
+            return self._failed(source, message, http_status, hints)
 
-    def _failed(self, source: SourceForPoll, message: str, http_status: int | None) -> PollOutcome:
+    def _failed(
+        self,
+        source: SourceForPoll,
+        message: str,
+        http_status: int | None,
+        hints: PollHints = NO_HINTS,
+    ) -> PollOutcome:
         now = self.clock.now()
-        interval = self._interval(source.name)
         self.store.save_failure(
             source.name,
             error=message,
             http_status=http_status,
             now=now,
-            next_poll_at=lambda errors: next_poll_after_failure(
-                now=now, interval=interval, consecutive_errors=errors
-            ),
+            next_poll_at=lambda errors: self._next_poll(source, now, hints=hints, errors=errors),
         )
         return PollOutcome(
             source=source.name, status="error", http_status=http_status, error=message
@@ -153,16 +226,19 @@ class Pipeline:
     def sync_sources(self) -> None:
         self.store.sync_sources(source_definitions(self.settings), self.clock.now())
 
-    def poll_many(
-        self, sources: Sequence[SourceForPoll], *, workers: int = 8
-    ) -> tuple[PollOutcome, ...]:
+    def poll_many(self, sources: Sequence[SourceForPoll]) -> tuple[PollOutcome, ...]:
         if not sources:
             return ()
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
+        workers = max(1, min(self.settings.polling.concurrency, len(sources)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             return tuple(pool.map(self.poll_guarded, sources))
 
-    def poll_all(self, *, workers: int = 8) -> tuple[PollOutcome, ...]:
-        """Poll every configured source once, due or not."""
+    def poll_all(self) -> tuple[PollOutcome, ...]:
+        """Poll every configured source once, due or not (gone sources excepted)."""
         self.sync_sources()
         names = [s.name for s in self.settings.sources]
-        return self.poll_many(self.store.sources_for_poll(names), workers=workers)
+        return self.poll_many(self.store.sources_for_poll(names))
+
+
+def _moved(source: SourceForPoll, moved_to: str | None) -> str | None:
+    return moved_to if moved_to and moved_to != source.url else None

@@ -6,13 +6,14 @@ key path, and all mistakes found are reported together in one ``ConfigError``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -83,6 +84,28 @@ def plain_title(value: object) -> object:
 _MARKUP_RE = re.compile(r"<[A-Za-z/!?]")
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+AUTO = "auto"
+
+
+def parse_interval(value: object) -> timedelta | str:
+    """A duration, or ``auto`` for an interval learnt from the source's rate of new items."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    return parse_duration(value)
+
+
+def parse_network(value: object) -> str:
+    """A CIDR range such as 127.0.0.1/32 or fd00::/8, normalized."""
+    try:
+        return str(ipaddress.ip_network(str(value).strip(), strict=False))
+    except ValueError:
+        raise ValueError(
+            f"expected an IP network such as 127.0.0.1/32 or 10.0.0.0/8, got {value!r}"
+        ) from None
+
+
+Interval = Annotated[timedelta | Literal["auto"], BeforeValidator(parse_interval)]
+Network = Annotated[str, BeforeValidator(parse_network)]
 PlainText = Annotated[str, BeforeValidator(plain_title)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]
@@ -116,16 +139,24 @@ class ServerSettings(_Frozen):
 
 
 class PollingSettings(_Frozen):
-    interval: Duration = timedelta(minutes=15)
+    interval: Interval = timedelta(minutes=15)
+    min_interval: Duration = timedelta(minutes=1)
+    max_interval: Duration = timedelta(days=1)
+    jitter: float = Field(default=0.1, ge=0, le=0.5)
     timeout: Duration = timedelta(seconds=30)
+    parse_timeout: Duration = timedelta(seconds=30)
     max_bytes: Size = 10 * 1000**2
+    concurrency: int = Field(default=8, ge=1, le=256)
+    per_host: int = Field(default=2, ge=1, le=64)
+    contact: str | None = None
+    allow_networks: tuple[Network, ...] = ()
 
 
 class SourceSettings(_Frozen):
     name: Slug
     title: PlainText | None = None
     url: str
-    interval: Duration | None = None
+    interval: Interval | None = None
     tags: tuple[str, ...] = ()
 
     @property
@@ -166,8 +197,10 @@ class Settings(_Frozen):
     def source(self, name: str) -> SourceSettings | None:
         return next((s for s in self.sources if s.name == name), None)
 
-    def interval_for(self, source: SourceSettings) -> timedelta:
-        return source.interval or self.polling.interval
+    def interval_for(self, source: SourceSettings) -> timedelta | None:
+        """The source's polling interval; None when it is automatic."""
+        chosen = source.interval if source.interval is not None else self.polling.interval
+        return chosen if isinstance(chosen, timedelta) else None
 
     def feed_source_filters(self, feed: FeedSettings) -> tuple[tuple[str, ...], ...]:
         """Each tuple names sources of which an item must have one; all tuples must hold.
@@ -438,6 +471,8 @@ def _cross_check(
         split_listen(settings.server.listen)
     except ValueError as exc:
         problem(("server", "listen"), str(exc))
+    if settings.polling.min_interval > settings.polling.max_interval:
+        problem(("polling", "min_interval"), "min_interval is longer than max_interval")
     if settings.server.base_url and not _is_http_url(settings.server.base_url):
         problem(("server", "base_url"), "expected an http:// or https:// URL")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 # --- config -> store ---------------------------------------------------------
@@ -35,9 +35,27 @@ class SourceForPoll:
     """What the fetcher needs to know about a source, read from settings and store."""
 
     name: str
-    url: str
+    url: str  # where to fetch: the config's URL, or where it permanently moved
     etag: str | None = None
     last_modified: str | None = None
+    new_item_gap: timedelta | None = None  # smoothed time between new items
+    last_new_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollHints:
+    """What a response said about when to come back; absent hints are None.
+
+    Times are absolute (an HTTP date) or relative to when the response arrived.
+    """
+
+    retry_after: datetime | timedelta | None = None
+    max_age: timedelta | None = None
+    expires: datetime | timedelta | None = None
+    ttl: timedelta | None = None
+
+
+NO_HINTS = PollHints()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +69,8 @@ class Fetched:
     headers: Mapping[str, str] = field(default_factory=dict)
     etag: str | None = None
     last_modified: str | None = None
+    hints: PollHints = NO_HINTS
+    moved_to: str | None = None  # where permanent redirects (301/308) lead
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +80,8 @@ class NotModified:
     url: str
     etag: str | None = None
     last_modified: str | None = None
+    hints: PollHints = NO_HINTS
+    moved_to: str | None = None
 
 
 FetchResult = Fetched | NotModified
@@ -108,6 +130,7 @@ class ParsedFeed:
     language: str | None
     items: tuple[ParsedItem, ...]
     warning: str | None = None  # the document had errors but yielded items
+    ttl: timedelta | None = None  # RSS <ttl>: how long the publisher says to cache it
 
 
 # --- process ---------------------------------------------------------------
@@ -141,7 +164,16 @@ class Item:
 
 # --- store -----------------------------------------------------------------
 
-PollStatus = Literal["ok", "not_modified", "error"]
+PollStatus = Literal["ok", "not_modified", "error", "gone"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollSchedule:
+    """What a successful poll decides about the source's future polls."""
+
+    next_poll_at: datetime
+    new_item_gap: timedelta | None = None
+    last_new_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,7 +193,9 @@ class SourceState:
     """A source's polling state as the store keeps it."""
 
     name: str
-    url: str
+    url: str  # as configured
+    fetch_url: str | None  # where a permanent redirect moved it, if it did
+    gone: bool  # answered 410 Gone: not polled until its URL changes
     etag: str | None
     last_modified: str | None
     last_polled_at: datetime | None

@@ -54,9 +54,28 @@ class FeedServer:
     stalled: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
     stall_seen: threading.Event = field(default_factory=threading.Event)
+    # Scripted answers: path -> (status, headers, body), instead of a file.
+    scripted: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    # Hold every request this long (seconds) so concurrent ones overlap and are counted.
+    hold: float = 0.0
+    user_agents: list[str] = field(default_factory=list)
+    _in_flight: dict[str, int] = field(default_factory=dict)
+    peak_in_flight: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
+    def url(self, name: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}/{name}"
+
+    @contextmanager
+    def counting(self, host: str) -> Iterator[None]:
+        with self._lock:
+            self._in_flight[host] = self._in_flight.get(host, 0) + 1
+            self.peak_in_flight[host] = max(self.peak_in_flight.get(host, 0), self._in_flight[host])
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[host] -= 1
 
 
 def _handler(
@@ -64,8 +83,22 @@ def _handler(
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path in state["server"].stalled:
+            server = state["server"]
+            server.user_agents.append(self.headers.get("User-Agent", ""))
+            host = self.headers.get("Host", "").rsplit(":", 1)[0]
+            with server.counting(host):
+                if server.hold:
+                    server.release.wait(server.hold)
+                self._answer()
+
+        def _answer(self) -> None:
+            server = state["server"]
+            if self.path in server.stalled:
                 self._stall()
+                return
+            if self.path in server.scripted:
+                status, headers, body = server.scripted[self.path]
+                self._reply(status, body, headers)
                 return
             path = (root / self.path.lstrip("/").split("?")[0]).resolve()
             if root.resolve() not in path.parents or not path.is_file():

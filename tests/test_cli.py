@@ -75,6 +75,7 @@ def test_poll_reports_failures_and_sources_shows_them(tmp_path: Path) -> None:
         config = tmp_path / "aggregator.yaml"
         config.write_text(
             f"database: sqlite:///{tmp_path / 'db.sqlite'}\n"
+            "polling:\n  allow_networks: [127.0.0.1/32]\n"
             "sources:\n"
             f"  - name: npr\n    url: {server.url('npr.xml')}\n"
             f"  - name: gone\n    url: {server.url('gone.xml')}\n"

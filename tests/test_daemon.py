@@ -114,6 +114,7 @@ def test_sigterm_abandons_a_stuck_poll_without_partial_writes(tmp_path: Path) ->
         config.write_text(
             f"database: sqlite:///{tmp_path / 'db.sqlite'}\n"
             "server:\n  listen: 127.0.0.1:0\n"
+            "polling:\n  allow_networks: [127.0.0.1/32]\n"
             "sources:\n"
             f"  - name: npr\n    url: {server.url('npr.xml')}\n"
             f"  - name: slow\n    url: {server.url('slow.xml')}\n",

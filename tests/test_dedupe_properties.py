@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from aggregator.process.normalize import normalize_items
 from aggregator.store import Store
 from aggregator.store.schema import item_sources, items
-from aggregator.types import ParsedItem, SourceDefinition
+from aggregator.types import ParsedItem, PollSchedule, SourceDefinition
 from tests.builders import T0
 
 GUIDS = st.one_of(st.none(), st.sampled_from(["a", "b", " a ", "", "c"]))
@@ -84,7 +84,7 @@ def test_storing_documents_is_idempotent_and_keeps_every_entry(
                 etag=None,
                 last_modified=None,
                 now=T0,
-                next_poll_at=T0,
+                schedule=lambda new: PollSchedule(next_poll_at=T0),
             )
             assert new == len(batch)
         credits, rows = _count(store, item_sources), _count(store, items)
@@ -104,7 +104,7 @@ def test_storing_documents_is_idempotent_and_keeps_every_entry(
                 etag=None,
                 last_modified=None,
                 now=T0 + timedelta(hours=1),
-                next_poll_at=T0,
+                schedule=lambda new: PollSchedule(next_poll_at=T0),
             )
             assert again == 0
         assert (_count(store, item_sources), _count(store, items)) == (credits, rows)

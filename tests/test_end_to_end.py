@@ -48,6 +48,8 @@ database: {database_url}
 server:
   listen: 127.0.0.1:0
   base_url: http://feeds.example.org
+polling:
+  allow_networks: [127.0.0.1/32]    # the loopback feed server; refused by default
 sources:
 {sources}
 series:

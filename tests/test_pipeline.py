@@ -50,7 +50,7 @@ def _pipeline(tmp_path: Path, fetcher: FakeFetcher, clock: FixedClock) -> Pipeli
     settings = Settings.model_validate(
         {
             "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
-            "polling": {"interval": "10m"},
+            "polling": {"interval": "10m", "jitter": 0},
             "sources": [{"name": "npr", "url": "https://npr.example/feed"}],
         }
     )
@@ -151,7 +151,7 @@ def test_conditional_get_with_last_modified_alone(tmp_path: Path) -> None:
             }
         )
         store = Store.open(settings.database)
-        fetcher = Fetcher(FetchLimits())
+        fetcher = Fetcher(FetchLimits(allow_networks=("127.0.0.1/32",)))
         try:
             pipeline = Pipeline(
                 settings=settings, store=store, fetcher=fetcher, clock=FixedClock(T0)

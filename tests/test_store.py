@@ -12,7 +12,7 @@ from aggregator.process.normalize import normalize_items
 from aggregator.store import Store, create_store_engine, ensure_schema
 from aggregator.store import sources as sources_module
 from aggregator.store.schema import item_series, item_sources, items
-from aggregator.types import ParsedItem, SourceDefinition
+from aggregator.types import ParsedItem, PollSchedule, SourceDefinition
 from tests.builders import T0, make_item
 
 LATER = T0 + timedelta(minutes=15)
@@ -47,7 +47,7 @@ def _save(store: Store, name: str, batch, *, series=None, now=T0) -> int:
         etag='"v1"',
         last_modified=None,
         now=now,
-        next_poll_at=now + timedelta(minutes=15),
+        schedule=lambda new: PollSchedule(next_poll_at=now + timedelta(minutes=15)),
     )
 
 

@@ -5,9 +5,12 @@ Third-party errors (httpx, OS) are translated into ``FetchError`` here, and only
 
 from __future__ import annotations
 
+import ipaddress
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -15,22 +18,43 @@ from urllib.request import url2pathname
 import httpx
 
 from aggregator import __version__
-from aggregator.exceptions import FetchError, FetchTimeout, FetchTooLarge, HTTPStatusError
+from aggregator.exceptions import (
+    FetchError,
+    FetchRefused,
+    FetchTimeout,
+    FetchTooLarge,
+    HTTPStatusError,
+    SourceGone,
+)
+from aggregator.fetch.guard import BlockedAddressError, GuardedTransport
+from aggregator.fetch.headers import hints_from_headers
 from aggregator.types import Fetched, FetchResult, NotModified, SourceForPoll
 
 MAX_REDIRECTS = 5
+PERMANENT_REDIRECTS = frozenset({301, 308})
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
     "application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, "
     "application/json;q=0.7, */*;q=0.5"
 )
+# A dripping server is cut off at the deadline, checked between reads; one read may
+# take this long at most, so no fetch outlives its deadline by more than this.
+MAX_READ_WAIT = 10.0
+
+
+def user_agent(contact: str | None = None) -> str:
+    """A polite User-Agent: who we are, and how the publisher can reach the operator."""
+    reach = f"; +{contact}" if contact else ""
+    return f"aggregator/{__version__} (feed aggregator{reach})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FetchLimits:
     timeout: float = 30.0  # seconds, for connecting and for the whole response
     max_bytes: int = 10 * 1000**2
-    user_agent: str = f"aggregator/{__version__} (feed aggregator)"
+    user_agent: str = user_agent()
+    allow_networks: tuple[str, ...] = ()  # ranges the SSRF guard lets through
+    max_connections: int = 100
 
 
 class Fetcher:
@@ -38,8 +62,12 @@ class Fetcher:
 
     def __init__(self, limits: FetchLimits, *, transport: httpx.BaseTransport | None = None):
         self.limits = limits
+        if transport is None:
+            transport = GuardedTransport(
+                _networks(limits.allow_networks), max_connections=limits.max_connections
+            )
         self._client = httpx.Client(
-            timeout=httpx.Timeout(limits.timeout),
+            timeout=httpx.Timeout(limits.timeout, read=min(limits.timeout, MAX_READ_WAIT)),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
             headers={"User-Agent": limits.user_agent, "Accept": ACCEPT},
@@ -67,18 +95,20 @@ class Fetcher:
         try:
             with self._client.stream("GET", source.url, headers=headers) as response:
                 final_url = str(response.url)
+                moved_to = permanent_target(response)
+                hints = hints_from_headers(response.headers)
                 if response.status_code == 304:
                     return NotModified(
                         url=final_url,
                         etag=response.headers.get("ETag") or source.etag,
                         last_modified=response.headers.get("Last-Modified") or source.last_modified,
+                        hints=hints,
+                        moved_to=moved_to,
                     )
                 if response.status_code >= 400 or response.status_code < 200:
-                    raise HTTPStatusError(
-                        source.url,
-                        response.status_code,
-                        f"HTTP {response.status_code} {response.reason_phrase}".strip(),
-                    )
+                    status = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+                    error = SourceGone if response.status_code == 410 else HTTPStatusError
+                    raise error(source.url, response.status_code, status, hints)
                 content = self._read_capped(source.url, response, deadline)
                 return Fetched(
                     url=final_url,
@@ -88,15 +118,21 @@ class Fetcher:
                     headers=dict(response.headers),
                     etag=response.headers.get("ETag"),
                     last_modified=response.headers.get("Last-Modified"),
+                    hints=hints,
+                    moved_to=moved_to,
                 )
         except httpx.TimeoutException as exc:
             raise FetchTimeout(source.url, f"timed out after {self.limits.timeout:g}s") from exc
         except httpx.TooManyRedirects as exc:
             raise FetchError(source.url, f"more than {MAX_REDIRECTS} redirects") from exc
         except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, BlockedAddressError):
+                raise FetchRefused(source.url, str(exc)) from exc
             raise FetchError(source.url, f"cannot connect: {exc}") from exc
         except httpx.HTTPError as exc:
             raise FetchError(source.url, f"{type(exc).__name__}: {exc}") from exc
+        except httpx.InvalidURL as exc:
+            raise FetchError(source.url, f"invalid URL: {exc}") from exc
 
     def _read_capped(self, url: str, response: httpx.Response, deadline: float) -> bytes:
         # iter_bytes() yields decoded bytes, so the cap counts what gzip expands to.
@@ -128,3 +164,24 @@ class Fetcher:
         return Fetched(
             url=url, status_code=200, content=content, content_type=None, last_modified=modified
         )
+
+
+def permanent_target(response: httpx.Response) -> str | None:
+    """Where the redirects that were permanent (301/308), from the start, lead.
+
+    A temporary redirect (302/303/307) ends the permanent part of the chain: the
+    publisher may point elsewhere tomorrow, so we keep asking the URL before it.
+    """
+    moved_to = None
+    hops = [*response.history, response]
+    for hop, following in pairwise(hops):
+        if hop.status_code not in PERMANENT_REDIRECTS:
+            break
+        moved_to = str(following.request.url)
+    return moved_to
+
+
+def _networks(
+    ranges: Sequence[str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(r, strict=False) for r in ranges)

@@ -17,7 +17,7 @@ import io
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -26,6 +26,7 @@ import feedparser
 from aggregator.exceptions import ParseError
 from aggregator.types import Category, Enclosure, ParsedFeed, ParsedItem
 
+MAX_TTL_MINUTES = 7 * 24 * 60
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _HTML_ROOTS = frozenset({b"html", b"head", b"body"})
 
@@ -74,7 +75,17 @@ def parse_xml_feed(content: bytes, *, content_type: str | None, url: str) -> Par
             for entry in _list(result, "entries")
         ),
         warning=_warning(result),
+        ttl=_ttl(_str(feed, "ttl")),
     )
+
+
+def _ttl(value: str | None) -> timedelta | None:
+    """RSS <ttl>, in minutes; nonsense (negative, huge, not a number) is ignored."""
+    try:
+        minutes = int((value or "").strip())
+    except ValueError:
+        return None
+    return timedelta(minutes=minutes) if 0 < minutes <= MAX_TTL_MINUTES else None
 
 
 # --- before feedparser -------------------------------------------------------

@@ -26,7 +26,14 @@ from aggregator.store.database import (
     is_transient,
     migrate,
 )
-from aggregator.types import Item, PublishedEntry, SourceDefinition, SourceForPoll, SourceState
+from aggregator.types import (
+    Item,
+    PollSchedule,
+    PublishedEntry,
+    SourceDefinition,
+    SourceForPoll,
+    SourceState,
+)
 
 log = logging.getLogger(__name__)
 WRITE_ATTEMPTS = 3
@@ -90,9 +97,12 @@ class Store:
         etag: str | None,
         last_modified: str | None,
         now: datetime,
-        next_poll_at: datetime,
+        schedule: Callable[[int], PollSchedule],
+        moved_to: str | None = None,
     ) -> int:
         """Store a successful poll in one transaction; return the number of new items.
+
+        ``schedule`` maps the number of new items to the source's next poll.
 
         The validators are saved in the same transaction as the items, so a poll that
         dies half-way keeps the old ETag and the next poll stores everything again.
@@ -108,6 +118,7 @@ class Store:
                         series=series,
                         now=now,
                     )
+                    plan = schedule(new)
                     _sources.record_success(
                         connection,
                         name,
@@ -116,7 +127,10 @@ class Store:
                         etag=etag,
                         last_modified=last_modified,
                         now=now,
-                        next_poll_at=next_poll_at,
+                        next_poll_at=plan.next_poll_at,
+                        moved_to=moved_to,
+                        new_item_gap=plan.new_item_gap,
+                        last_new_at=plan.last_new_at,
                     )
                     return new
             except StoreError as exc:
@@ -133,6 +147,7 @@ class Store:
         last_modified: str | None,
         now: datetime,
         next_poll_at: datetime,
+        moved_to: str | None = None,
     ) -> None:
         with self._transaction() as connection:
             _sources.record_success(
@@ -144,7 +159,12 @@ class Store:
                 last_modified=last_modified,
                 now=now,
                 next_poll_at=next_poll_at,
+                moved_to=moved_to,
             )
+
+    def save_gone(self, name: str, *, error: str, http_status: int, now: datetime) -> None:
+        with self._transaction() as connection:
+            _sources.record_gone(connection, name, error=error, http_status=http_status, now=now)
 
     def save_failure(
         self,

@@ -17,6 +17,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -76,6 +77,13 @@ sources = Table(
     Column("last_error", Text),
     Column("consecutive_errors", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
+    # Where a permanent redirect (301/308) moved the feed; the config's url stays the user's.
+    Column("fetch_url", Text),
+    # Set when the source answered 410 Gone: it is not polled again until its url changes.
+    Column("gone_at", UTCDateTime),
+    # The source's rate of new items, for automatic intervals.
+    Column("new_item_gap", Float),  # seconds, smoothed
+    Column("last_new_at", UTCDateTime),
 )
 
 items = Table(

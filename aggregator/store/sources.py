@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select, update
@@ -56,6 +56,8 @@ def sync_sources(
                 "last_modified": None,
                 "consecutive_errors": 0,
                 "next_poll_at": now,
+                "fetch_url": None,
+                "gone_at": None,
             }
         connection.execute(update(sources).where(sources.c.name == d.name).values(**values))
 
@@ -67,12 +69,24 @@ def source_id(connection: Connection, name: str) -> int:
     return int(found)
 
 
+_FOR_POLL = (
+    sources.c.name,
+    func.coalesce(sources.c.fetch_url, sources.c.url).label("url"),
+    sources.c.etag,
+    sources.c.last_modified,
+    sources.c.new_item_gap,
+    sources.c.last_new_at,
+)
+
+
 def due_sources(
     connection: Connection, names: Sequence[str], now: datetime
 ) -> tuple[SourceForPoll, ...]:
+    """Sources whose time has come, most overdue first; gone sources never are."""
     rows = connection.execute(
-        select(sources.c.name, sources.c.url, sources.c.etag, sources.c.last_modified)
+        select(*_FOR_POLL)
         .where(sources.c.name.in_(names))
+        .where(sources.c.gone_at.is_(None))
         .where((sources.c.next_poll_at.is_(None)) | (sources.c.next_poll_at <= now))
         .order_by(sources.c.next_poll_at, sources.c.name)
     )
@@ -80,16 +94,26 @@ def due_sources(
 
 
 def sources_for_poll(connection: Connection, names: Sequence[str]) -> tuple[SourceForPoll, ...]:
+    """Every named source that is not gone, due or not."""
     rows = connection.execute(
-        select(sources.c.name, sources.c.url, sources.c.etag, sources.c.last_modified)
+        select(*_FOR_POLL)
         .where(sources.c.name.in_(names))
+        .where(sources.c.gone_at.is_(None))
         .order_by(sources.c.name)
     )
     return tuple(_for_poll(row) for row in rows)
 
 
-def _for_poll(row: Row[Any, Any, Any, Any]) -> SourceForPoll:
-    return SourceForPoll(name=row.name, url=row.url, etag=row.etag, last_modified=row.last_modified)
+def _for_poll(row: Row[Any, Any, Any, Any, Any, Any]) -> SourceForPoll:
+    gap = row.new_item_gap
+    return SourceForPoll(
+        name=row.name,
+        url=row.url,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        new_item_gap=timedelta(seconds=gap) if gap is not None else None,
+        last_new_at=row.last_new_at,
+    )
 
 
 def record_success(
@@ -102,19 +126,42 @@ def record_success(
     last_modified: str | None,
     now: datetime,
     next_poll_at: datetime,
+    moved_to: str | None = None,
+    new_item_gap: timedelta | None = None,
+    last_new_at: datetime | None = None,
 ) -> None:
+    values: dict[str, object] = {
+        "etag": etag,
+        "last_modified": last_modified,
+        "last_polled_at": now,
+        "next_poll_at": next_poll_at,
+        "last_status": status,
+        "last_http_status": http_status,
+        "last_error": None,
+        "consecutive_errors": 0,
+    }
+    if moved_to is not None:
+        values["fetch_url"] = moved_to
+    if last_new_at is not None:
+        values["last_new_at"] = last_new_at
+        values["new_item_gap"] = new_item_gap.total_seconds() if new_item_gap else None
+    connection.execute(update(sources).where(sources.c.name == name).values(**values))
+
+
+def record_gone(
+    connection: Connection, name: str, *, error: str, http_status: int, now: datetime
+) -> None:
+    """410 Gone: stop polling until the config gives the source a new URL."""
     connection.execute(
         update(sources)
         .where(sources.c.name == name)
         .values(
-            etag=etag,
-            last_modified=last_modified,
             last_polled_at=now,
-            next_poll_at=next_poll_at,
-            last_status=status,
+            next_poll_at=None,
+            gone_at=now,
+            last_status="gone",
             last_http_status=http_status,
-            last_error=None,
-            consecutive_errors=0,
+            last_error=error,
         )
     )
 
@@ -165,6 +212,8 @@ def source_states(connection: Connection) -> tuple[SourceState, ...]:
         SourceState(
             name=row.name,
             url=row.url,
+            fetch_url=row.fetch_url,
+            gone=row.gone_at is not None,
             etag=row.etag,
             last_modified=row.last_modified,
             last_polled_at=row.last_polled_at,
