@@ -130,15 +130,23 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_poll(settings: Settings, _args: argparse.Namespace) -> int:
     from aggregator.daemon import fetch_limits
     from aggregator.fetch import Fetcher
-    from aggregator.pipeline import Pipeline
+    from aggregator.pipeline import Pipeline, PooledProcessor, parse_pool
     from aggregator.store import Store
 
     store = Store.open(settings.database)
     fetcher = Fetcher(fetch_limits(settings))
+    pool = parse_pool(settings)
     try:
-        pipeline = Pipeline(settings=settings, store=store, fetcher=fetcher, clock=SystemClock())
+        pipeline = Pipeline(
+            settings=settings,
+            store=store,
+            fetcher=fetcher,
+            clock=SystemClock(),
+            processor=PooledProcessor(pool),
+        )
         outcomes = pipeline.poll_all()
     finally:
+        pool.close()
         fetcher.close()
         store.close()
     print(format_poll_report(outcomes))

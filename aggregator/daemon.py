@@ -14,7 +14,7 @@ from aggregator.clock import SystemClock
 from aggregator.exceptions import AggregatorError
 from aggregator.fetch import Fetcher, FetchLimits
 from aggregator.fetch.fetcher import user_agent
-from aggregator.pipeline import Pipeline
+from aggregator.pipeline import Pipeline, PooledProcessor, parse_pool
 from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
 from aggregator.schedule import Poller
@@ -88,7 +88,14 @@ def _note_signal(signum: int, _frame: FrameType | None) -> None:
 def run(settings: Settings, *, with_server: bool = True) -> None:
     store = Store.open(settings.database)
     fetcher = Fetcher(fetch_limits(settings))
-    pipeline = Pipeline(settings=settings, store=store, fetcher=fetcher, clock=SystemClock())
+    pool = parse_pool(settings)
+    pipeline = Pipeline(
+        settings=settings,
+        store=store,
+        fetcher=fetcher,
+        clock=SystemClock(),
+        processor=PooledProcessor(pool),
+    )
     poller = Poller(pipeline, workers=settings.polling.concurrency)
     try:
         poller.start()
@@ -100,6 +107,7 @@ def run(settings: Settings, *, with_server: bool = True) -> None:
     finally:
         log.info("stopping: waiting up to %gs for in-flight polls", POLL_GRACE_SECONDS)
         poller.stop(POLL_GRACE_SECONDS)
+        pool.close()
         fetcher.close()
         store.close()
         log.info("stopped")

@@ -2,9 +2,8 @@
 
 for each due source, in parallel (threads: polling.concurrency, polling.per_host):
     fetch(source)              -> Fetched | NotModified        (FetchError: failed poll)
-    parse(bytes, content type) -> ParsedFeed                   (ParseError: failed poll)
-    normalize(parsed items)    -> Item...                      pure
-    series_for(item, rules)    -> series slugs                 pure
+    process_document(bytes)    -> Items, series      in a worker process, on every core:
+      parse -> normalize -> series_for                       pure, under a time budget
     store.save_poll(...)       one transaction: items, credits, series, validators
     next_poll_time(...)        -> when to come back            pure
 -> one PollOutcome per source: a failing source is a value, never an exception
@@ -13,6 +12,7 @@ for each due source, in parallel (threads: polling.concurrency, polling.per_host
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -29,15 +29,14 @@ from aggregator.exceptions import (
     SourceGone,
 )
 from aggregator.fetch.hosts import HostLimiter
-from aggregator.parse import parse_feed
-from aggregator.process.normalize import normalize_items
+from aggregator.process.document import ProcessedDocument, process_document
 from aggregator.process.schedule import (
     ItemRate,
     ScheduleRules,
     next_poll_time,
     observe_new_items,
 )
-from aggregator.process.series import SeriesRule, compile_rule, series_for
+from aggregator.process.series import SeriesRule, compile_rule
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import (
@@ -50,12 +49,69 @@ from aggregator.types import (
     SourceDefinition,
     SourceForPoll,
 )
+from aggregator.workers import TimedProcessPool, WorkerDied, WorkTimeout
 
 log = logging.getLogger(__name__)
 
 
 class Fetcher(Protocol):
     def fetch(self, source: SourceForPoll) -> FetchResult: ...
+
+
+class DocumentProcessor(Protocol):
+    """Runs ``process_document``: in this thread, or in a worker under a time budget."""
+
+    def __call__(
+        self,
+        content: bytes,
+        *,
+        content_type: str | None,
+        url: str,
+        source_name: str,
+        now: datetime,
+        rules: Sequence[SeriesRule],
+    ) -> ProcessedDocument: ...
+
+
+class PooledProcessor:
+    """``process_document`` in worker processes; overruns and crashes are parse errors."""
+
+    def __init__(self, pool: TimedProcessPool) -> None:
+        self.pool = pool
+
+    def __call__(
+        self,
+        content: bytes,
+        *,
+        content_type: str | None,
+        url: str,
+        source_name: str,
+        now: datetime,
+        rules: Sequence[SeriesRule],
+    ) -> ProcessedDocument:
+        try:
+            return self.pool.run(
+                process_document,
+                content,
+                content_type=content_type,
+                url=url,
+                source_name=source_name,
+                now=now,
+                rules=rules,
+            )
+        except WorkTimeout as exc:
+            raise ParseError(f"parsing was stopped: it {exc}") from exc
+        except WorkerDied as exc:
+            raise ParseError(f"the parser failed on this document: {exc}") from exc
+
+
+def parse_pool(settings: Settings) -> TimedProcessPool:
+    """Workers for parsing: one per core, the time budget from polling.parse_timeout."""
+    return TimedProcessPool(
+        max(1, os.cpu_count() or 1),
+        settings.polling.parse_timeout.total_seconds(),
+        preload=("aggregator.process.document",),
+    )
 
 
 def series_rules(settings: Settings) -> tuple[SeriesRule, ...]:
@@ -91,6 +147,7 @@ class Pipeline:
     rules: tuple[SeriesRule, ...] = field(default=())
     random: Random = field(default_factory=Random)
     hosts: HostLimiter | None = None
+    processor: DocumentProcessor = process_document
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -136,11 +193,17 @@ class Pipeline:
                     moved_to=_moved(source, result.moved_to),
                 )
                 return PollOutcome(source=source.name, status="not_modified", http_status=304)
-            parsed = parse_feed(result.content, content_type=result.content_type, url=result.url)
             now = self.clock.now()
-            batch = normalize_items(parsed.items, source_name=source.name, now=now)
-            memberships = {item.entry_key: series_for(item, self.rules) for item in batch}
-            hints = replace(result.hints, ttl=parsed.ttl)
+            document = self.processor(
+                result.content,
+                content_type=result.content_type,
+                url=result.url,
+                source_name=source.name,
+                now=now,
+                rules=self.rules,
+            )
+            batch = document.items
+            hints = replace(result.hints, ttl=document.ttl)
 
             def schedule(new_items: int) -> PollSchedule:
                 seen = ItemRate(gap=source.new_item_gap, last_new_at=source.last_new_at)
@@ -154,7 +217,7 @@ class Pipeline:
             new = self.store.save_poll(
                 source.name,
                 batch=batch,
-                series={k: v for k, v in memberships.items() if v},
+                series=document.series,
                 http_status=result.status_code,
                 etag=result.etag,
                 last_modified=result.last_modified,
@@ -162,8 +225,8 @@ class Pipeline:
                 schedule=schedule,
                 moved_to=_moved(source, result.moved_to),
             )
-            if parsed.warning:
-                log.info("%s: feed has errors but was read: %s", source.name, parsed.warning)
+            if document.warning:
+                log.info("%s: feed has errors but was read: %s", source.name, document.warning)
             return PollOutcome(
                 source=source.name,
                 status="ok",

@@ -13,7 +13,7 @@ import pytest
 
 from aggregator.daemon import fetch_limits
 from aggregator.fetch import Fetcher
-from aggregator.pipeline import Pipeline
+from aggregator.pipeline import Pipeline, PooledProcessor, parse_pool
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.builders import T0
@@ -205,3 +205,34 @@ def test_user_agent_names_us_and_the_operator(harness: Harness) -> None:
     (agent,) = harness.server.user_agents
     assert agent.startswith("aggregator/")
     assert "mailto:ops@example.org" in agent
+
+
+def test_a_runaway_parse_is_cut_off_without_stalling_other_sources(harness: Harness) -> None:
+    # feedparser's author regex is quadratic: this one document would take minutes.
+    hostile = (
+        b'<rss version="2.0"><channel><title>t</title><item><title>x</title><author>a@'
+        + b"a-" * 60_000
+        + b"</author></item></channel></rss>"
+    )
+    harness.server.scripted["/slow-to-parse.xml"] = (200, {}, hostile)
+    pipeline = harness.pipeline(
+        [
+            {"name": "a", "url": harness.server.url("slow-to-parse.xml")},
+            {"name": "b", "url": harness.server.url("feed.xml")},
+        ],
+        parse_timeout="2s",
+    )
+    pool = parse_pool(pipeline.settings)
+    pipeline.processor = PooledProcessor(pool)
+    try:
+        outcomes = {o.source: o for o in pipeline.poll_all()}
+        assert outcomes["b"].status == "ok" and outcomes["b"].items_new == 10
+        assert outcomes["a"].status == "error"
+        assert outcomes["a"].error == "parsing was stopped: it took longer than 2s"
+        # The pool replaced the killed worker and goes on working.
+        harness.clock.moment = T0 + timedelta(days=1)
+        harness.server.scripted["/slow-to-parse.xml"] = (200, {}, FEED)
+        (again,) = [o for o in _poll_due(pipeline) if o.source == "a"]
+        assert again.status == "ok"
+    finally:
+        pool.close()

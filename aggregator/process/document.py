@@ -1,0 +1,42 @@
+"""One fetched document to storable items: parse, normalize, match series. Pure and
+CPU-bound, so the pipeline may run it in a worker process with a time budget."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aggregator.parse import parse_feed
+from aggregator.process.normalize import normalize_items
+from aggregator.process.series import SeriesRule, series_for
+from aggregator.types import Item
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessedDocument:
+    items: tuple[Item, ...]
+    series: dict[str, tuple[str, ...]]  # entry key -> series slugs, only for members
+    ttl: timedelta | None
+    warning: str | None
+
+
+def process_document(
+    content: bytes,
+    *,
+    content_type: str | None,
+    url: str,
+    source_name: str,
+    now: datetime,
+    rules: Sequence[SeriesRule],
+) -> ProcessedDocument:
+    """Raises ParseError when the bytes are not a feed."""
+    parsed = parse_feed(content, content_type=content_type, url=url)
+    items = normalize_items(parsed.items, source_name=source_name, now=now)
+    series = {item.entry_key: series_for(item, rules) for item in items}
+    return ProcessedDocument(
+        items=items,
+        series={key: slugs for key, slugs in series.items() if slugs},
+        ttl=parsed.ttl,
+        warning=parsed.warning,
+    )
