@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ from datetime import datetime
 from aggregator import __version__
 from aggregator.clock import SystemClock
 from aggregator.exceptions import AggregatorError, ConfigError
+from aggregator.publish.status import source_status, status_word
 from aggregator.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 from aggregator.types import PollOutcome, SourceState
 
@@ -55,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("serve", parents=[common], help="serve merged feeds without polling")
     commands.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
-    commands.add_parser("sources", parents=[common], help="print every source's polling state")
+    sources = commands.add_parser(
+        "sources", parents=[common], help="print every source's polling state"
+    )
+    sources.add_argument("--json", action="store_true", help="as JSON, like GET /sources.json")
     return parser
 
 
@@ -177,18 +182,21 @@ def format_poll_report(outcomes: Sequence[PollOutcome]) -> str:
     return "\n".join(lines)
 
 
-def cmd_sources(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.pipeline import source_definitions
+    from aggregator.publish.catalog import StoreCatalog
     from aggregator.store import Store
 
     store = Store.open(settings.database)
     try:
         store.sync_sources(source_definitions(settings), SystemClock().now())
-        states = store.source_states()
+        states = StoreCatalog(settings, store).sources()
     finally:
         store.close()
-    configured = {s.name for s in settings.sources}
-    print(format_source_table([s for s in states if s.name in configured]))
+    if args.json:
+        print(json.dumps({"sources": [source_status(s) for s in states]}, indent=2))
+    else:
+        print(format_source_table(states))
     return EXIT_OK
 
 
@@ -198,11 +206,11 @@ def format_source_table(states: Sequence[SourceState]) -> str:
         (
             s.name,
             _when(s.last_polled_at),
-            "gone" if s.gone else (s.last_status or "never polled"),
+            status_word(s),
             str(s.last_http_status or "-"),
             str(s.item_count),
             str(s.consecutive_errors),
-            _when(s.next_poll_at),
+            "-" if s.gone else _when(s.next_poll_at),
         )
         for s in states
     ]

@@ -44,6 +44,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
+    yield from _fresh_postgres_schema()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema, for what only PostgreSQL can show."""
+    yield from _fresh_postgres_schema()
+
+
+def _fresh_postgres_schema() -> Iterator[str]:
     base = _postgres_url()
     if base is None:
         pytest.skip(f"{POSTGRES_ENV} is not set")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,12 @@ def test_poll_reports_failures_and_sources_shows_them(tmp_path: Path) -> None:
     npr = next(line for line in lines if line.startswith("npr "))
     assert " ok " in npr and " 200 " in npr
     assert any(line.strip() == "gone: HTTP 404 Not Found" for line in lines)
+
+    as_json = _cli("--config", str(config), "sources", "--json")
+    states = {s["name"]: s for s in json.loads(as_json.stdout)["sources"]}
+    assert (states["npr"]["status"], states["npr"]["items"]) == ("ok", 10)
+    assert (states["gone"]["status"], states["gone"]["http_status"]) == ("error", 404)
+    assert states["html"]["last_error"].startswith("not a feed")
 
 
 def test_migrate_creates_then_reports_up_to_date(tmp_path: Path) -> None:

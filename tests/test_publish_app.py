@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from html.parser import HTMLParser
+from typing import Any
 
 import feedparser
 import pytest
@@ -17,7 +18,15 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from aggregator.exceptions import StoreError
 from aggregator.publish.app import create_app
-from aggregator.types import Credit, FeedInfo, FeedKind, FeedPage, Listing, PublishedEntry
+from aggregator.types import (
+    Credit,
+    FeedInfo,
+    FeedKind,
+    FeedPage,
+    Listing,
+    PublishedEntry,
+    SourceState,
+)
 
 # Starlette >= 1.x wants httpx2 for its TestClient and warns (an error here) on import
 # when only httpx is installed; the client itself works the same with either.
@@ -71,6 +80,7 @@ class FakeCatalog:
         self.reachable = True
         self.failing_store = False
         self.calls_on_event_loop = 0
+        self._sources: list[SourceState] = []
 
     # builders
 
@@ -93,6 +103,25 @@ class FakeCatalog:
         self, slug: str, *entries: PublishedEntry, title: str | None = None
     ) -> FakeCatalog:
         return self.with_feed(slug, *entries, kind="series", title=title)
+
+    def with_source(self, name: str, **state: Any) -> FakeCatalog:
+        values: dict[str, Any] = {
+            "name": name,
+            "url": f"https://{name}.example/feed",
+            "fetch_url": None,
+            "gone": False,
+            "etag": None,
+            "last_modified": None,
+            "last_polled_at": NOW,
+            "next_poll_at": NOW + timedelta(minutes=15),
+            "last_status": "ok",
+            "last_http_status": 200,
+            "last_error": None,
+            "consecutive_errors": 0,
+            "item_count": 3,
+        }
+        self._sources.append(SourceState(**(values | state)))
+        return self
 
     def add_entry(self, slug: str, entry: PublishedEntry, *, kind: FeedKind = "feeds") -> None:
         self._entries[(kind, slug)].insert(0, entry)
@@ -125,6 +154,10 @@ class FakeCatalog:
             entries=entries,
             updated=max((e.updated for e in entries), default=NOW),
         )
+
+    def sources(self) -> tuple[SourceState, ...]:
+        self._note_thread()
+        return tuple(self._sources)
 
     def ping(self) -> None:
         self._note_thread()
@@ -394,3 +427,39 @@ def test_added_entry_is_served(client: TestClient, catalog: FakeCatalog) -> None
     catalog.add_entry("tech", replace(make_entry(50), title="Fresh"))
     parsed = feedparser.parse(client.get("/feeds/tech.rss").content)
     assert [e.title for e in parsed.entries] == ["Fresh", "Story 3"]
+
+
+def test_sources_json_reports_every_source_state() -> None:
+    catalog = (
+        FakeCatalog()
+        .with_source("bbc")
+        .with_source(
+            "old", gone=True, last_status="gone", last_http_status=410, last_error="HTTP 410 Gone"
+        )
+        .with_source(
+            "moved",
+            fetch_url="https://new.example/feed",
+            consecutive_errors=2,
+            last_status="error",
+            last_error="HTTP 503 Service Unavailable",
+        )
+    )
+    response = TestClient(create_app(catalog, base_url=BASE_URL)).get("/sources.json")
+    assert response.status_code == 200
+    sources = {s["name"]: s for s in response.json()["sources"]}
+    assert sources["bbc"] == {
+        "name": "bbc",
+        "url": "https://bbc.example/feed",
+        "moved_to": None,
+        "status": "ok",
+        "http_status": 200,
+        "last_poll": "2026-03-01T12:00:00Z",
+        "next_poll": "2026-03-01T12:15:00Z",
+        "items": 3,
+        "consecutive_errors": 0,
+        "last_error": None,
+    }
+    assert (sources["old"]["status"], sources["old"]["next_poll"]) == ("gone", None)
+    assert sources["moved"]["moved_to"] == "https://new.example/feed"
+    assert sources["moved"]["consecutive_errors"] == 2
+    assert catalog.calls_on_event_loop == 0

@@ -4,6 +4,7 @@
     GET|HEAD /series/{slug}.{rss|atom|json}    one running story
     GET /        HTML index        GET /opml   OPML of the merged feeds
     GET /healthz 200 "ok", or 503 when the store cannot be reached
+    GET /sources.json   every source's polling state
 
 Feed responses carry a strong ETag and Last-Modified computed from the data, so a
 conditional request is answered 304 without rendering. The catalog is synchronous
@@ -22,14 +23,15 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from aggregator.exceptions import StoreError
 from aggregator.publish import FEED_FORMATS, FeedFormat, page_etag, page_last_modified
 from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
-from aggregator.types import FeedKind, FeedPage, Listing
+from aggregator.publish.status import source_status
+from aggregator.types import FeedKind, FeedPage, Listing, SourceState
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ class Catalog(Protocol):
 
     def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
         """The page to render, or None when no feed of that kind has this slug."""
+        ...
+
+    def sources(self) -> tuple[SourceState, ...]:
+        """Every configured source's polling state."""
         ...
 
     def ping(self) -> None:
@@ -115,6 +121,13 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
             body, media_type=OPML_CONTENT_TYPE, headers={"Cache-Control": CACHE_CONTROL}
         )
 
+    async def sources(request: Request) -> Response:
+        states = await run_in_threadpool(catalog.sources)
+        return JSONResponse(
+            {"sources": [source_status(state) for state in states]},
+            headers={"Cache-Control": "no-cache"},
+        )
+
     async def healthz(request: Request) -> Response:
         try:
             await run_in_threadpool(catalog.ping)
@@ -128,6 +141,7 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
             Route("/", index, methods=["GET"]),
             Route("/opml", opml, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/sources.json", sources, methods=["GET"]),
             Route("/feeds/{filename}", merged_feed, methods=["GET", "HEAD"]),
             Route("/series/{filename}", series_feed, methods=["GET", "HEAD"]),
         ],

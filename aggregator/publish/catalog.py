@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.types import FeedInfo, FeedKind, FeedPage, Listing
+from aggregator.types import FeedInfo, FeedKind, FeedPage, Listing, SourceState
 
 # What an empty feed reports as its last change: a fixed date keeps its ETag stable.
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
@@ -68,6 +68,10 @@ class StoreCatalog:
             entries=entries,
             updated=max((e.updated for e in entries), default=EMPTY_FEED_UPDATED),
         )
+
+    def sources(self) -> tuple[SourceState, ...]:
+        configured = {s.name for s in self.settings.sources}
+        return tuple(s for s in self.store.source_states() if s.name in configured)
 
     def ping(self) -> None:
         self.store.ping()

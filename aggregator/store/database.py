@@ -42,6 +42,9 @@ def is_transient(exc: BaseException | None) -> bool:
     return "database is locked" in str(orig)
 
 
+SQLITE_BUSY_SECONDS = 30
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
     parsed = make_url(url)
@@ -49,7 +52,9 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        # How long a writer waits for another one: ?timeout=SECONDS in the URL, else 30 s.
+        busy_seconds = float(str(parsed.query.get("timeout", SQLITE_BUSY_SECONDS)))
+        kwargs["connect_args"] = {"timeout": busy_seconds, "check_same_thread": False}
     else:
         kwargs["pool_pre_ping"] = True
     try:
@@ -69,7 +74,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
     finally:
         cursor.close()
 

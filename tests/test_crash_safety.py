@@ -1,0 +1,192 @@
+"""A poll killed in the middle of its write leaves nothing half-done.
+
+PostgreSQL lets the test hold the source's row lock, so a real `aggregator poll` process
+gets as far as writing its items and then waits, mid-transaction, on the validators'
+update; the test watches for that in pg_locks, kills the process with SIGKILL, and checks
+that nothing of the poll remains and that the next poll stores everything exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+
+from aggregator.store import Store
+from aggregator.store.schema import item_sources, items
+from aggregator.types import SourceDefinition
+from tests.builders import T0
+from tests.feedserver import serve_directory
+
+ITEMS = 3000
+
+
+def _big_feed() -> bytes:
+    entries = "".join(
+        f"<item><title>Story {n}</title><link>https://example.org/{n}</link>"
+        f"<guid>g{n}</guid><description>Body of story {n}</description></item>"
+        for n in range(ITEMS)
+    )
+    return f'<rss version="2.0"><channel><title>big</title>{entries}</channel></rss>'.encode()
+
+
+def _counts(url: str) -> tuple[int, int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return (
+                connection.execute(select(func.count()).select_from(items)).scalar_one(),
+                connection.execute(select(func.count()).select_from(item_sources)).scalar_one(),
+            )
+    finally:
+        engine.dispose()
+
+
+def test_sigkill_mid_write_leaves_no_partial_rows(tmp_path: Path, postgres_url: str) -> None:
+    database_url = postgres_url
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "big.xml").write_bytes(_big_feed())
+    with serve_directory(www) as server:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            f"database: {database_url}\n"
+            "polling:\n  allow_networks: [127.0.0.1/32]\n"
+            f"sources:\n  - name: big\n    url: {server.url('big.xml')}\n",
+            encoding="utf-8",
+        )
+        store = Store.open(database_url)
+        store.sync_sources(
+            [SourceDefinition(name="big", title="big", url=server.url("big.xml"))], T0
+        )
+        store.close()
+        engine = create_engine(database_url)
+        holder = engine.connect()
+        blocker = holder.begin()
+        # NO KEY UPDATE lets the poll insert rows that reference the source (foreign keys
+        # take KEY SHARE) and stops it at its update of the source: after the items.
+        holder.execute(text("SELECT id FROM sources WHERE name = 'big' FOR NO KEY UPDATE"))
+        poll = subprocess.Popen(
+            [sys.executable, "-m", "aggregator.cli", "--config", str(config), "poll"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            writer = _wait_for_writer_blocked_after_inserting(engine)
+            if writer is None:
+                poll.kill()
+                out, err = poll.communicate()
+                raise AssertionError(f"the poll never reached its write:\n{out}\n{err}")
+            os.kill(poll.pid, signal.SIGKILL)
+            poll.communicate(timeout=30)
+        finally:
+            if poll.poll() is None:
+                poll.kill()
+                poll.communicate()
+            blocker.rollback()
+            holder.close()
+        # PostgreSQL ends the dead client's transaction; nothing of it may remain.
+        _wait_for_backend_gone(engine, writer)
+        engine.dispose()
+        assert _counts(database_url) == (0, 0)
+        store = Store.open(database_url)
+        (state,) = store.source_states()
+        store.close()
+        assert (state.etag, state.last_status) == (None, None)
+
+        again = subprocess.run(
+            [sys.executable, "-m", "aggregator.cli", "--config", str(config), "poll"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"{ITEMS} items, {ITEMS} new" in again.stdout
+        assert _counts(database_url) == (ITEMS, ITEMS)
+
+
+def _wait_for_writer_blocked_after_inserting(engine) -> int | None:
+    """The pid of a backend that wrote to item_sources and now waits for a row lock.
+
+    Watched from a connection of its own: statistics views are frozen inside a transaction.
+    """
+    deadline = time.monotonic() + 60
+    query = text(
+        """
+        SELECT a.pid FROM pg_stat_activity a
+        WHERE a.wait_event_type = 'Lock' AND a.pid <> pg_backend_pid()
+          AND EXISTS (
+            SELECT 1 FROM pg_locks l
+            WHERE l.pid = a.pid AND l.relation = 'item_sources'::regclass
+              AND l.mode = 'RowExclusiveLock' AND l.granted)
+        """
+    )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        while time.monotonic() < deadline:
+            pid = watcher.execute(query).scalar()
+            if pid is not None:
+                return int(pid)
+            time.sleep(0.05)  # polling a condition with a deadline, not hiding a race
+    return None
+
+
+def _wait_for_backend_gone(engine, pid: int) -> None:
+    deadline = time.monotonic() + 30
+    with engine.connect() as connection:
+        while time.monotonic() < deadline:
+            alive = connection.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one()
+            if not alive:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"backend {pid} of the killed poll is still there")
+
+
+def test_a_locked_sqlite_database_fails_the_poll_cleanly(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "big.xml").write_bytes(_big_feed())
+    database = tmp_path / "db.sqlite"
+    with serve_directory(www) as server:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            f"database: sqlite:///{database}?timeout=1\n"
+            "polling:\n  allow_networks: [127.0.0.1/32]\n"
+            f"sources:\n  - name: big\n    url: {server.url('big.xml')}\n",
+            encoding="utf-8",
+        )
+        Store.open(f"sqlite:///{database}").close()
+        locker = sqlite3.connect(database, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        try:
+            locked = subprocess.run(
+                [sys.executable, "-m", "aggregator.cli", "--config", str(config), "poll"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert locked.returncode == 1
+        assert "database is locked" in locked.stdout + locked.stderr
+        assert "Traceback" not in locked.stderr
+        assert _counts(f"sqlite:///{database}") == (0, 0)
+
+        again = subprocess.run(
+            [sys.executable, "-m", "aggregator.cli", "--config", str(config), "poll"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"{ITEMS} items, {ITEMS} new" in again.stdout
+        assert _counts(f"sqlite:///{database}") == (ITEMS, ITEMS)
