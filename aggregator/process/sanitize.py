@@ -66,8 +66,8 @@ def sanitize_html(markup: str | None, base_url: str | None) -> str | None:
     """
     if markup is None:
         return None
-    cleaner = _html_cleaner(base_url)
     cleaned = strip_control_chars(markup)
+    cleaner = _html_cleaner(base_url) if _RELATIVE_URL.search(cleaned) else _ABSOLUTE_ONLY
     for _ in range(_MAX_SANITIZE_ROUNDS):
         again = strip_control_chars(cleaner.clean(cleaned))
         if again == cleaned:
@@ -120,3 +120,13 @@ def _make_html_cleaner(url_relative: nh3.UrlRelative) -> nh3.Cleaner:
         url_relative=url_relative,
         strip_comments=True,
     )
+
+
+# Building a cleaner costs as much as cleaning an article, and rebasing needs one per
+# base URL: markup whose every href/src has a scheme shares this one instead.
+_ABSOLUTE_ONLY = _make_html_cleaner("pass_through")
+# An href or src whose value does not start with a scheme: relative, or suspicious
+# enough to let the rebasing cleaner decide.
+_RELATIVE_URL = re.compile(
+    r"""(?:href|src)\s*=\s*["']?\s*(?![A-Za-z][A-Za-z0-9+.-]*:)""", re.IGNORECASE
+)
