@@ -177,7 +177,7 @@ def format_poll_report(outcomes: Sequence[PollOutcome]) -> str:
     new = sum(o.items_new for o in outcomes)
     lines.append(
         f"{len(outcomes)} sources: {ok} ok, {unchanged} not modified, {failed} failed; "
-        f"{new} new items"
+        f"{new} new entries (an article several sources carry counts for each)"
     )
     return "\n".join(lines)
 

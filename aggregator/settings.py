@@ -17,7 +17,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -194,8 +201,18 @@ class Settings(_Frozen):
     series: tuple[SeriesSettings, ...] = ()
     feeds: tuple[FeedSettings, ...] = ()
 
+    # (the sources tuple it was built from, name -> source): model_copy() keeps private
+    # attributes, so the index is rebuilt whenever the tuple is not the one indexed.
+    _index: tuple[tuple[SourceSettings, ...], dict[str, SourceSettings]] | None = PrivateAttr(
+        default=None
+    )
+
     def source(self, name: str) -> SourceSettings | None:
-        return next((s for s in self.sources if s.name == name), None)
+        index = self._index
+        if index is None or index[0] is not self.sources:
+            index = (self.sources, {s.name: s for s in self.sources})
+            self._index = index
+        return index[1].get(name)
 
     def interval_for(self, source: SourceSettings) -> timedelta | None:
         """The source's polling interval; None when it is automatic."""
