@@ -56,6 +56,8 @@ class FeedServer:
     stall_seen: threading.Event = field(default_factory=threading.Event)
     # Scripted answers: path -> (status, headers, body), instead of a file.
     scripted: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    # Paths answered one byte at a time, this many seconds apart (a dripping server).
+    drip: dict[str, float] = field(default_factory=dict)
     # Hold every request this long (seconds) so concurrent ones overlap and are counted.
     hold: float = 0.0
     user_agents: list[str] = field(default_factory=list)
@@ -86,15 +88,20 @@ def _handler(
             server = state["server"]
             server.user_agents.append(self.headers.get("User-Agent", ""))
             host = self.headers.get("Host", "").rsplit(":", 1)[0]
+            # Counted while held, and no longer once answering starts: the client cannot
+            # have moved on to its next request before that.
             with server.counting(host):
                 if server.hold:
                     server.release.wait(server.hold)
-                self._answer()
+            self._answer()
 
         def _answer(self) -> None:
             server = state["server"]
             if self.path in server.stalled:
                 self._stall()
+                return
+            if self.path in server.drip:
+                self._drip(server.drip[self.path])
                 return
             if self.path in server.scripted:
                 status, headers, body = server.scripted[self.path]
@@ -132,6 +139,20 @@ def _handler(
             self.wfile.flush()
             server.stall_seen.set()
             server.release.wait(timeout=60)
+
+        def _drip(self, every: float) -> None:
+            log.add(self.path, 200)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.end_headers()
+            try:
+                for byte in b"<rss version='2.0'><channel>" + b" " * 10_000:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    if state["server"].release.wait(every):
+                        return
+            except OSError:  # the client gave up, as it should
+                return
 
         def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
             log.add(self.path, status)

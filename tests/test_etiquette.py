@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import shutil
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime
@@ -236,3 +239,57 @@ def test_a_runaway_parse_is_cut_off_without_stalling_other_sources(harness: Harn
         assert again.status == "ok"
     finally:
         pool.close()
+
+
+def test_a_gzip_bomb_is_stopped_at_the_size_cap(harness: Harness) -> None:
+    bomb = gzip.compress(b"<rss>" + b" " * 50_000_000)
+    harness.server.scripted["/bomb.xml"] = (200, {"Content-Encoding": "gzip"}, bomb)
+    pipeline = harness.pipeline(
+        [{"name": "a", "url": harness.server.url("bomb.xml")}], max_bytes="1MB"
+    )
+    tracemalloc.start()
+    try:
+        (outcome,) = pipeline.poll_all()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(bomb) < 100_000
+    assert outcome.error == "response is larger than 1000000 bytes"
+    assert peak < 20_000_000  # a cap, not 50 MB expanded in memory
+
+
+def test_a_dripping_server_is_cut_off_at_the_deadline(harness: Harness) -> None:
+    harness.server.drip["/drip.xml"] = 0.2
+    pipeline = harness.pipeline(
+        [
+            {"name": "a", "url": harness.server.url("drip.xml")},
+            {"name": "b", "url": harness.server.url("feed.xml")},
+        ],
+        timeout="2s",
+    )
+    outcomes = {o.source: o for o in pipeline.poll_all()}
+    assert outcomes["a"].error == "response took longer than 2s"
+    assert outcomes["b"].status == "ok"
+
+
+def test_a_redirect_loop_stops(harness: Harness) -> None:
+    harness.server.scripted["/loop.xml"] = (302, {"Location": "/loop.xml"}, b"")
+    pipeline = harness.pipeline([{"name": "a", "url": harness.server.url("loop.xml")}])
+    (outcome,) = pipeline.poll_all()
+    assert outcome.error == "more than 5 redirects"
+    assert len(harness.server.log.entries) == 6
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),  # zlib-wrapped, as the RFC says
+        ("deflate", lambda data: zlib.compress(data, wbits=-zlib.MAX_WBITS)),  # bare, as IIS
+    ],
+)
+def test_compressed_responses_are_read(harness: Harness, encoding: str, compress) -> None:
+    harness.server.scripted["/z.xml"] = (200, {"Content-Encoding": encoding}, compress(FEED))
+    pipeline = harness.pipeline([{"name": "a", "url": harness.server.url("z.xml")}])
+    (outcome,) = pipeline.poll_all()
+    assert (outcome.status, outcome.items_new) == ("ok", 10)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
@@ -70,7 +72,11 @@ class Fetcher:
             timeout=httpx.Timeout(limits.timeout, read=min(limits.timeout, MAX_READ_WAIT)),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
-            headers={"User-Agent": limits.user_agent, "Accept": ACCEPT},
+            headers={
+                "User-Agent": limits.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": "gzip, deflate",
+            },
             transport=transport,
         )
 
@@ -135,16 +141,29 @@ class Fetcher:
             raise FetchError(source.url, f"invalid URL: {exc}") from exc
 
     def _read_capped(self, url: str, response: httpx.Response, deadline: float) -> bytes:
-        # iter_bytes() yields decoded bytes, so the cap counts what gzip expands to.
+        """The body, decompressed here with a bound on the output of every step.
+
+        httpx would inflate a whole compressed chunk at once (64 KB of gzip can hold
+        64 MB); decompressing ourselves keeps memory within ``max_bytes``.
+        """
+        if response.is_stream_consumed:  # read and decoded already (a test transport)
+            encoding, raws = "identity", iter([response.content])
+        else:
+            encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+            raws = response.iter_raw()
+        inflate = _Inflater.for_encoding(url, encoding, self.limits.max_bytes)
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > self.limits.max_bytes:
-                raise FetchTooLarge(url, f"response is larger than {self.limits.max_bytes} bytes")
+        for raw in raws:
+            for chunk in inflate.feed(raw):
+                size += len(chunk)
+                if size > self.limits.max_bytes:
+                    raise FetchTooLarge(
+                        url, f"response is larger than {self.limits.max_bytes} bytes"
+                    )
+                chunks.append(chunk)
             if time.monotonic() > deadline:
                 raise FetchTimeout(url, f"response took longer than {self.limits.timeout:g}s")
-            chunks.append(chunk)
         return b"".join(chunks)
 
     def _read_file(self, source: SourceForPoll) -> FetchResult:
@@ -164,6 +183,46 @@ class Fetcher:
         return Fetched(
             url=url, status_code=200, content=content, content_type=None, last_modified=modified
         )
+
+
+class _Inflater:
+    """Content-Encoding undone in steps of bounded size: identity, gzip or deflate."""
+
+    def __init__(self, url: str, decompressor: Any | None, step: int) -> None:
+        self.url = url
+        self.decompressor = decompressor
+        self.step = step
+
+    @classmethod
+    def for_encoding(cls, url: str, encoding: str, limit: int) -> _Inflater:
+        step = min(limit + 1, 1 << 20)
+        if encoding in ("", "identity"):
+            return cls(url, None, step)
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            # 32 + 15: a gzip or zlib header, detected; bare deflate is handled in feed().
+            return cls(url, zlib.decompressobj(32 + zlib.MAX_WBITS), step)
+        raise FetchError(url, f"unsupported Content-Encoding {encoding!r}")
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self.decompressor is None:
+            yield data
+            return
+        pending = data
+        while pending:
+            try:
+                out = self.decompressor.decompress(pending, self.step)
+            except zlib.error:
+                if self.decompressor.unused_data or self.decompressor.eof:
+                    raise FetchError(self.url, "corrupt compressed response") from None
+                # Some servers send bare deflate for "deflate": start over without header.
+                self.decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+                try:
+                    out = self.decompressor.decompress(pending, self.step)
+                except zlib.error as exc:
+                    raise FetchError(self.url, f"corrupt compressed response: {exc}") from exc
+            if out:
+                yield out
+            pending = self.decompressor.unconsumed_tail
 
 
 def permanent_target(response: httpx.Response) -> str | None:
