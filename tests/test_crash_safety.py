@@ -16,8 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, event, func, select, text
 
+from aggregator.clock import SystemClock
+from aggregator.daemon import fetch_limits
+from aggregator.fetch import Fetcher
+from aggregator.pipeline import Pipeline
+from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.store.schema import item_sources, items
 from aggregator.types import SourceDefinition
@@ -190,3 +195,51 @@ def test_a_locked_sqlite_database_fails_the_poll_cleanly(tmp_path: Path) -> None
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"{ITEMS} items, {ITEMS} new" in again.stdout
         assert _counts(f"sqlite:///{database}") == (ITEMS, ITEMS)
+
+
+def test_a_full_disk_keeps_the_old_state_and_the_next_poll_stores_everything(
+    tmp_path: Path,
+) -> None:
+    """SQLite's max_page_count makes the database "full" exactly as a full disk does."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "big.xml").write_bytes(_big_feed())
+    database = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with serve_directory(www) as server:
+        settings = Settings.model_validate(
+            {
+                "database": database,
+                "polling": {"allow_networks": ["127.0.0.1/32"]},
+                "sources": [{"name": "big", "url": server.url("big.xml")}],
+            }
+        )
+        store = Store.open(database)
+        fetcher = Fetcher(fetch_limits(settings))
+        try:
+            pipeline = Pipeline(
+                settings=settings, store=store, fetcher=fetcher, clock=SystemClock()
+            )
+            pipeline.sync_sources()
+            with store.engine.connect() as connection:
+                pages = connection.exec_driver_sql("PRAGMA page_count").scalar_one()
+            store.engine.dispose()
+
+            def cap(dbapi_connection, _record) -> None:
+                dbapi_connection.execute(f"PRAGMA max_page_count = {pages + 5}")
+
+            event.listen(store.engine, "connect", cap)
+            (full,) = pipeline.poll_all()
+            assert full.status == "error"
+            assert "full" in (full.error or "")
+            assert _counts(database) == (0, 0)
+            (state,) = store.source_states()
+            assert state.etag is None and state.consecutive_errors == 1
+
+            event.remove(store.engine, "connect", cap)
+            store.engine.dispose()
+            (ok,) = pipeline.poll_all()
+            assert (ok.status, ok.items_new) == ("ok", ITEMS)
+            assert _counts(database) == (ITEMS, ITEMS)
+        finally:
+            fetcher.close()
+            store.close()
