@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from aggregator.store import Store
+from aggregator.store.schema import item_sources, items
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -77,3 +78,16 @@ def store(database_url: str) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+def item_and_credit_counts(database_url: str) -> tuple[int, int]:
+    """(items, item_sources) rows in the database at ``database_url``."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return (
+                connection.execute(select(func.count()).select_from(items)).scalar_one(),
+                connection.execute(select(func.count()).select_from(item_sources)).scalar_one(),
+            )
+    finally:
+        engine.dispose()

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, event, text
 
 from aggregator.clock import SystemClock
 from aggregator.daemon import fetch_limits
@@ -24,9 +24,9 @@ from aggregator.fetch import Fetcher
 from aggregator.pipeline import Pipeline
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.store.schema import item_sources, items
 from aggregator.types import SourceDefinition
 from tests.builders import T0
+from tests.conftest import item_and_credit_counts
 from tests.feedserver import serve_directory
 
 ITEMS = 3000
@@ -39,18 +39,6 @@ def _big_feed() -> bytes:
         for n in range(ITEMS)
     )
     return f'<rss version="2.0"><channel><title>big</title>{entries}</channel></rss>'.encode()
-
-
-def _counts(url: str) -> tuple[int, int]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return (
-                connection.execute(select(func.count()).select_from(items)).scalar_one(),
-                connection.execute(select(func.count()).select_from(item_sources)).scalar_one(),
-            )
-    finally:
-        engine.dispose()
 
 
 def test_sigkill_mid_write_leaves_no_partial_rows(tmp_path: Path, postgres_url: str) -> None:
@@ -100,7 +88,7 @@ def test_sigkill_mid_write_leaves_no_partial_rows(tmp_path: Path, postgres_url: 
         # PostgreSQL ends the dead client's transaction; nothing of it may remain.
         _wait_for_backend_gone(engine, writer)
         engine.dispose()
-        assert _counts(database_url) == (0, 0)
+        assert item_and_credit_counts(database_url) == (0, 0)
         store = Store.open(database_url)
         (state,) = store.source_states()
         store.close()
@@ -114,7 +102,7 @@ def test_sigkill_mid_write_leaves_no_partial_rows(tmp_path: Path, postgres_url: 
         )
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"{ITEMS} items, {ITEMS} new" in again.stdout
-        assert _counts(database_url) == (ITEMS, ITEMS)
+        assert item_and_credit_counts(database_url) == (ITEMS, ITEMS)
 
 
 def _wait_for_writer_blocked_after_inserting(engine) -> int | None:
@@ -184,7 +172,7 @@ def test_a_locked_sqlite_database_fails_the_poll_cleanly(tmp_path: Path) -> None
         assert locked.returncode == 1
         assert "database is locked" in locked.stdout + locked.stderr
         assert "Traceback" not in locked.stderr
-        assert _counts(f"sqlite:///{database}") == (0, 0)
+        assert item_and_credit_counts(f"sqlite:///{database}") == (0, 0)
 
         again = subprocess.run(
             [sys.executable, "-m", "aggregator.cli", "--config", str(config), "poll"],
@@ -194,7 +182,7 @@ def test_a_locked_sqlite_database_fails_the_poll_cleanly(tmp_path: Path) -> None
         )
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"{ITEMS} items, {ITEMS} new" in again.stdout
-        assert _counts(f"sqlite:///{database}") == (ITEMS, ITEMS)
+        assert item_and_credit_counts(f"sqlite:///{database}") == (ITEMS, ITEMS)
 
 
 def test_a_full_disk_keeps_the_old_state_and_the_next_poll_stores_everything(
@@ -231,7 +219,7 @@ def test_a_full_disk_keeps_the_old_state_and_the_next_poll_stores_everything(
             (full,) = pipeline.poll_all()
             assert full.status == "error"
             assert "full" in (full.error or "")
-            assert _counts(database) == (0, 0)
+            assert item_and_credit_counts(database) == (0, 0)
             (state,) = store.source_states()
             assert state.etag is None and state.consecutive_errors == 1
 
@@ -239,7 +227,7 @@ def test_a_full_disk_keeps_the_old_state_and_the_next_poll_stores_everything(
             store.engine.dispose()
             (ok,) = pipeline.poll_all()
             assert (ok.status, ok.items_new) == ("ok", ITEMS)
-            assert _counts(database) == (ITEMS, ITEMS)
+            assert item_and_credit_counts(database) == (ITEMS, ITEMS)
         finally:
             fetcher.close()
             store.close()

@@ -16,10 +16,8 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select
 
-from aggregator.store.schema import item_sources, items
-from tests.conftest import DATA
+from tests.conftest import DATA, item_and_credit_counts
 from tests.feedserver import FeedServer, serve_directory
 
 OUTLETS = {
@@ -140,18 +138,6 @@ def served(tmp_path: Path) -> Iterator[type[Served]]:
         server.stop()
 
 
-def _counts(database_url: str) -> tuple[int, int]:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return (
-                connection.execute(select(func.count()).select_from(items)).scalar_one(),
-                connection.execute(select(func.count()).select_from(item_sources)).scalar_one(),
-            )
-    finally:
-        engine.dispose()
-
-
 def _expected_links(file: Path) -> set[str]:
     parsed = feedparser.parse(file.read_bytes())
     return {e.link for e in parsed.entries if e.get("link")}
@@ -169,7 +155,7 @@ def test_poll_serve_and_read_every_format(
         assert (
             f"{len(OUTLETS)} sources: {len(OUTLETS)} ok, 0 not modified, 0 failed" in first.stdout
         )
-        item_count, credit_count = _counts(database_url)
+        item_count, credit_count = item_and_credit_counts(database_url)
         assert 0 < item_count < credit_count  # the mirror's items are credits, not new items
 
         app = served(config)
@@ -232,7 +218,7 @@ def test_poll_serve_and_read_every_format(
             assert second.returncode == 0, second.stdout + second.stderr
             assert set(server.log.statuses()) == {304}
             assert f"0 ok, {len(OUTLETS)} not modified" in second.stdout
-            assert _counts(database_url) == (item_count, credit_count)
+            assert item_and_credit_counts(database_url) == (item_count, credit_count)
             assert client.get("/feeds/everything.rss").headers["etag"] == etag
 
             # One outlet publishes two more items: exactly those are added.
@@ -240,7 +226,7 @@ def test_poll_serve_and_read_every_format(
             third = _cli(config, "poll")
             assert third.returncode == 0, third.stdout + third.stderr
             assert re.search(r"^npr\s+ok\s+\d+ items, 2 new$", third.stdout, re.M), third.stdout
-            assert _counts(database_url) == (item_count + 2, credit_count + 2)
+            assert item_and_credit_counts(database_url) == (item_count + 2, credit_count + 2)
             after = client.get("/feeds/everything.rss")
             assert after.headers["etag"] != etag
             links_after = {e.get("link") for e in feedparser.parse(after.content).entries}
