@@ -13,7 +13,6 @@ from datetime import datetime
 from aggregator import __version__
 from aggregator.clock import SystemClock
 from aggregator.exceptions import AggregatorError, ConfigError
-from aggregator.publish.status import source_status, status_word
 from aggregator.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 from aggregator.types import PollOutcome, SourceState
 
@@ -133,9 +132,8 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_poll(settings: Settings, _args: argparse.Namespace) -> int:
-    from aggregator.daemon import fetch_limits
     from aggregator.fetch import Fetcher
-    from aggregator.pipeline import Pipeline, PooledProcessor, parse_pool
+    from aggregator.pipeline import Pipeline, PooledProcessor, fetch_limits, parse_pool
     from aggregator.store import Store
 
     store = Store.open(settings.database)
@@ -185,6 +183,7 @@ def format_poll_report(outcomes: Sequence[PollOutcome]) -> str:
 def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.pipeline import source_definitions
     from aggregator.publish.catalog import StoreCatalog
+    from aggregator.publish.status import source_status
     from aggregator.store import Store
 
     store = Store.open(settings.database)
@@ -201,6 +200,8 @@ def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def format_source_table(states: Sequence[SourceState]) -> str:
+    from aggregator.publish.status import status_word
+
     header = ("SOURCE", "LAST POLL", "STATUS", "HTTP", "ITEMS", "ERRORS", "NEXT POLL")
     rows = [
         (

@@ -12,9 +12,8 @@ import uvicorn
 
 from aggregator.clock import SystemClock
 from aggregator.exceptions import AggregatorError
-from aggregator.fetch import Fetcher, FetchLimits
-from aggregator.fetch.fetcher import user_agent
-from aggregator.pipeline import Pipeline, PooledProcessor, parse_pool
+from aggregator.fetch import Fetcher
+from aggregator.pipeline import Pipeline, PooledProcessor, fetch_limits, parse_pool
 from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
 from aggregator.schedule import Poller
@@ -30,16 +29,6 @@ HTTP_GRACE_SECONDS = 3
 
 class ListenError(AggregatorError):
     """The HTTP server cannot listen where the config says."""
-
-
-def fetch_limits(settings: Settings) -> FetchLimits:
-    polling = settings.polling
-    return FetchLimits(
-        timeout=polling.timeout.total_seconds(),
-        max_bytes=polling.max_bytes,
-        user_agent=user_agent(polling.contact),
-        allow_networks=polling.allow_networks,
-    )
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -28,6 +28,8 @@ from aggregator.exceptions import (
     ParseError,
     SourceGone,
 )
+from aggregator.fetch import FetchLimits
+from aggregator.fetch.fetcher import user_agent
 from aggregator.fetch.hosts import HostLimiter
 from aggregator.process.document import ProcessedDocument, process_document
 from aggregator.process.schedule import (
@@ -48,6 +50,7 @@ from aggregator.types import (
     PollSchedule,
     SourceDefinition,
     SourceForPoll,
+    SourceNotModified,
 )
 from aggregator.workers import TimedProcessPool, WorkerDied, WorkTimeout
 
@@ -105,6 +108,16 @@ class PooledProcessor:
             raise ParseError(f"the parser failed on this document: {exc}") from exc
 
 
+def fetch_limits(settings: Settings) -> FetchLimits:
+    polling = settings.polling
+    return FetchLimits(
+        timeout=polling.timeout.total_seconds(),
+        max_bytes=polling.max_bytes,
+        user_agent=user_agent(polling.contact),
+        allow_networks=polling.allow_networks,
+    )
+
+
 def parse_pool(settings: Settings) -> TimedProcessPool:
     """Workers for parsing: one per core, the time budget from polling.parse_timeout."""
     return TimedProcessPool(
@@ -148,6 +161,8 @@ class Pipeline:
     random: Random = field(default_factory=Random)
     hosts: HostLimiter | None = None
     processor: DocumentProcessor = process_document
+    # While poll_many runs, 304s are gathered here and recorded in one transaction.
+    not_modified_batch: list[SourceNotModified] | None = None
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -184,14 +199,18 @@ class Pipeline:
             result = self._fetch(source)
             if isinstance(result, NotModified):
                 now = self.clock.now()
-                self.store.save_not_modified(
-                    source.name,
+                record = SourceNotModified(
+                    name=source.name,
                     etag=result.etag,
                     last_modified=result.last_modified,
-                    now=now,
+                    polled_at=now,
                     next_poll_at=self._next_poll(source, now, hints=result.hints),
                     moved_to=_moved(source, result.moved_to),
                 )
+                if self.not_modified_batch is not None:
+                    self.not_modified_batch.append(record)
+                else:
+                    self.store.save_not_modified([record])
                 return PollOutcome(source=source.name, status="not_modified", http_status=304)
             now = self.clock.now()
             document = self.processor(
@@ -293,8 +312,13 @@ class Pipeline:
         if not sources:
             return ()
         workers = max(1, min(self.settings.polling.concurrency, len(sources)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return tuple(pool.map(self.poll_guarded, sources))
+        self.not_modified_batch = []
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                return tuple(pool.map(self.poll_guarded, sources))
+        finally:
+            batch, self.not_modified_batch = self.not_modified_batch, None
+            self.store.save_not_modified(batch)
 
     def poll_all(self) -> tuple[PollOutcome, ...]:
         """Poll every configured source once, due or not (gone sources excepted)."""

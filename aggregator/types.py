@@ -168,6 +168,18 @@ PollStatus = Literal["ok", "not_modified", "error", "gone"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SourceNotModified:
+    """A 304 to record: fresh validators, when to come back, where the feed moved."""
+
+    name: str
+    etag: str | None
+    last_modified: str | None
+    polled_at: datetime
+    next_poll_at: datetime
+    moved_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PollSchedule:
     """What a successful poll decides about the source's future polls."""
 

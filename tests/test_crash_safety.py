@@ -19,9 +19,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, event, text
 
 from aggregator.clock import SystemClock
-from aggregator.daemon import fetch_limits
 from aggregator.fetch import Fetcher
-from aggregator.pipeline import Pipeline
+from aggregator.pipeline import Pipeline, fetch_limits
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import SourceDefinition

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from aggregator.daemon import fetch_limits
 from aggregator.fetch import Fetcher
-from aggregator.pipeline import Pipeline, PooledProcessor, parse_pool
+from aggregator.pipeline import Pipeline, PooledProcessor, fetch_limits, parse_pool
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.builders import T0

@@ -12,7 +12,7 @@ from aggregator.process.normalize import normalize_items
 from aggregator.store import Store, create_store_engine, ensure_schema
 from aggregator.store import sources as sources_module
 from aggregator.store.schema import item_series, item_sources, items
-from aggregator.types import ParsedItem, PollSchedule, SourceDefinition
+from aggregator.types import ParsedItem, PollSchedule, SourceDefinition, SourceNotModified
 from tests.builders import T0, make_item
 
 LATER = T0 + timedelta(minutes=15)
@@ -144,7 +144,13 @@ def test_failure_keeps_validators_and_counts_errors(store: Store) -> None:
     assert state.next_poll_at == LATER + timedelta(minutes=2)
     assert state.last_error == "HTTP 503"
     assert state.item_count == 1
-    store.save_not_modified("bbc", etag='"v1"', last_modified=None, now=LATER, next_poll_at=LATER)
+    store.save_not_modified(
+        [
+            SourceNotModified(
+                name="bbc", etag='"v1"', last_modified=None, polled_at=LATER, next_poll_at=LATER
+            )
+        ]
+    )
     (state,) = store.source_states()
     assert (state.last_status, state.consecutive_errors, state.last_error) == (
         "not_modified",

@@ -32,6 +32,7 @@ from aggregator.types import (
     PublishedEntry,
     SourceDefinition,
     SourceForPoll,
+    SourceNotModified,
     SourceState,
 )
 
@@ -139,28 +140,12 @@ class Store:
                 log.info("%s: retrying the write after: %s", name, exc)
         raise AssertionError("unreachable")
 
-    def save_not_modified(
-        self,
-        name: str,
-        *,
-        etag: str | None,
-        last_modified: str | None,
-        now: datetime,
-        next_poll_at: datetime,
-        moved_to: str | None = None,
-    ) -> None:
+    def save_not_modified(self, records: Sequence[SourceNotModified]) -> None:
+        """Record any number of 304s in one transaction (they change no items)."""
+        if not records:
+            return
         with self._transaction() as connection:
-            _sources.record_success(
-                connection,
-                name,
-                status="not_modified",
-                http_status=304,
-                etag=etag,
-                last_modified=last_modified,
-                now=now,
-                next_poll_at=next_poll_at,
-                moved_to=moved_to,
-            )
+            _sources.record_not_modified(connection, records)
 
     def save_gone(self, name: str, *, error: str, http_status: int, now: datetime) -> None:
         with self._transaction() as connection:

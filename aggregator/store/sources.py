@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 
 from aggregator.store.dialect import upsert
 from aggregator.store.schema import item_sources, sources
-from aggregator.types import SourceDefinition, SourceForPoll, SourceState
+from aggregator.types import SourceDefinition, SourceForPoll, SourceNotModified, SourceState
 
 
 def sync_sources(
@@ -146,6 +146,43 @@ def record_success(
         values["last_new_at"] = last_new_at
         values["new_item_gap"] = new_item_gap.total_seconds() if new_item_gap else None
     connection.execute(update(sources).where(sources.c.name == name).values(**values))
+
+
+def record_not_modified(connection: Connection, records: Sequence[SourceNotModified]) -> None:
+    """One batched UPDATE for every 304: validators, times, and a clean slate of errors."""
+    ordered = sorted(records, key=lambda r: r.name)
+    connection.execute(
+        update(sources)
+        .where(sources.c.name == bindparam("b_name"))
+        .values(
+            etag=bindparam("b_etag"),
+            last_modified=bindparam("b_last_modified"),
+            last_polled_at=bindparam("b_polled_at"),
+            next_poll_at=bindparam("b_next_poll_at"),
+            last_status="not_modified",
+            last_http_status=304,
+            last_error=None,
+            consecutive_errors=0,
+        ),
+        [
+            {
+                "b_name": r.name,
+                "b_etag": r.etag,
+                "b_last_modified": r.last_modified,
+                "b_polled_at": r.polled_at,
+                "b_next_poll_at": r.next_poll_at,
+            }
+            for r in ordered
+        ],
+    )
+    moved = [r for r in ordered if r.moved_to]
+    if moved:
+        connection.execute(
+            update(sources)
+            .where(sources.c.name == bindparam("b_name"))
+            .values(fetch_url=bindparam("b_moved_to")),
+            [{"b_name": r.name, "b_moved_to": r.moved_to} for r in moved],
+        )
 
 
 def record_gone(
