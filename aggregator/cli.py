@@ -132,26 +132,10 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_poll(settings: Settings, _args: argparse.Namespace) -> int:
-    from aggregator.fetch import Fetcher
-    from aggregator.pipeline import Pipeline, PooledProcessor, fetch_limits, parse_pool
-    from aggregator.store import Store
+    from aggregator.pipeline import open_pipeline
 
-    store = Store.open(settings.database)
-    fetcher = Fetcher(fetch_limits(settings))
-    pool = parse_pool(settings)
-    try:
-        pipeline = Pipeline(
-            settings=settings,
-            store=store,
-            fetcher=fetcher,
-            clock=SystemClock(),
-            processor=PooledProcessor(pool),
-        )
+    with open_pipeline(settings) as pipeline:
         outcomes = pipeline.poll_all()
-    finally:
-        pool.close()
-        fetcher.close()
-        store.close()
     print(format_poll_report(outcomes))
     return EXIT_FAILURE if any(o.status in ("error", "gone") for o in outcomes) else EXIT_OK
 

@@ -10,10 +10,8 @@ from types import FrameType
 
 import uvicorn
 
-from aggregator.clock import SystemClock
 from aggregator.exceptions import AggregatorError
-from aggregator.fetch import Fetcher
-from aggregator.pipeline import Pipeline, PooledProcessor, fetch_limits, parse_pool
+from aggregator.pipeline import open_pipeline
 from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
 from aggregator.schedule import Poller
@@ -75,31 +73,19 @@ def _note_signal(signum: int, _frame: FrameType | None) -> None:
 
 
 def run(settings: Settings, *, with_server: bool = True) -> None:
-    store = Store.open(settings.database)
-    fetcher = Fetcher(fetch_limits(settings))
-    pool = parse_pool(settings)
-    pipeline = Pipeline(
-        settings=settings,
-        store=store,
-        fetcher=fetcher,
-        clock=SystemClock(),
-        processor=PooledProcessor(pool),
-    )
-    poller = Poller(pipeline, workers=settings.polling.concurrency)
-    try:
-        poller.start()
-        log.info("polling %d sources", len(settings.sources))
-        if with_server:
-            serve(settings, store)
-        else:
-            wait_for_signal()
-    finally:
-        log.info("stopping: waiting up to %gs for in-flight polls", POLL_GRACE_SECONDS)
-        poller.stop(POLL_GRACE_SECONDS)
-        pool.close()
-        fetcher.close()
-        store.close()
-        log.info("stopped")
+    with open_pipeline(settings) as pipeline:
+        poller = Poller(pipeline, workers=settings.polling.concurrency)
+        try:
+            poller.start()
+            log.info("polling %d sources", len(settings.sources))
+            if with_server:
+                serve(settings, pipeline.store)
+            else:
+                wait_for_signal()
+        finally:
+            log.info("stopping: waiting up to %gs for in-flight polls", POLL_GRACE_SECONDS)
+            poller.stop(POLL_GRACE_SECONDS)
+    log.info("stopped")
 
 
 def wait_for_signal() -> None:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from random import Random
-from typing import Protocol
+from typing import Any, Protocol
 
-from aggregator.clock import Clock
+from aggregator.clock import Clock, SystemClock
 from aggregator.exceptions import (
     AggregatorError,
     FetchError,
@@ -28,6 +29,7 @@ from aggregator.exceptions import (
     ParseError,
     SourceGone,
 )
+from aggregator.fetch import Fetcher as HTTPFetcher
 from aggregator.fetch import FetchLimits
 from aggregator.fetch.fetcher import user_agent
 from aggregator.fetch.hosts import HostLimiter
@@ -82,26 +84,9 @@ class PooledProcessor:
     def __init__(self, pool: TimedProcessPool) -> None:
         self.pool = pool
 
-    def __call__(
-        self,
-        content: bytes,
-        *,
-        content_type: str | None,
-        url: str,
-        source_name: str,
-        now: datetime,
-        rules: Sequence[SeriesRule],
-    ) -> ProcessedDocument:
+    def __call__(self, content: bytes, **arguments: Any) -> ProcessedDocument:
         try:
-            return self.pool.run(
-                process_document,
-                content,
-                content_type=content_type,
-                url=url,
-                source_name=source_name,
-                now=now,
-                rules=rules,
-            )
+            return self.pool.run(process_document, content, **arguments)
         except WorkTimeout as exc:
             raise ParseError(f"parsing was stopped: it {exc}") from exc
         except WorkerDied as exc:
@@ -116,6 +101,27 @@ def fetch_limits(settings: Settings) -> FetchLimits:
         user_agent=user_agent(polling.contact),
         allow_networks=polling.allow_networks,
     )
+
+
+@contextmanager
+def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
+    """The composition root of a polling process: store, fetcher and parser workers,
+    wired into a pipeline and closed again on the way out."""
+    store = Store.open(settings.database)
+    fetcher = HTTPFetcher(fetch_limits(settings))
+    pool = parse_pool(settings)
+    try:
+        yield Pipeline(
+            settings=settings,
+            store=store,
+            fetcher=fetcher,
+            clock=SystemClock(),
+            processor=PooledProcessor(pool),
+        )
+    finally:
+        pool.close()
+        fetcher.close()
+        store.close()
 
 
 def parse_pool(settings: Settings) -> TimedProcessPool:

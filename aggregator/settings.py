@@ -233,10 +233,6 @@ class Settings(_Frozen):
             filters.append(tuple(s.name for s in self.sources if wanted & set(s.tags)))
         return tuple(filters)
 
-    def source_tags(self, name: str) -> tuple[str, ...]:
-        source = self.source(name)
-        return source.tags if source else ()
-
 
 def split_listen(listen: str) -> tuple[str, int]:
     """'127.0.0.1:8080' or '[::1]:8080' -> (host, port)."""

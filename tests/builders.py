@@ -6,7 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from aggregator.types import Category, Item
+from aggregator.types import Category, Item, ParsedItem
 
 T0 = datetime(2026, 2, 18, 2, 0, tzinfo=UTC)
 
@@ -35,3 +35,17 @@ def make_item(key: str, **overrides: Any) -> Item:
     }
     values.update(overrides)
     return Item(**values)
+
+
+def make_parsed(*, guid: str | None, link: str | None, title: str) -> ParsedItem:
+    """An entry as a parser would hand it over: just an id, a link and a title."""
+    return ParsedItem(
+        guid=guid,
+        link=link,
+        title=title,
+        title_is_html=False,
+        content_html=None,
+        summary_html=None,
+        published=None,
+        updated=None,
+    )

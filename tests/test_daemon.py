@@ -56,6 +56,17 @@ class LogWatcher:
                 self._changed.wait(remaining)
 
 
+def start_daemon(config: Path) -> tuple[subprocess.Popen[str], LogWatcher]:
+    """`aggregator run` as a user starts it, with its log watched."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aggregator.cli", "--config", str(config), "run"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    return process, LogWatcher(process)
+
+
 def _demo_copy(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "config" / "demo-feeds", tmp_path / "demo-feeds")
     text = DEMO.read_text(encoding="utf-8")
@@ -69,13 +80,7 @@ def _demo_copy(tmp_path: Path) -> Path:
 def test_demo_daemon_serves_every_outlet_once_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = _demo_copy(tmp_path)
     settings = load_settings(config)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aggregator.cli", "--config", str(config), "run"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    log = LogWatcher(process)
+    process, log = start_daemon(config)
     try:
         (match,) = log.wait_for(r"serving merged feeds on (http://\S+?)/?$")
         base = match.group(1)
@@ -120,13 +125,7 @@ def test_sigterm_abandons_a_stuck_poll_without_partial_writes(tmp_path: Path) ->
             f"  - name: slow\n    url: {server.url('slow.xml')}\n",
             encoding="utf-8",
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator.cli", "--config", str(config), "run"],
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log = LogWatcher(process)
+        process, log = start_daemon(config)
         try:
             log.wait_for(r"npr: \d+ items, \d+ new")
             assert server.stall_seen.wait(timeout=30)

@@ -13,7 +13,7 @@ from aggregator.process.normalize import normalize_items
 from aggregator.store import Store
 from aggregator.store.schema import item_sources, items
 from aggregator.types import ParsedItem, PollSchedule, SourceDefinition
-from tests.builders import T0
+from tests.builders import T0, make_parsed
 
 GUIDS = st.one_of(st.none(), st.sampled_from(["a", "b", " a ", "", "c"]))
 LINKS = st.one_of(
@@ -32,16 +32,7 @@ LINKS = st.one_of(
 TITLES = st.sampled_from(["One", "Two", "<b>One</b>", "", "Three & four"])
 
 parsed_items = st.builds(
-    lambda guid, link, title: ParsedItem(
-        guid=guid,
-        link=link,
-        title=title,
-        title_is_html=False,
-        content_html=None,
-        summary_html=None,
-        published=None,
-        updated=None,
-    ),
+    lambda guid, link, title: make_parsed(guid=guid, link=link, title=title),
     GUIDS,
     LINKS,
     TITLES,

@@ -12,23 +12,10 @@ from aggregator.process.normalize import normalize_items
 from aggregator.store import Store, create_store_engine, ensure_schema
 from aggregator.store import sources as sources_module
 from aggregator.store.schema import item_series, item_sources, items
-from aggregator.types import ParsedItem, PollSchedule, SourceDefinition, SourceNotModified
-from tests.builders import T0, make_item
+from aggregator.types import PollSchedule, SourceDefinition, SourceNotModified
+from tests.builders import T0, make_item, make_parsed
 
 LATER = T0 + timedelta(minutes=15)
-
-
-def parsed(*, guid: str | None, link: str | None, title: str) -> ParsedItem:
-    return ParsedItem(
-        guid=guid,
-        link=link,
-        title=title,
-        title_is_html=False,
-        content_html=None,
-        summary_html=None,
-        published=None,
-        updated=None,
-    )
 
 
 def _define(store: Store, *names: str) -> None:
@@ -202,7 +189,7 @@ def test_reordered_feed_with_a_shared_guid_loses_nothing(store: Store) -> None:
     """A and B share a guid; C arrives on top with the same guid."""
     _define(store, "bbc")
     a, b, c = (
-        parsed(guid="same", link=f"https://example.com/{x}", title=x) for x in ("A", "B", "C")
+        make_parsed(guid="same", link=f"https://example.com/{x}", title=x) for x in ("A", "B", "C")
     )
     _save(store, "bbc", normalize_items([a, b], source_name="bbc", now=T0))
     new = _save(store, "bbc", normalize_items([c, a, b], source_name="bbc", now=LATER), now=LATER)
@@ -213,8 +200,10 @@ def test_reordered_feed_with_a_shared_guid_loses_nothing(store: Store) -> None:
 def test_two_entries_with_one_link_do_not_flip_the_item(store: Store) -> None:
     _define(store, "bbc")
     entries = [
-        parsed(guid="g1", link="https://example.com/L", title="Headline"),
-        parsed(guid="g2", link="https://example.com/L?utm_source=rss", title="Video: Headline"),
+        make_parsed(guid="g1", link="https://example.com/L", title="Headline"),
+        make_parsed(
+            guid="g2", link="https://example.com/L?utm_source=rss", title="Video: Headline"
+        ),
     ]
     _save(store, "bbc", normalize_items(entries, source_name="bbc", now=T0))
     before = store.feed_entries(series_slugs=None, limit=10)
@@ -227,14 +216,14 @@ def test_two_entries_with_one_link_do_not_flip_the_item(store: Store) -> None:
 
 def test_origin_moving_an_article_to_a_new_link_follows_it(store: Store) -> None:
     _define(store, "a", "b")
-    old = parsed(guid="g1", link="https://example.com/old", title="Typo")
+    old = make_parsed(guid="g1", link="https://example.com/old", title="Typo")
     _save(store, "a", normalize_items([old], source_name="a", now=T0))
     (before,) = store.feed_entries(series_slugs=None, limit=10)
-    moved = parsed(guid="g1", link="https://example.com/new", title="Typo")
+    moved = make_parsed(guid="g1", link="https://example.com/new", title="Typo")
     _save(store, "a", normalize_items([moved], source_name="a", now=LATER), now=LATER)
     (after,) = store.feed_entries(series_slugs=None, limit=10)
     assert (after.id, after.link) == (before.id, "https://example.com/new")
-    other = parsed(guid="x", link="https://example.com/new", title="Other outlet")
+    other = make_parsed(guid="x", link="https://example.com/new", title="Other outlet")
     _save(store, "b", normalize_items([other], source_name="b", now=LATER), now=LATER)
     (shared,) = store.feed_entries(series_slugs=None, limit=10)
     assert sorted(c.source for c in shared.credits) == ["a", "b"]
@@ -246,19 +235,19 @@ def test_moving_to_a_link_another_outlet_has_merges_and_drops_the_orphan(store: 
         store,
         "b",
         normalize_items(
-            [parsed(guid="x", link="https://e.com/new", title="B")], source_name="b", now=T0
+            [make_parsed(guid="x", link="https://e.com/new", title="B")], source_name="b", now=T0
         ),
     )
     _save(
         store,
         "a",
         normalize_items(
-            [parsed(guid="g", link="https://e.com/old", title="A")], source_name="a", now=T0
+            [make_parsed(guid="g", link="https://e.com/old", title="A")], source_name="a", now=T0
         ),
         series={},
     )
     moved = normalize_items(
-        [parsed(guid="g", link="https://e.com/new", title="A")], source_name="a", now=LATER
+        [make_parsed(guid="g", link="https://e.com/new", title="A")], source_name="a", now=LATER
     )
     assert _save(store, "a", moved, now=LATER) == 0
     (entry,) = store.feed_entries(series_slugs=None, limit=10)
@@ -272,11 +261,11 @@ def test_an_entry_that_gains_a_guid_is_not_new(store: Store) -> None:
         store,
         "bbc",
         normalize_items(
-            [parsed(guid=None, link="https://e.com/1", title="T")], source_name="bbc", now=T0
+            [make_parsed(guid=None, link="https://e.com/1", title="T")], source_name="bbc", now=T0
         ),
     )
     again = normalize_items(
-        [parsed(guid="g-1", link="https://e.com/1", title="T")], source_name="bbc", now=LATER
+        [make_parsed(guid="g-1", link="https://e.com/1", title="T")], source_name="bbc", now=LATER
     )
     assert _save(store, "bbc", again, now=LATER) == 0
     assert (_count(store, items), _count(store, item_sources)) == (1, 1)

@@ -10,6 +10,7 @@ from feedgen.feed import FeedGenerator
 from aggregator import __version__
 from aggregator.exceptions import PublishError
 from aggregator.publish.credits import (
+    category_fields,
     entry_body_html,
     entry_id,
     entry_title,
@@ -71,17 +72,8 @@ def _add_entry(item: FeedEntry, entry: PublishedEntry, *, series_scheme: str) ->
         item.register_extension("enclosure_links", _EnclosureLinks, atom=True, rss=False)
         item.enclosure_links.enclosures = entry.enclosures
 
-    for category in entry.categories:
-        if not category.term:
-            continue
-        fields = {"term": xml_safe(category.term)}
-        if category.domain:
-            fields["scheme"] = category.domain
-        if category.label:
-            fields["label"] = xml_safe(category.label)
+    for fields in category_fields(entry, series_scheme, with_label=True):
         item.category(fields)
-    for slug in entry.series:
-        item.category({"term": slug, "scheme": series_scheme})
 
 
 class _EnclosureLinks:

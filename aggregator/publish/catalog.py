@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aggregator.settings import Settings
+from aggregator.settings import FeedSettings, SeriesSettings, Settings
 from aggregator.store import Store
 from aggregator.types import FeedInfo, FeedKind, FeedPage, Listing, SourceState
 
@@ -21,24 +21,8 @@ class StoreCatalog:
 
     def listing(self) -> Listing:
         return Listing(
-            feeds=tuple(
-                FeedInfo(
-                    kind="feeds",
-                    slug=f.slug,
-                    title=f.title,
-                    description=f.description or f.title,
-                )
-                for f in self.settings.feeds
-            ),
-            series=tuple(
-                FeedInfo(
-                    kind="series",
-                    slug=s.slug,
-                    title=s.title,
-                    description=s.description or s.title,
-                )
-                for s in self.settings.series
-            ),
+            feeds=tuple(_info("feeds", f) for f in self.settings.feeds),
+            series=tuple(_info("series", s) for s in self.settings.series),
         )
 
     def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
@@ -75,3 +59,12 @@ class StoreCatalog:
 
     def ping(self) -> None:
         self.store.ping()
+
+
+def _info(kind: FeedKind, declared: FeedSettings | SeriesSettings) -> FeedInfo:
+    return FeedInfo(
+        kind=kind,
+        slug=declared.slug,
+        title=declared.title,
+        description=declared.description or declared.title,
+    )

@@ -88,3 +88,24 @@ def site_base_url(page: FeedPage) -> str:
 
 def series_scheme(page: FeedPage) -> str:
     return f"{site_base_url(page)}/series/"
+
+
+def category_fields(
+    entry: PublishedEntry, series_scheme: str, *, with_label: bool
+) -> list[dict[str, str]]:
+    """feedgen category dicts: the outlet's categories, then our series.
+
+    RSS leaves labels out: its readers match on the term.
+    """
+    fields = []
+    for category in entry.categories:
+        if not category.term:
+            continue
+        field = {"term": xml_safe(category.term)}
+        if category.domain:
+            field["scheme"] = category.domain
+        if with_label and category.label:
+            field["label"] = xml_safe(category.label)
+        fields.append(field)
+    fields.extend({"term": slug, "scheme": series_scheme} for slug in entry.series)
+    return fields

@@ -8,6 +8,7 @@ from feedgen.feed import FeedGenerator
 from aggregator import __version__
 from aggregator.exceptions import PublishError
 from aggregator.publish.credits import (
+    category_fields,
     entry_body_html,
     entry_id,
     entry_title,
@@ -56,16 +57,8 @@ def _add_item(item: FeedEntry, entry: PublishedEntry, *, series_scheme: str) -> 
         item.description(xml_safe(body))
     item.published(entry.published)
 
-    # RSS categories carry the term (not the label): that is what RSS readers match on.
-    for category in entry.categories:
-        if not category.term:
-            continue
-        fields = {"term": xml_safe(category.term)}
-        if category.domain:
-            fields["scheme"] = category.domain
+    for fields in category_fields(entry, series_scheme, with_label=False):
         item.category(fields)
-    for slug in entry.series:
-        item.category({"term": slug, "scheme": series_scheme})
 
     if entry.enclosures:  # RSS allows one enclosure per item
         enclosure = entry.enclosures[0]

@@ -184,7 +184,3 @@ class Store:
             return _entries.feed_entries(
                 connection, source_filters=source_filters, series_slugs=series_slugs, limit=limit
             )
-
-    def item_count(self) -> int:
-        with self._transaction() as connection:
-            return _entries.item_count(connection)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, exists, select
 
 from aggregator.store.dialect import chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
@@ -42,10 +42,6 @@ def feed_entries(
     credits = _credits(connection, ids)
     series = _series(connection, ids)
     return tuple(_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows)
-
-
-def item_count(connection: Connection) -> int:
-    return int(connection.execute(select(func.count()).select_from(items)).scalar_one())
 
 
 def _credits(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[Credit, ...]]:
