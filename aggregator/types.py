@@ -120,6 +120,7 @@ class ParsedItem:
     categories: tuple[Category, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
     language: str | None = None
+    base: str | None = None  # what relative URLs in its markup are relative to
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

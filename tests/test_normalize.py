@@ -439,3 +439,21 @@ def test_no_active_content_survives_in_any_item_field(path: Path) -> None:
             assert "onerror=" not in lowered
             assert "javascript:" not in lowered
             assert "<iframe" not in lowered
+
+
+def test_markup_resolves_against_the_document_base_before_the_item_link() -> None:
+    parsed = ParsedItem(
+        guid="g",
+        link="https://a.example/news/story.html",
+        title="t",
+        title_is_html=False,
+        content_html='<img src="img.png">',
+        summary_html=None,
+        published=None,
+        updated=None,
+    )
+    from_link = normalize_item(parsed, source_name="s", now=datetime.now(UTC))
+    assert from_link.content_html == '<img src="https://a.example/news/img.png">'
+    based = replace(parsed, base="https://a.example/feeds/rss.xml")
+    from_base = normalize_item(based, source_name="s", now=datetime.now(UTC))
+    assert from_base.content_html == '<img src="https://a.example/feeds/img.png">'

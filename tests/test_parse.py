@@ -122,7 +122,9 @@ def test_rss_item_fields() -> None:
     assert item.link == "https://news.example.com/2024/05/tom-jerry"
     assert item.title == "Tom & Jerry"
     assert item.title_is_html is False
-    assert item.content_html == '<p>Long <a href="https://news.example.com/more">more</a></p>'
+    # Markup stays as sent; process resolves its relative URLs against item.base.
+    assert item.content_html == '<p>Long <a href="/more">more</a></p>'
+    assert item.base == URL
     assert item.summary_html == "<p>Short</p>"
     assert item.published == datetime(2024, 5, 1, 8, 30, tzinfo=UTC)
     assert item.updated is None
@@ -236,6 +238,18 @@ def test_relative_links_resolve_against_the_feed_url() -> None:
     assert feed.link == "https://huggingface.co/blog"
     assert feed.items[0].link == "https://huggingface.co/blog/intro-graphml"
     assert all(item.link and item.link.startswith("https://") for item in feed.items)
+    assert {item.base for item in feed.items} == {"https://huggingface.co/blog/feed.xml"}
+
+
+def test_xml_base_is_the_base_of_an_entry_markup() -> None:
+    feed = parse(
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://a.example/blog/">'
+        b"<title>t</title><entry><id>urn:x:1</id><title>x</title>"
+        b'<content type="html" xml:base="posts/">&lt;img src="p.png"&gt;</content></entry></feed>'
+    )
+    (item,) = feed.items
+    assert item.content_html == '<img src="p.png">'
+    assert item.base == "https://a.example/blog/posts/"
 
 
 # --- encodings ---------------------------------------------------------------------

@@ -218,7 +218,8 @@ def _run_feedparser(data: bytes, *, charset: str | None, url: str) -> Any:
             io.BytesIO(data),
             response_headers={"content-type": media_type, "content-location": url},
             sanitize_html=False,
-            resolve_relative_uris=True,
+            # Relative URLs in markup are resolved by ``process``, against ParsedItem.base.
+            resolve_relative_uris=False,
         )
     except Exception as exc:  # the library's own failure on hostile bytes
         raise ParseError(f"unreadable feed: {type(exc).__name__}: {exc}") from exc
@@ -261,6 +262,7 @@ def _item(entry: dict[str, Any], *, feed_language: str | None, url: str) -> Pars
         categories=_categories(entry),
         enclosures=_enclosures(entry, url),
         language=_language(content, summary_detail, title_detail) or feed_language,
+        base=_str(content, "base") or _str(summary_detail, "base") or url,
     )
 
 

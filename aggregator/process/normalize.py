@@ -66,8 +66,9 @@ def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> It
     del now
     source_link = absolute_http_url(parsed.link) if parsed.link else None
     link = canonical_url(source_link) if source_link else None
-    content_html = sanitize_html(parsed.content_html, source_link)
-    summary_html = sanitize_html(parsed.summary_html, source_link)
+    base = parsed.base or source_link
+    content_html = sanitize_html(parsed.content_html, base)
+    summary_html = sanitize_html(parsed.summary_html, base)
     title = _title(parsed, content_html, summary_html)
     guid = _clean_guid(parsed.guid)
     digest = content_hash(title, content_html, summary_html)
