@@ -12,22 +12,18 @@ left as the outlet sent it (feedparser's sanitizer is off, ``process`` runs nh3)
 from __future__ import annotations
 
 import codecs
-import html
 import io
 import re
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin
 
 import feedparser
 
 from aggregator.exceptions import ParseError
-from aggregator.types import Category, Enclosure, ParsedFeed, ParsedItem
+from aggregator.parse.fields import HTML_TYPES, as_html, enclosures_of, struct_to_datetime, ttl_of
+from aggregator.parse.lxml_feed import read_plain_feed
+from aggregator.types import Category, ParsedFeed, ParsedItem
 
-MAX_TTL_MINUTES = 7 * 24 * 60
-_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _HTML_ROOTS = frozenset({b"html", b"head", b"body"})
 
 _WIDE_BOMS = (
@@ -54,6 +50,10 @@ def parse_xml_feed(content: bytes, *, content_type: str | None, url: str) -> Par
     """Parse an RSS or Atom document; ParseError when it is not one."""
     data, charset = _ascii_compatible(content, _charset_of(content_type))
     prolog = _scan_prolog(data)
+    if charset in (None, "utf-8"):
+        plain = read_plain_feed(data, url=url)
+        if plain is not None:
+            return plain
     if prolog.subset is not None:
         start, end = prolog.subset
         data = data[:start] + data[end:]
@@ -75,17 +75,8 @@ def parse_xml_feed(content: bytes, *, content_type: str | None, url: str) -> Par
             for entry in _list(result, "entries")
         ),
         warning=_warning(result),
-        ttl=_ttl(_str(feed, "ttl")),
+        ttl=ttl_of(_str(feed, "ttl")),
     )
-
-
-def _ttl(value: str | None) -> timedelta | None:
-    """RSS <ttl>, in minutes; nonsense (negative, huge, not a number) is ignored."""
-    try:
-        minutes = int((value or "").strip())
-    except ValueError:
-        return None
-    return timedelta(minutes=minutes) if 0 < minutes <= MAX_TTL_MINUTES else None
 
 
 # --- before feedparser -------------------------------------------------------
@@ -152,7 +143,10 @@ def _scan_prolog(data: bytes) -> _Prolog:
         position = _skip_misc(data, position)
     root = _NAME.match(data, position + 1) if data[position : position + 1] == b"<" else None
     root_name = root.group().lower() if root else b""
-    return _Prolog(is_html=doctype_name == b"html" or root_name in _HTML_ROOTS, subset=subset)
+    return _Prolog(
+        is_html=doctype_name == b"html" or root_name in _HTML_ROOTS,
+        subset=subset,
+    )
 
 
 def _skip_misc(data: bytes, position: int) -> int:
@@ -253,14 +247,14 @@ def _item(entry: dict[str, Any], *, feed_language: str | None, url: str) -> Pars
         guid=_str(entry, "id"),
         link=_str(entry, "link"),
         title=_str(entry, "title"),
-        title_is_html=(_str(title_detail, "type") or "").lower() in _HTML_TYPES,
+        title_is_html=(_str(title_detail, "type") or "").lower() in HTML_TYPES,
         content_html=_as_html(content),
         summary_html=_as_html(summary_detail),
-        published=_datetime(_get(entry, "published_parsed")),
-        updated=_datetime(_get(entry, "updated_parsed")),
+        published=struct_to_datetime(_get(entry, "published_parsed")),
+        updated=struct_to_datetime(_get(entry, "updated_parsed")),
         authors=_authors(entry),
         categories=_categories(entry),
-        enclosures=_enclosures(entry, url),
+        enclosures=enclosures_of([_dict(link) for link in _list(entry, "links")], url),
         language=_language(content, summary_detail, title_detail) or feed_language,
         base=_str(content, "base") or _str(summary_detail, "base") or url,
     )
@@ -275,26 +269,7 @@ def _first_content(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _as_html(detail: dict[str, Any]) -> str | None:
-    """The detail's value as HTML: text escaped, markup kept, other media types dropped."""
-    value = _str(detail, "value")
-    if value is None:
-        return None
-    media_type = (_str(detail, "type") or "text/html").lower()
-    if media_type in _HTML_TYPES:
-        return value
-    if media_type.startswith("text/"):
-        return html.escape(value)
-    return None
-
-
-def _datetime(parsed: object) -> datetime | None:
-    """feedparser's UTC struct_time as an aware datetime; None when it is not a real date."""
-    if not isinstance(parsed, time.struct_time):
-        return None
-    try:
-        return datetime(*parsed[:5], min(parsed.tm_sec, 59), tzinfo=UTC)
-    except (ValueError, OverflowError):
-        return None
+    return as_html(_str(detail, "value"), _str(detail, "type"))
 
 
 def _authors(entry: dict[str, Any]) -> tuple[str, ...]:
@@ -319,32 +294,6 @@ def _categories(entry: dict[str, Any]) -> tuple[Category, ...]:
                 Category(term=term, domain=_str(detail, "scheme"), label=_str(detail, "label"))
             )
     return tuple(categories)
-
-
-def _enclosures(entry: dict[str, Any], url: str) -> tuple[Enclosure, ...]:
-    """Enclosure links; feedparser leaves their href relative, so they are resolved here."""
-    enclosures = []
-    for link in _list(entry, "links"):
-        detail = _dict(link)
-        href = _str(detail, "href")
-        if _str(detail, "rel") != "enclosure" or not href:
-            continue
-        try:
-            absolute = urljoin(url, href.strip())
-        except ValueError:  # e.g. a malformed IPv6 host
-            continue
-        length = _length(_get(detail, "length"))
-        enclosures.append(Enclosure(url=absolute, type=_str(detail, "type"), length=length))
-    return tuple(enclosures)
-
-
-def _length(value: object) -> int | None:
-    if not isinstance(value, str):
-        return None
-    digits = value.strip()
-    if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
-        return None
-    return int(digits)
 
 
 def _language(*details: dict[str, Any]) -> str | None:
