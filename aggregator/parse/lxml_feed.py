@@ -13,6 +13,7 @@ over the whole shared corpus.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ _map_content_type: Callable[[str], str] = _MIXIN.map_content_type
 _urljoin: Callable[[str, str], str] = feedparser.urls._urljoin
 _make_safe_absolute_uri: Callable[[str, str], str] = feedparser.urls.make_safe_absolute_uri
 _LINK_REFERENCE = re.compile("&([A-Za-z0-9_]+);")
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
 _EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|"""
     r"""(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
@@ -259,9 +261,11 @@ def _raw_text(element: Any) -> str:
 def _text(element: Any) -> str:
     """Text as feedparser's pop() hands over a text element: stripped, then repaired."""
     text = _raw_text(element)
+    if text.isascii():
+        return text  # neither repair can change it
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         text = text.encode("iso-8859-1").decode("utf-8")  # UTF-8 once read as Latin-1
-    return text.translate(_CP1252)
+    return text.translate(_CP1252) if _C1_CONTROLS.search(text) else text
 
 
 def _attributes(element: Any) -> dict[str, str]:
@@ -290,8 +294,17 @@ def _no_attributes(element: Any) -> None:
 
 def _base(parent_base: str, element: Any) -> str:
     """The base URI inside ``element``, tracked as feedparser tracks xml:base."""
-    value = element.get(_XML_BASE) or parent_base
+    return _joined_base(parent_base, element.get(_XML_BASE) or parent_base)
+
+
+@functools.lru_cache(maxsize=256)
+def _joined_base(parent_base: str, value: str) -> str:
     return _make_safe_absolute_uri(parent_base, value) or parent_base
+
+
+def _link_text(link: str) -> str:
+    """feedparser's repair of query strings taken for character references."""
+    return _LINK_REFERENCE.sub(r"&\g<1>", link) if "&" in link else link
 
 
 def _language(element: Any) -> str | None:
@@ -444,7 +457,7 @@ def _read_rss(root: Any, *, url: str) -> ParsedFeed:
             title = _text(child)
         elif name == "link":
             _no_attributes(child)
-            link = _LINK_REFERENCE.sub(r"&\g<1>", _resolved(_base(base, child), _text(child)))
+            link = _link_text(_resolved(_base(base, child), _text(child)))
         elif name == "atom:link":
             _, alternate = _atom_link(child, base)
             link = alternate if alternate is not None else link
@@ -483,7 +496,7 @@ def _rss_item(element: Any, parent_base: str) -> _Entry:
         elif name == "link":
             _no_attributes(child)
             link = _resolved(_base(base, child), _text(child))
-            entry.link = _LINK_REFERENCE.sub(r"&\g<1>", link.replace("&amp;", "&"))
+            entry.link = _link_text(link.replace("&amp;", "&"))
             has_link = True
         elif name == "atom:link":
             attributes, alternate = _atom_link(child, base)

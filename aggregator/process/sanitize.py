@@ -6,6 +6,7 @@ Every string an outlet sends passes through here: HTML fields through
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 
@@ -84,6 +85,9 @@ def plain_text(value: str | None, *, is_html: bool) -> str:
     """
     if value is None:
         return ""
+    if not is_html and value.isascii() and value.isprintable() and "<" not in value:
+        # The common case, nothing to decode or strip: only spaces to collapse.
+        return " ".join(value.split()) if "  " in value else value.strip()
     text = strip_control_chars(value)
     for _ in range(_MAX_TEXT_ROUNDS):
         if not (is_html or _TAG_LIKE.search(text)):
@@ -100,7 +104,10 @@ def strip_control_chars(text: str) -> str:
     return _CONTROL_CHARS.sub("", text)
 
 
+@functools.lru_cache(maxsize=64)
 def _html_cleaner(base_url: str | None) -> nh3.Cleaner:
+    """Building a cleaner costs as much as cleaning an article; items of one document
+    share their base, so the few live bases keep theirs."""
     base = absolute_http_url(base_url) if base_url else None
     if base is not None:
         try:
