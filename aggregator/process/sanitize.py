@@ -70,7 +70,9 @@ def sanitize_html(markup: str | None, base_url: str | None) -> str | None:
     cleaned = strip_control_chars(markup)
     cleaner = _html_cleaner(base_url) if _RELATIVE_URL.search(cleaned) else _ABSOLUTE_ONLY
     for _ in range(_MAX_SANITIZE_ROUNDS):
-        again = strip_control_chars(cleaner.clean(cleaned))
+        again = cleaner.clean(cleaned)
+        if "&#" in cleaned:  # only a numeric reference can put a control back
+            again = strip_control_chars(again)
         if again == cleaned:
             break
         cleaned = again
