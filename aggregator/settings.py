@@ -293,8 +293,13 @@ def load_settings(
     return _resolve_paths(settings, config_path.resolve().parent)
 
 
+# libyaml's loader when PyYAML was built with it: the pure-Python one spends a second
+# on a config of a thousand sources. Both report the marks used for file:line errors.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(text: str, file: str) -> _Document:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
