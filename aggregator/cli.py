@@ -13,6 +13,7 @@ from datetime import datetime
 from aggregator import __version__
 from aggregator.clock import SystemClock
 from aggregator.exceptions import AggregatorError, ConfigError
+from aggregator.memory import limit_malloc_arenas
 from aggregator.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 from aggregator.types import PollOutcome, SourceState
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, getattr(args, "log_level", "info").upper()),

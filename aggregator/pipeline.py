@@ -33,7 +33,6 @@ from aggregator.fetch import Fetcher as HTTPFetcher
 from aggregator.fetch import FetchLimits
 from aggregator.fetch.fetcher import user_agent
 from aggregator.fetch.hosts import HostLimiter
-from aggregator.process.document import ProcessedDocument, process_document
 from aggregator.process.schedule import (
     ItemRate,
     ScheduleRules,
@@ -50,6 +49,7 @@ from aggregator.types import (
     PollHints,
     PollOutcome,
     PollSchedule,
+    ProcessedDocument,
     SourceDefinition,
     SourceForPoll,
     SourceNotModified,
@@ -78,15 +78,28 @@ class DocumentProcessor(Protocol):
     ) -> ProcessedDocument: ...
 
 
+PROCESS_DOCUMENT = "aggregator.process.document:process_document"
+
+
+def process_here(content: bytes, **arguments: Any) -> ProcessedDocument:
+    """``process_document`` in the calling thread (tests, one-off runs)."""
+    from aggregator.process.document import process_document
+
+    return process_document(content, **arguments)
+
+
 class PooledProcessor:
-    """``process_document`` in worker processes; overruns and crashes are parse errors."""
+    """``process_document`` in worker processes; overruns and crashes are parse errors.
+
+    Only the workers import the parsers: this process stays small."""
 
     def __init__(self, pool: TimedProcessPool) -> None:
         self.pool = pool
 
     def __call__(self, content: bytes, **arguments: Any) -> ProcessedDocument:
         try:
-            return self.pool.run(process_document, content, **arguments)
+            document: ProcessedDocument = self.pool.run(PROCESS_DOCUMENT, content, **arguments)
+            return document
         except WorkTimeout as exc:
             raise ParseError(f"parsing was stopped: it {exc}") from exc
         except WorkerDied as exc:
@@ -166,7 +179,7 @@ class Pipeline:
     rules: tuple[SeriesRule, ...] = field(default=())
     random: Random = field(default_factory=Random)
     hosts: HostLimiter | None = None
-    processor: DocumentProcessor = process_document
+    processor: DocumentProcessor = process_here
     # While poll_many runs, 304s are gathered here and recorded in one transaction.
     not_modified_batch: list[SourceNotModified] | None = None
 

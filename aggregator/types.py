@@ -163,6 +163,16 @@ class Item:
     content_hash: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessedDocument:
+    """One fetched document, parsed and normalized: what a parse worker hands back."""
+
+    items: tuple[Item, ...]
+    series: dict[str, tuple[str, ...]]  # entry key -> series slugs, only for members
+    ttl: timedelta | None
+    warning: str | None
+
+
 # --- store -----------------------------------------------------------------
 
 PollStatus = Literal["ok", "not_modified", "error", "gone"]

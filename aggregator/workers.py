@@ -10,19 +10,18 @@ Running in processes also puts the parsing on every core.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
-import multiprocessing
+import os
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
-from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import Any
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class WorkTimeout(Exception):
@@ -33,71 +32,103 @@ class WorkerDied(Exception):
     """The worker process ended without answering (killed, or out of memory)."""
 
 
-def _serve(connection: Connection) -> None:
+def _serve(jobs: Connection, replies: Connection) -> None:
     """The worker's loop: run each job sent, send back ("ok", value) or ("error", exc)."""
+    targets: dict[str, Callable[..., Any]] = {}
     while True:
         try:
-            job = connection.recv()
+            job = jobs.recv()
         except EOFError:
             return
         if job is None:
             return
-        function, args, kwargs = job
+        target, args, kwargs = job
         try:
+            function = targets.get(target) or targets.setdefault(target, _resolve(target))
             reply: tuple[str, Any] = ("ok", function(*args, **kwargs))
         except Exception as exc:  # sent back to be raised in the caller
             reply = ("error", exc)
-        connection.send(reply)
+        replies.send(reply)
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return function
 
 
 class _Worker:
-    def __init__(self, context: BaseContext) -> None:
-        self.connection, child = context.Pipe()
-        self.process: BaseProcess = context.Process(  # type: ignore[attr-defined]
-            target=_serve, args=(child,), daemon=True, name="aggregator-worker"
-        )
-        self.process.start()
-        child.close()
+    """A child interpreter running ``_serve``, with a pipe each way.
+
+    A plain child process, not a multiprocessing one: no fork server or resource
+    tracker stays around, and the parent never imports what the jobs need.
+    """
+
+    def __init__(self, preload: tuple[str, ...]) -> None:
+        jobs_read, jobs_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        environment = dict(os.environ)
+        # The child finds modules where this process does, however it was started.
+        environment["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "aggregator.workers", str(jobs_read),
+                 str(replies_write), *preload],
+                pass_fds=(jobs_read, replies_write),
+                stdin=subprocess.DEVNULL,
+                env=environment,
+            )  # fmt: skip
+        finally:
+            os.close(jobs_read)
+            os.close(replies_write)
+        self.jobs = Connection(jobs_write, readable=False)
+        self.replies = Connection(replies_read, writable=False)
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.join(timeout=5)
-        self.connection.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self._close()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
-            self.connection.send(None)
-        self.process.join(timeout=2)
-        if self.process.is_alive():
+            self.jobs.send(None)
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
             self.kill()
-        else:
-            self.connection.close()
+            return
+        self._close()
+
+    def _close(self) -> None:
+        self.jobs.close()
+        self.replies.close()
 
 
 class TimedProcessPool:
-    """``run(function, ...)`` in one of ``size`` worker processes, within ``timeout``."""
+    """``run("module:function", ...)`` in one of ``size`` worker processes, within
+    ``timeout``. Workers start when first needed and import ``preload`` first."""
 
     def __init__(self, size: int, timeout: float, *, preload: tuple[str, ...] = ()) -> None:
         self.size = size
         self.timeout = timeout
-        self._context = multiprocessing.get_context("forkserver")
-        if preload:
-            self._context.set_forkserver_preload(list(preload))
+        self._preload = preload
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._started = 0
         self._lock = threading.Lock()
         self._closed = False
 
-    def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def run(self, target: str, *args: Any, **kwargs: Any) -> Any:
+        """The result of the function named by ``target`` ("module:function")."""
         worker: _Worker | None = self._take()
         assert worker is not None
         try:
-            worker.connection.send((function, args, kwargs))
-            if not worker.connection.poll(self.timeout):
+            worker.jobs.send((target, args, kwargs))
+            if not worker.replies.poll(self.timeout):
                 self._discard(worker)
                 worker = None
                 raise WorkTimeout(f"took longer than {self.timeout:g}s")
-            status, value = worker.connection.recv()
+            status, value = worker.replies.recv()
         except (EOFError, OSError, BrokenPipeError) as exc:
             if worker is not None:
                 self._discard(worker)
@@ -108,7 +139,7 @@ class TimedProcessPool:
                 self._idle.put(worker)
         if status == "error":
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _take(self) -> _Worker:
         with self._lock:
@@ -116,7 +147,7 @@ class TimedProcessPool:
                 raise RuntimeError("the worker pool is closed")
             if self._idle.empty() and self._started < self.size:
                 self._started += 1
-                return _Worker(self._context)
+                return _Worker(self._preload)
         return self._idle.get()
 
     def _discard(self, worker: _Worker) -> None:
@@ -126,7 +157,7 @@ class TimedProcessPool:
             if self._closed:
                 self._started -= 1
                 return
-        self._idle.put(_Worker(self._context))
+        self._idle.put(_Worker(self._preload))
 
     def close(self) -> None:
         with self._lock:
@@ -136,3 +167,14 @@ class TimedProcessPool:
                 self._idle.get_nowait().stop()
             except queue.Empty:
                 return
+
+
+def _main(argv: list[str]) -> None:
+    jobs, replies, *preload = argv
+    for module in preload:
+        importlib.import_module(module)
+    _serve(Connection(int(jobs), writable=False), Connection(int(replies), readable=False))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

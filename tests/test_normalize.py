@@ -43,6 +43,10 @@ def normalize(**overrides: object) -> Item:
     return normalize_item(parsed(**overrides), source_name="outlet", now=NOW)
 
 
+_C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
 class _MarkupAudit(HTMLParser):
     """Collects what a browser would treat as active content."""
 
@@ -59,8 +63,11 @@ class _MarkupAudit(HTMLParser):
             if name.startswith("on") or name in {"style", "srcdoc", "formaction"}:
                 self.problems.append(f"{tag}@{name}")
             if name in {"href", "src"} and value is not None:
-                scheme = re.sub(r"[\x00-\x20]", "", value).lower().partition(":")[0]
-                if ":" in value and scheme not in {"http", "https", "mailto"}:
+                # As the URL standard parses it: tabs and newlines removed, C0 and
+                # spaces trimmed, then a scheme is letters, digits, "+-." before ":".
+                url = re.sub(r"[\t\n\r]", "", value).strip(_C0_AND_SPACE)
+                scheme = _SCHEME.match(url)
+                if scheme and scheme.group(1).lower() not in {"http", "https", "mailto"}:
                     self.problems.append(f"{tag}@{name}={value[:40]}")
 
 

@@ -11,6 +11,7 @@ from aggregator.exceptions import SchemaOutdated
 from aggregator.process.normalize import normalize_items
 from aggregator.store import Store, create_store_engine, ensure_schema
 from aggregator.store import sources as sources_module
+from aggregator.store.database import SCHEMA_REVISION, current_revision, head_revision
 from aggregator.store.schema import item_series, item_sources, items
 from aggregator.types import PollSchedule, SourceDefinition, SourceNotModified
 from tests.builders import T0, make_item, make_parsed
@@ -177,6 +178,16 @@ def test_outdated_schema_is_refused(database_url: str) -> None:
             connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")
         with pytest.raises(SchemaOutdated, match="aggregator migrate"):
             ensure_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_the_schema_revision_a_store_expects_is_alembics_head(database_url: str) -> None:
+    assert head_revision() == SCHEMA_REVISION
+    engine = create_store_engine(database_url)
+    try:
+        ensure_schema(engine)
+        assert current_revision(engine) == SCHEMA_REVISION
     finally:
         engine.dispose()
 

@@ -4,21 +4,12 @@ CPU-bound, so the pipeline may run it in a worker process with a time budget."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from aggregator.parse import parse_feed
 from aggregator.process.normalize import normalize_items
 from aggregator.process.series import SeriesRule, series_for
-from aggregator.types import Item
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessedDocument:
-    items: tuple[Item, ...]
-    series: dict[str, tuple[str, ...]]  # entry key -> series slugs, only for members
-    ttl: timedelta | None
-    warning: str | None
+from aggregator.types import ProcessedDocument
 
 
 def process_document(
