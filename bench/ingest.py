@@ -236,6 +236,14 @@ def prepare_aggregator(
         shutil.copytree(
             package, snapshot / "aggregator", ignore=shutil.ignore_patterns("__pycache__")
         )
+        # Byte-compile the copy as pip does at install time: PYTHONDONTWRITEBYTECODE is
+        # set on some machines, and then every poll would compile every module again.
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(snapshot)],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         command = AggregatorCommand(
             python=Path(sys.executable),
             pythonpath=snapshot,
