@@ -8,7 +8,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 from aggregator import __version__
 from aggregator.clock import SystemClock
@@ -22,6 +24,7 @@ log = logging.getLogger("aggregator")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         "sources", parents=[common], help="print every source's polling state"
     )
     sources.add_argument("--json", action="store_true", help="as JSON, like GET /sources.json")
+    evaluate = commands.add_parser(
+        "eval-grouping",
+        parents=[common],
+        help="score story assignment against a labelled CSV (UCI News Aggregator columns)",
+    )
+    evaluate.add_argument("file", type=Path, help="CSV: ID,TITLE,PUBLISHER,STORY,TIMESTAMP,...")
+    evaluate.add_argument("--out", type=Path, help="write ID,predicted_story to this CSV")
+    evaluate.add_argument(
+        "--threshold", type=float, help="override grouping.threshold for this run"
+    )
     return parser
 
 
@@ -215,6 +228,36 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
+def cmd_eval_grouping(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.grouping_eval import assign_stories, read_labelled, score, write_predictions
+    from aggregator.pipeline import grouping_rules
+
+    rules = grouping_rules(settings)
+    if args.threshold is not None:
+        if not 0 < args.threshold <= 1:
+            print("aggregator: --threshold must be above 0 and at most 1", file=sys.stderr)
+            return EXIT_USAGE
+        rules = replace(rules, threshold=args.threshold)
+    headlines = read_labelled(args.file)
+    predicted = assign_stories(headlines, rules)
+    result = score({h.id: h.story for h in headlines}, predicted)
+    print(
+        f"{result.items} items, {result.gold_stories} labelled stories, "
+        f"{result.predicted_stories} predicted (threshold {rules.threshold:g})"
+    )
+    print(
+        f"B-cubed   precision {result.bcubed_precision:.3f}  recall "
+        f"{result.bcubed_recall:.3f}  F1 {result.bcubed_f1:.3f}"
+    )
+    print(
+        f"pairwise  precision {result.pairwise_precision:.3f}  recall {result.pairwise_recall:.3f}"
+    )
+    if args.out:
+        write_predictions(args.out, ((h.id, predicted[h.id]) for h in headlines))
+        print(f"predictions written to {args.out}")
+    return 0
+
+
 COMMANDS = {
     "check": cmd_check,
     "run": cmd_run,
@@ -222,6 +265,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "poll": cmd_poll,
     "sources": cmd_sources,
+    "eval-grouping": cmd_eval_grouping,
 }
 
 if __name__ == "__main__":

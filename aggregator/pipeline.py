@@ -40,6 +40,7 @@ from aggregator.process.schedule import (
     observe_new_items,
 )
 from aggregator.process.series import SeriesRule, compile_rule
+from aggregator.process.stories import GroupingRules
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import (
@@ -143,6 +144,15 @@ def parse_pool(settings: Settings) -> TimedProcessPool:
         max(1, os.cpu_count() or 1),
         settings.polling.parse_timeout.total_seconds(),
         preload=("aggregator.process.document",),
+    )
+
+
+def grouping_rules(settings: Settings) -> GroupingRules:
+    grouping = settings.grouping
+    return GroupingRules(
+        threshold=grouping.threshold,
+        window=grouping.window,
+        capital_boost=grouping.capital_boost,
     )
 
 

@@ -159,6 +159,14 @@ class PollingSettings(_Frozen):
     allow_networks: tuple[Network, ...] = ()
 
 
+class GroupingSettings(_Frozen):
+    """How items are assigned to stories (see aggregator.process.stories)."""
+
+    threshold: float = Field(default=0.13, gt=0, le=1)
+    window: Duration = timedelta(hours=72)
+    capital_boost: float = Field(default=1.0, ge=1, le=5)
+
+
 class SourceSettings(_Frozen):
     name: Slug
     title: PlainText | None = None
@@ -197,6 +205,7 @@ class Settings(_Frozen):
     database: str = "sqlite:///aggregator.db"
     server: ServerSettings = ServerSettings()
     polling: PollingSettings = PollingSettings()
+    grouping: GroupingSettings = GroupingSettings()
     sources: tuple[SourceSettings, ...] = ()
     series: tuple[SeriesSettings, ...] = ()
     feeds: tuple[FeedSettings, ...] = ()

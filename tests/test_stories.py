@@ -1,0 +1,131 @@
+"""Story assignment: the pure pieces, the index, the scores, and quality on labelled data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.grouping_eval import EvaluationInputError, assign_stories, read_labelled, score
+from aggregator.process.stories import (
+    GroupingRules,
+    StoryIndex,
+    choose_story,
+    strip_outlet_name,
+    terms,
+)
+
+DATA = Path(__file__).parent / "data" / "stories"
+DEV = DATA / "uci-dev-stories.csv"
+T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
+
+
+def test_terms_drop_stopwords_and_fold_plurals_and_possessives() -> None:
+    found = terms("Fed's officials hint the tapering continues")
+    assert set(found) == {"fed", "official", "hint", "taper", "continue"}
+
+
+def test_capitalised_words_after_the_first_are_marked() -> None:
+    assert set(terms("Talks in Geneva resume")) == {"talk", "^geneva", "resume"}
+
+
+@pytest.mark.parametrize(
+    ("title", "outlet", "expected"),
+    [
+        ("Jesse Jackson dies at 84 - BBC News", "BBC News", "Jesse Jackson dies at 84"),
+        ("Reuters | Markets slide", "Reuters", "Markets slide"),
+        ("Geneva talks resume — The Guardian", "the guardian", "Geneva talks resume"),
+        ("Obama - Putin call", "Reuters", "Obama - Putin call"),
+        ("Reuters", "Reuters", "Reuters"),
+    ],
+)
+def test_outlet_names_are_stripped_from_title_edges(title: str, outlet: str, expected: str) -> None:
+    assert strip_outlet_name(title, outlet) == expected
+
+
+def test_choose_story_takes_the_most_similar_candidate_above_the_threshold() -> None:
+    item = {"fed": 0.8, "taper": 0.6}
+    candidates = [(1, {"fed": 1.0}), (2, {"fed": 0.6, "taper": 0.8}), (3, {"apple": 1.0})]
+    rules = GroupingRules(threshold=0.5)
+    assert choose_story(item, candidates, rules) == 2
+    assert choose_story(item, [(3, {"apple": 1.0})], rules) is None
+
+
+def test_related_headlines_share_a_story_and_others_do_not() -> None:
+    index = StoryIndex(GroupingRules(threshold=0.2))
+    fed = index.assign(terms("Fed official says weak data caused by weather"), T0)
+    same = index.assign(terms("Fed official: weather caused weak data, taper goes on"), T0)
+    other = index.assign(terms("Apple unveils a bigger iPhone"), T0)
+    assert same == fed
+    assert other != fed
+
+
+def test_a_story_takes_no_items_after_the_window() -> None:
+    rules = GroupingRules(threshold=0.2, window=timedelta(hours=72))
+    index = StoryIndex(rules)
+    first = index.assign(terms("Geneva talks on Ukraine resume"), T0)
+    later = index.assign(terms("Geneva talks on Ukraine resume"), T0 + timedelta(days=4))
+    assert later != first
+
+
+def test_bcubed_and_pairwise_scores_by_hand() -> None:
+    gold = {"a": "x", "b": "x", "c": "y"}
+    predicted = {"a": 1, "b": 2, "c": 2}
+    result = score(gold, predicted)
+    # precision per item: a 1/1, b 1/2, c 1/2 -> 2/3; recall: a 1/2, b 1/2, c 1/1 -> 2/3
+    assert result.bcubed_precision == pytest.approx(2 / 3)
+    assert result.bcubed_recall == pytest.approx(2 / 3)
+    assert result.pairwise_precision == 0.0  # the one predicted pair (b, c) is wrong
+    assert result.pairwise_recall == 0.0  # the one gold pair (a, b) was split
+    perfect = score(gold, {"a": 1, "b": 1, "c": 2})
+    assert perfect.bcubed_f1 == 1.0 and perfect.pairwise_precision == 1.0
+
+
+def test_dev_stories_are_grouped_with_high_precision() -> None:
+    """The labelled development half (44 stories, 2,622 headlines; see PROVENANCE.md).
+
+    Measured at the defaults when written: B-cubed P 0.891, R 0.716, F1 0.794. The floors
+    catch a regression; they are not what the issue asks of unseen stories (F1 0.80 at
+    P 0.85), which is measured on the held-back half.
+    """
+    headlines = read_labelled(DEV)
+    result = score({h.id: h.story for h in headlines}, assign_stories(headlines, GroupingRules()))
+    assert result.items == 2622 and result.gold_stories == 44
+    assert result.bcubed_precision >= 0.87
+    assert result.bcubed_f1 >= 0.78
+
+
+def test_unreadable_labelled_files_give_clear_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "cols.csv"
+    missing.write_text("ID,TITLE\n1,x\n")
+    with pytest.raises(EvaluationInputError, match=r"missing column.*PUBLISHER"):
+        read_labelled(missing)
+    bad_time = tmp_path / "time.csv"
+    bad_time.write_text("ID,TITLE,PUBLISHER,STORY,TIMESTAMP\n1,x,p,s,yesterday\n")
+    with pytest.raises(EvaluationInputError, match=r"time.csv:2: TIMESTAMP"):
+        read_labelled(bad_time)
+
+
+def test_eval_grouping_command(tmp_path: Path) -> None:
+    out = tmp_path / "predicted.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator.cli", "eval-grouping", str(DEV), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "B-cubed   precision 0.8" in done.stdout
+    rows = out.read_text().splitlines()
+    assert rows[0] == "ID,predicted_story" and len(rows) == 2623
+    bad = subprocess.run(
+        [sys.executable, "-m", "aggregator.cli", "eval-grouping", str(tmp_path / "none.csv")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "cannot read" in bad.stderr and "Traceback" not in bad.stderr
