@@ -88,12 +88,12 @@ def assign_stories(headlines: Sequence[LabelledHeadline], rules: GroupingRules) 
     """ID -> predicted story, assigning in timestamp order (ties in file order)."""
     index = StoryIndex(rules)
     ordered = sorted(enumerate(headlines), key=lambda pair: (pair[1].published, pair[0]))
-    return {
-        headline.id: index.assign(
-            terms(headline.title, outlet=headline.publisher), headline.published
-        )
-        for _, headline in ordered
-    }
+    predicted = {}
+    for _, headline in ordered:
+        counts = terms(headline.title, outlet=headline.publisher)
+        predicted[headline.id] = index.assign(counts, headline.published)
+    # Stories merged later take their earlier members with them.
+    return {item: index.story_of(story) for item, story in predicted.items()}
 
 
 def score(gold: Mapping[str, str], predicted: Mapping[str, int]) -> Scores:

@@ -151,6 +151,7 @@ def grouping_rules(settings: Settings) -> GroupingRules:
     grouping = settings.grouping
     return GroupingRules(
         threshold=grouping.threshold,
+        merge_threshold=grouping.merge_threshold,
         window=grouping.window,
         capital_boost=grouping.capital_boost,
     )

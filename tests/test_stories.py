@@ -11,9 +11,11 @@ import pytest
 
 from aggregator.grouping_eval import EvaluationInputError, assign_stories, read_labelled, score
 from aggregator.process.stories import (
+    Candidate,
+    Decision,
     GroupingRules,
     StoryIndex,
-    choose_story,
+    decide,
     strip_outlet_name,
     terms,
 )
@@ -46,12 +48,31 @@ def test_outlet_names_are_stripped_from_title_edges(title: str, outlet: str, exp
     assert strip_outlet_name(title, outlet) == expected
 
 
-def test_choose_story_takes_the_most_similar_candidate_above_the_threshold() -> None:
+def _candidate(story: int, vector: dict[str, float]) -> Candidate:
+    return Candidate(story, vector, vector)
+
+
+def test_an_item_joins_the_most_similar_story_above_the_threshold() -> None:
     item = {"fed": 0.8, "taper": 0.6}
-    candidates = [(1, {"fed": 1.0}), (2, {"fed": 0.6, "taper": 0.8}), (3, {"apple": 1.0})]
-    rules = GroupingRules(threshold=0.5)
-    assert choose_story(item, candidates, rules) == 2
-    assert choose_story(item, [(3, {"apple": 1.0})], rules) is None
+    rules = GroupingRules(threshold=0.5, merge_threshold=0.99)
+    candidates = [
+        _candidate(1, {"fed": 1.0}),
+        _candidate(2, {"fed": 0.6, "taper": 0.8}),
+        _candidate(3, {"apple": 1.0}),
+    ]
+    assert decide(item, candidates, rules) == Decision(2)
+    assert decide(item, [_candidate(3, {"apple": 1.0})], rules) == Decision(None)
+
+
+def test_an_item_that_bridges_two_similar_stories_merges_them() -> None:
+    item = {"fed": 0.8, "taper": 0.6}
+    close = [_candidate(1, {"fed": 0.6, "taper": 0.8}), _candidate(2, {"fed": 1.0})]
+    assert decide(item, close, GroupingRules(threshold=0.5, merge_threshold=0.5)) == Decision(
+        1, (2,)
+    )
+    # Stories unlike each other stay apart even if the item reaches both.
+    apart = [_candidate(1, {"taper": 1.0}), _candidate(2, {"fed": 1.0})]
+    assert decide(item, apart, GroupingRules(threshold=0.5, merge_threshold=0.9)) == Decision(2)
 
 
 def test_related_headlines_share_a_story_and_others_do_not() -> None:
@@ -87,7 +108,7 @@ def test_bcubed_and_pairwise_scores_by_hand() -> None:
 def test_dev_stories_are_grouped_with_high_precision() -> None:
     """The labelled development half (44 stories, 2,622 headlines; see PROVENANCE.md).
 
-    Measured at the defaults when written: B-cubed P 0.891, R 0.716, F1 0.794. The floors
+    Measured at the defaults when written: B-cubed P 0.889, R 0.804, F1 0.844. The floors
     catch a regression; they are not what the issue asks of unseen stories (F1 0.80 at
     P 0.85), which is measured on the held-back half.
     """
@@ -95,7 +116,7 @@ def test_dev_stories_are_grouped_with_high_precision() -> None:
     result = score({h.id: h.story for h in headlines}, assign_stories(headlines, GroupingRules()))
     assert result.items == 2622 and result.gold_stories == 44
     assert result.bcubed_precision >= 0.87
-    assert result.bcubed_f1 >= 0.78
+    assert result.bcubed_f1 >= 0.82
 
 
 def test_unreadable_labelled_files_give_clear_errors(tmp_path: Path) -> None:

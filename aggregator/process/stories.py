@@ -8,8 +8,10 @@ among the stories that share a term with it and were active inside the time wind
 that similarity reaches the threshold; otherwise it starts a story of its own.
 
 Nothing is re-clustered: each item costs a lookup of its terms in an inverted index of
-recent stories, so the cost per item stays flat as the stream grows. ``choose_story`` is
-the decision, a pure function; ``StoryIndex`` holds the state around it.
+recent stories, so the cost per item stays flat as the stream grows. ``decide`` is the
+decision, a pure function; ``StoryIndex`` holds the state around it. When an item is
+close to two stories that are themselves close, they are merged: early reports of an
+event often start apart, before its vocabulary settles.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ _STOPWORDS = frozenset(
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupingRules:
     threshold: float = 0.13  # cosine similarity an item needs to join a story
+    merge_threshold: float = 0.3  # similarity of two stories an item bridges, to merge them
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
     capital_boost: float = 1.0  # weight of a term the outlet capitalised mid-title
     max_candidates: int = 200  # stories scored per item, the most recent first
@@ -140,16 +143,51 @@ def cosine(item: Vector, story: Vector) -> float:
     return sum(weight * story.get(term, 0.0) for term, weight in item.items())
 
 
-def choose_story(
-    item: Vector, candidates: Iterable[tuple[int, Vector]], rules: GroupingRules
-) -> int | None:
-    """The candidate story the item belongs to, or None for a story of its own."""
-    best, best_score = None, rules.threshold
-    for story_id, centroid in candidates:
-        score = cosine(item, centroid)
-        if score >= best_score:
-            best, best_score = story_id, score
-    return best
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where an item goes: an existing story (None: a new one), and which other stories
+    it shows to be the same event, to be merged into that one."""
+
+    story: int | None
+    merge: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    story: int
+    centroid: Vector  # unit length, the strongest terms
+    total: Vector  # sum of the members' vectors
+
+
+def decide(item: Vector, candidates: Iterable[Candidate], rules: GroupingRules) -> Decision:
+    """The story an item joins, and the stories it bridges.
+
+    The item joins the most similar candidate at or above ``threshold``. Another
+    candidate it also reaches is merged into that story when the two stories are
+    themselves similar (``merge_threshold``): reports that started apart, before the
+    vocabulary of the event settled, come together.
+    """
+    scored = sorted(
+        ((cosine(item, c.centroid), c) for c in candidates),
+        key=lambda entry: (-entry[0], entry[1].story),
+    )
+    if not scored or scored[0][0] < rules.threshold:
+        return Decision(None)
+    best = scored[0][1]
+    total = _add(dict(best.total), item)
+    joined = _unit(total)
+    merge = []
+    for score, candidate in scored[1:]:
+        if score >= rules.threshold and cosine(joined, candidate.centroid) >= rules.merge_threshold:
+            merge.append(candidate.story)
+            joined = _unit(_add(total, candidate.total))  # the merged story, for the next
+    return Decision(best.story, tuple(merge))
+
+
+def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
+    for term, weight in vector.items():
+        total[term] = total.get(term, 0.0) + weight
+    return total
 
 
 @dataclass
@@ -157,7 +195,6 @@ class _Story:
     total: dict[str, float]  # sum of member vectors
     centroid: dict[str, float]
     last_seen: datetime
-    size: int = 1
 
 
 @dataclass
@@ -166,9 +203,11 @@ class StoryIndex:
 
     rules: GroupingRules = field(default_factory=GroupingRules)
     _stories: dict[int, _Story] = field(default_factory=dict)
+    _merged_into: dict[int, int] = field(default_factory=dict)
     _postings: defaultdict[str, dict[int, None]] = field(default_factory=lambda: defaultdict(dict))
     _document_frequency: Counter[str] = field(default_factory=Counter)
     _documents: int = 0
+    _next_id: int = 1
 
     def assign(self, counts: Counter[str], when: datetime) -> int:
         """The story id of an item with these terms, seen at ``when``."""
@@ -176,21 +215,31 @@ class StoryIndex:
         self._documents += 1
         self._document_frequency.update(plain)
         vector = weigh(counts, self._idf(plain), self.rules)
-        story_id = choose_story(vector, self._candidates(vector, when), self.rules)
-        if story_id is None:
-            story_id = len(self._stories) + 1
-            self._stories[story_id] = _Story(total=dict(vector), centroid=vector, last_seen=when)
+        decision = decide(vector, self._candidates(vector, when), self.rules)
+        if decision.story is None:
+            story_id, self._next_id = self._next_id, self._next_id + 1
+            story = self._stories[story_id] = _Story({}, {}, when)
         else:
+            story_id = decision.story
             story = self._stories[story_id]
-            for term, weight in vector.items():
-                story.total[term] = story.total.get(term, 0.0) + weight
-            story.centroid = _unit(_top(story.total, self.rules.centroid_terms))
-            story.last_seen = max(story.last_seen, when)
-            story.size += 1
-        for term in vector:
+        _add(story.total, vector)
+        for other_id in decision.merge:
+            other = self._stories.pop(other_id)
+            _add(story.total, other.total)
+            self._merged_into[other_id] = story_id
+            story.last_seen = max(story.last_seen, other.last_seen)
+        story.centroid = _unit(_top(story.total, self.rules.centroid_terms))
+        story.last_seen = max(story.last_seen, when)
+        for term in story.centroid if decision.merge else vector:
             postings = self._postings[term]
             postings.pop(story_id, None)
             postings[story_id] = None  # most recent last
+        return story_id
+
+    def story_of(self, story_id: int) -> int:
+        """The story ``story_id`` is now part of (itself, unless it was merged)."""
+        while story_id in self._merged_into:
+            story_id = self._merged_into[story_id]
         return story_id
 
     def _idf(self, plain: Iterable[str]) -> dict[str, float]:
@@ -200,14 +249,18 @@ class StoryIndex:
             for term in plain
         }
 
-    def _candidates(self, vector: Vector, when: datetime) -> Sequence[tuple[int, Vector]]:
+    def _candidates(self, vector: Vector, when: datetime) -> Sequence[Candidate]:
         oldest = when - self.rules.window
         seen: dict[int, None] = {}
         for term in sorted(vector, key=vector.__getitem__, reverse=True):
             for story_id in reversed(self._postings.get(term, {})):
+                story = self._stories.get(story_id)
+                if story is None:
+                    continue  # merged into another
                 if len(seen) >= self.rules.max_candidates:
                     break
-                if self._stories[story_id].last_seen < oldest:
+                if story.last_seen < oldest:
                     break  # postings run oldest to newest: the rest are older still
                 seen[story_id] = None
-        return [(story_id, self._stories[story_id].centroid) for story_id in seen]
+        stories = self._stories
+        return [Candidate(i, stories[i].centroid, stories[i].total) for i in seen]
