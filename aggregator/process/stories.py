@@ -53,6 +53,7 @@ _STOPWORDS = frozenset(
 class GroupingRules:
     threshold: float = 0.13  # cosine similarity an item needs to join a story
     merge_threshold: float = 0.3  # similarity of two stories an item bridges, to merge them
+    shared_terms: int = 2  # terms an item must share with a story (one word is a topic)
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
     capital_boost: float = 1.0  # weight of a term the outlet capitalised mid-title
     max_candidates: int = 200  # stories scored per item, the most recent first
@@ -157,9 +158,20 @@ class Candidate:
     story: int
     centroid: Vector  # unit length, the strongest terms
     total: Vector  # sum of the members' vectors
+    names: frozenset[str] = frozenset()  # terms its outlets capitalised mid-title
 
 
-def decide(item: Vector, candidates: Iterable[Candidate], rules: GroupingRules) -> Decision:
+def names_of(counts: Counter[str]) -> frozenset[str]:
+    """The terms an outlet capitalised mid-title: names of people, places, bodies."""
+    return frozenset(marked[1:] for marked in counts if marked.startswith("^"))
+
+
+def decide(
+    item: Vector,
+    candidates: Iterable[Candidate],
+    rules: GroupingRules,
+    names: frozenset[str] = frozenset(),
+) -> Decision:
     """The story an item joins, and the stories it bridges.
 
     The item joins the most similar candidate at or above ``threshold``. Another
@@ -167,8 +179,14 @@ def decide(item: Vector, candidates: Iterable[Candidate], rules: GroupingRules) 
     themselves similar (``merge_threshold``): reports that started apart, before the
     vocabulary of the event settled, come together.
     """
+    needed = min(rules.shared_terms, len(item))
     scored = sorted(
-        ((cosine(item, c.centroid), c) for c in candidates),
+        (
+            (cosine(item, c.centroid), c)
+            for c in candidates
+            if sum(term in c.centroid for term in item) >= needed
+            and (not names or not c.names or not names.isdisjoint(c.names))
+        ),
         key=lambda entry: (-entry[0], entry[1].story),
     )
     if not scored or scored[0][0] < rules.threshold:
@@ -195,6 +213,7 @@ class _Story:
     total: dict[str, float]  # sum of member vectors
     centroid: dict[str, float]
     last_seen: datetime
+    names: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -215,7 +234,8 @@ class StoryIndex:
         self._documents += 1
         self._document_frequency.update(plain)
         vector = weigh(counts, self._idf(plain), self.rules)
-        decision = decide(vector, self._candidates(vector, when), self.rules)
+        names = names_of(counts)
+        decision = decide(vector, self._candidates(vector, when), self.rules, names)
         if decision.story is None:
             story_id, self._next_id = self._next_id, self._next_id + 1
             story = self._stories[story_id] = _Story({}, {}, when)
@@ -223,9 +243,11 @@ class StoryIndex:
             story_id = decision.story
             story = self._stories[story_id]
         _add(story.total, vector)
+        story.names |= names
         for other_id in decision.merge:
             other = self._stories.pop(other_id)
             _add(story.total, other.total)
+            story.names |= other.names
             self._merged_into[other_id] = story_id
             story.last_seen = max(story.last_seen, other.last_seen)
         story.centroid = _unit(_top(story.total, self.rules.centroid_terms))
@@ -263,4 +285,7 @@ class StoryIndex:
                     break  # postings run oldest to newest: the rest are older still
                 seen[story_id] = None
         stories = self._stories
-        return [Candidate(i, stories[i].centroid, stories[i].total) for i in seen]
+        return [
+            Candidate(i, stories[i].centroid, stories[i].total, frozenset(stories[i].names))
+            for i in seen
+        ]
