@@ -56,7 +56,7 @@ class GroupingRules:
     shared_terms: int = 2  # terms an item must share with a story (one word is a topic)
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
     capital_boost: float = 1.0  # weight of a term the outlet capitalised mid-title
-    max_candidates: int = 200  # stories scored per item, the most recent first
+    max_candidates: int = 100  # stories scored per item, the most recent first
     centroid_terms: int = 200  # a story is its strongest terms, not every word it ever saw
 
 
@@ -208,12 +208,15 @@ def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
     return total
 
 
+_PRUNE_EVERY = 5000  # assignments between two sweeps of expired stories
+
+
 @dataclass
 class _Story:
     total: dict[str, float]  # sum of member vectors
     centroid: dict[str, float]
     last_seen: datetime
-    names: set[str] = field(default_factory=set)
+    names: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -233,6 +236,8 @@ class StoryIndex:
         plain = {term.lstrip("^") for term in counts}
         self._documents += 1
         self._document_frequency.update(plain)
+        if self._documents % _PRUNE_EVERY == 0:
+            self.prune(when)
         vector = weigh(counts, self._idf(plain), self.rules)
         names = names_of(counts)
         decision = decide(vector, self._candidates(vector, when), self.rules, names)
@@ -243,20 +248,39 @@ class StoryIndex:
             story_id = decision.story
             story = self._stories[story_id]
         _add(story.total, vector)
-        story.names |= names
+        if not names <= story.names:
+            story.names |= names
         for other_id in decision.merge:
             other = self._stories.pop(other_id)
             _add(story.total, other.total)
             story.names |= other.names
             self._merged_into[other_id] = story_id
             story.last_seen = max(story.last_seen, other.last_seen)
-        story.centroid = _unit(_top(story.total, self.rules.centroid_terms))
+        cap = self.rules.centroid_terms
+        if len(story.total) > 3 * cap:  # bounded, so that a long story costs no more
+            story.total = _top(story.total, 2 * cap)
+        story.centroid = _unit(_top(story.total, cap))
         story.last_seen = max(story.last_seen, when)
         for term in story.centroid if decision.merge else vector:
             postings = self._postings[term]
             postings.pop(story_id, None)
             postings[story_id] = None  # most recent last
         return story_id
+
+    def prune(self, now: datetime) -> None:
+        """Forget stories past the window: memory stays bounded by the recent stream."""
+        oldest = now - self.rules.window
+        expired = [i for i, story in self._stories.items() if story.last_seen < oldest]
+        for story_id in expired:
+            del self._stories[story_id]
+        for term in list(self._postings):
+            postings = self._postings[term]
+            for story_id in list(postings):
+                if story_id in self._stories:
+                    break  # the rest are newer
+                del postings[story_id]
+            if not postings:
+                del self._postings[term]
 
     def story_of(self, story_id: int) -> int:
         """The story ``story_id`` is now part of (itself, unless it was merged)."""
@@ -285,7 +309,4 @@ class StoryIndex:
                     break  # postings run oldest to newest: the rest are older still
                 seen[story_id] = None
         stories = self._stories
-        return [
-            Candidate(i, stories[i].centroid, stories[i].total, frozenset(stories[i].names))
-            for i in seen
-        ]
+        return [Candidate(i, stories[i].centroid, stories[i].total, stories[i].names) for i in seen]
