@@ -123,3 +123,54 @@ def test_connection_refused_is_a_fetch_error() -> None:
 
     with pytest.raises(FetchError, match="cannot connect"):
         _fetcher(handler).fetch(SourceForPoll(name="a", url="https://a.example/feed"))
+
+
+def test_304s_and_error_pages_leave_the_connection_open_for_the_next_poll() -> None:
+    """A response closed unread takes its connection with it; a poller that drains the
+    empty 304 (or a short error page) polls a host's feeds over one connection."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            connections.append(self.client_address)
+            super().setup()
+
+        def do_GET(self) -> None:
+            if self.path == "/missing":
+                body = b"not here\n"
+                self.send_response(404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(304)
+            self.send_header("ETag", '"e1"')
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        fetcher = Fetcher(FetchLimits(allow_networks=("127.0.0.1/32",)))
+        for _ in range(3):
+            result = fetcher.fetch(SourceForPoll(name="a", url=f"{base}/feed", etag='"e1"'))
+            assert isinstance(result, NotModified)
+        with pytest.raises(HTTPStatusError):
+            fetcher.fetch(SourceForPoll(name="b", url=f"{base}/missing"))
+        fetcher.fetch(SourceForPoll(name="a", url=f"{base}/feed", etag='"e1"'))
+        fetcher.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert len(connections) == 1

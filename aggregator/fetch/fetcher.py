@@ -44,6 +44,23 @@ ACCEPT = (
 MAX_READ_WAIT = 10.0
 
 
+DRAIN_BYTES = 64 * 1024
+
+
+def _drain(response: httpx.Response) -> None:
+    """Read a body we do not use (none for a 304, a short error page), so the connection
+    goes back to the pool: one closed unread is closed for good, and the next poll of the
+    host pays a new connection. A longer body is left, and its connection closed."""
+    read = 0
+    try:
+        for chunk in response.iter_raw(DRAIN_BYTES):
+            read += len(chunk)
+            if read >= DRAIN_BYTES:
+                return
+    except (httpx.StreamError, httpx.TransportError):
+        return  # already read (a test's mock), or the server went: the answer stands
+
+
 def user_agent(contact: str | None = None) -> str:
     """A polite User-Agent: who we are, and how the publisher can reach the operator."""
     reach = f"; +{contact}" if contact else ""
@@ -104,6 +121,7 @@ class Fetcher:
                 moved_to = permanent_target(response)
                 hints = hints_from_headers(response.headers)
                 if response.status_code == 304:
+                    _drain(response)
                     return NotModified(
                         url=final_url,
                         etag=response.headers.get("ETag") or source.etag,
@@ -112,6 +130,7 @@ class Fetcher:
                         moved_to=moved_to,
                     )
                 if response.status_code >= 400 or response.status_code < 200:
+                    _drain(response)
                     status = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                     error = SourceGone if response.status_code == 410 else HTTPStatusError
                     raise error(source.url, response.status_code, status, hints)
