@@ -28,11 +28,13 @@ from aggregator.exceptions import (
     HTTPStatusError,
     ParseError,
     SourceGone,
+    StoreError,
 )
 from aggregator.fetch import Fetcher as HTTPFetcher
 from aggregator.fetch import FetchLimits
 from aggregator.fetch.fetcher import user_agent
 from aggregator.fetch.hosts import HostLimiter
+from aggregator.grouping import StoryAssigner
 from aggregator.process.schedule import (
     ItemRate,
     ScheduleRules,
@@ -131,6 +133,7 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
             fetcher=fetcher,
             clock=SystemClock(),
             processor=PooledProcessor(pool),
+            stories=StoryAssigner(store, grouping_rules(settings)),
         )
     finally:
         pool.close()
@@ -191,6 +194,7 @@ class Pipeline:
     random: Random = field(default_factory=Random)
     hosts: HostLimiter | None = None
     processor: DocumentProcessor = process_here
+    stories: StoryAssigner | None = None  # None: items are not assigned to stories
     # While poll_many runs, 304s are gathered here and recorded in one transaction.
     not_modified_batch: list[SourceNotModified] | None = None
 
@@ -217,6 +221,16 @@ class Pipeline:
             rate=rate or ItemRate(gap=source.new_item_gap, last_new_at=source.last_new_at),
             jitter_draw=self.random.random(),
         )
+
+    def _assign_stories(self, now: datetime) -> None:
+        """Stories are a view of stored items: when assigning fails, the poll stands, and
+        the items are assigned after a later poll."""
+        assert self.stories is not None
+        try:
+            self.stories.assign_pending(now)
+        except StoreError as exc:
+            log.warning("stories: assignment postponed: %s", exc)
+            self.stories.forget()
 
     def _fetch(self, source: SourceForPoll) -> FetchResult:
         assert self.hosts is not None
@@ -276,6 +290,8 @@ class Pipeline:
             )
             if document.warning:
                 log.info("%s: feed has errors but was read: %s", source.name, document.warning)
+            if new and self.stories is not None:
+                self._assign_stories(now)
             return PollOutcome(
                 source=source.name,
                 status="ok",

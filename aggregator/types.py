@@ -264,6 +264,39 @@ class PublishedEntry:
     series: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoryMember:
+    """A stored item as story assignment sees it."""
+
+    item_id: int
+    title: str
+    outlet: str  # the title of the source that first brought it
+    when: datetime  # the item's date (sort_at)
+    story: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoryAssignment:
+    """What the assignment decided for one item, to be stored."""
+
+    item_id: int
+    story: int
+    created: bool  # a new story, to be inserted
+    merged: tuple[int, ...]  # stories found to be this one: their items move here
+    when: datetime
+    last_seen: datetime  # of the story, after this item
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoryView:
+    """A story as published: its members, newest first."""
+
+    id: int
+    first_seen: datetime
+    last_seen: datetime
+    entries: tuple[PublishedEntry, ...]
+
+
 FeedKind = Literal["feeds", "series"]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.conftest import DATA, item_and_credit_counts
 from tests.feedserver import FeedServer, serve_directory
@@ -157,6 +158,10 @@ def test_poll_serve_and_read_every_format(
         )
         item_count, credit_count = item_and_credit_counts(database_url)
         assert 0 < item_count < credit_count  # the mirror's items are credits, not new items
+        stories = _stories(database_url)
+        assert None not in stories, "poll stored items it did not assign to a story"
+        # BBC, NPR, Al Jazeera and others of 2026-02-18 all reported Jesse Jackson's death.
+        assert max(len(outlets) for outlets in stories.values()) >= 3
 
         app = served(config)
         with httpx.Client(base_url=app.base, timeout=30) as client:
@@ -234,6 +239,25 @@ def test_poll_serve_and_read_every_format(
                 "https://example.org/npr-extra-0",
                 "https://example.org/npr-extra-1",
             } <= links_after
+
+
+def _stories(database_url: str) -> dict[int | None, set[str]]:
+    """Story id -> the outlets that first brought its items."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT items.story_id, sources.name FROM items "
+                    "JOIN sources ON sources.id = items.origin_source_id"
+                )
+            )
+            found: dict[int | None, set[str]] = {}
+            for story_id, name in rows:
+                found.setdefault(story_id, set()).add(name)
+            return found
+    finally:
+        engine.dispose()
 
 
 def _read_all_formats(client: httpx.Client, slug: str) -> dict:

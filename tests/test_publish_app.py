@@ -164,6 +164,10 @@ class FakeCatalog:
         if not self.reachable:
             raise ConnectionError("database is down")
 
+    def story(self, story_id: int) -> None:
+        self._note_thread()
+        return None
+
     def _note_thread(self) -> None:
         try:
             asyncio.get_running_loop()

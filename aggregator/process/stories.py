@@ -154,6 +154,16 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class Placement:
+    """Where ``StoryIndex.place`` put an item."""
+
+    story: int
+    created: bool  # the item started this story
+    merged: tuple[int, ...]  # stories merged into it on the way
+    last_seen: datetime  # the story's latest item, this one included
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     story: int
     centroid: Vector  # unit length, the strongest terms
@@ -233,39 +243,74 @@ class StoryIndex:
 
     def assign(self, counts: Counter[str], when: datetime) -> int:
         """The story id of an item with these terms, seen at ``when``."""
+        return self.place(counts, when).story
+
+    def place(self, counts: Counter[str], when: datetime) -> Placement:
+        """Assign an item and say how: a new story or not, and what was merged into it."""
         plain = {term.lstrip("^") for term in counts}
-        self._documents += 1
-        self._document_frequency.update(plain)
-        if self._documents % _PRUNE_EVERY == 0:
-            self.prune(when)
+        self._count_document(plain, when)
         vector = weigh(counts, self._idf(plain), self.rules)
         names = names_of(counts)
         decision = decide(vector, self._candidates(vector, when), self.rules, names)
-        if decision.story is None:
-            story_id, self._next_id = self._next_id, self._next_id + 1
-            story = self._stories[story_id] = _Story({}, {}, when)
-        else:
-            story_id = decision.story
-            story = self._stories[story_id]
-        _add(story.total, vector)
-        if not names <= story.names:
-            story.names |= names
+        created = decision.story is None
+        story_id = self._new_story(when) if decision.story is None else decision.story
+        story = self._stories[story_id]
         for other_id in decision.merge:
             other = self._stories.pop(other_id)
             _add(story.total, other.total)
             story.names |= other.names
-            self._merged_into[other_id] = story_id
             story.last_seen = max(story.last_seen, other.last_seen)
+            self._merged_into[other_id] = story_id
+        self._join(story_id, vector, names, when, index_all=bool(decision.merge))
+        return Placement(story_id, created, decision.merge, story.last_seen)
+
+    def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
+        """Put back an item assigned before (by another run): no decision, no merge."""
+        plain = {term.lstrip("^") for term in counts}
+        self._count_document(plain, when)
+        if story_id not in self._stories:
+            self._stories[story_id] = _Story({}, {}, when)
+            self._next_id = max(self._next_id, story_id + 1)
+        vector = weigh(counts, self._idf(plain), self.rules)
+        self._join(story_id, vector, names_of(counts), when, index_all=False)
+
+    def reserve_ids_below(self, next_id: int) -> None:
+        """New stories get ids from ``next_id`` on (ids the store has already used)."""
+        self._next_id = max(self._next_id, next_id)
+
+    def _count_document(self, plain: set[str], when: datetime) -> None:
+        self._documents += 1
+        self._document_frequency.update(plain)
+        if self._documents % _PRUNE_EVERY == 0:
+            self.prune(when)
+
+    def _new_story(self, when: datetime) -> int:
+        story_id, self._next_id = self._next_id, self._next_id + 1
+        self._stories[story_id] = _Story({}, {}, when)
+        return story_id
+
+    def _join(
+        self,
+        story_id: int,
+        vector: dict[str, float],
+        names: frozenset[str],
+        when: datetime,
+        *,
+        index_all: bool,
+    ) -> None:
+        story = self._stories[story_id]
+        _add(story.total, vector)
+        if not names <= story.names:
+            story.names |= names
         cap = self.rules.centroid_terms
         if len(story.total) > 3 * cap:  # bounded, so that a long story costs no more
             story.total = _top(story.total, 2 * cap)
         story.centroid = _unit(_top(story.total, cap))
         story.last_seen = max(story.last_seen, when)
-        for term in story.centroid if decision.merge else vector:
+        for term in story.centroid if index_all else vector:
             postings = self._postings[term]
             postings.pop(story_id, None)
             postings[story_id] = None  # most recent last
-        return story_id
 
     def prune(self, now: datetime) -> None:
         """Forget stories past the window: memory stays bounded by the recent stream."""

@@ -5,6 +5,7 @@
     GET /        HTML index        GET /opml   OPML of the merged feeds
     GET /healthz 200 "ok", or 503 when the store cannot be reached
     GET /sources.json   every source's polling state
+    GET /stories/{id}.json   a story: every report of one event, with its outlets
 
 Feed responses carry a strong ETag and Last-Modified computed from the data, so a
 conditional request is answered 304 without rendering. The catalog is synchronous
@@ -23,7 +24,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from aggregator.exceptions import StoreError
@@ -31,7 +32,8 @@ from aggregator.publish import FEED_FORMATS, FeedFormat, page_etag, page_last_mo
 from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
 from aggregator.publish.status import source_status
-from aggregator.types import FeedKind, FeedPage, Listing, SourceState
+from aggregator.publish.story_json import render_story_json
+from aggregator.types import FeedKind, FeedPage, Listing, SourceState, StoryView
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,10 @@ class Catalog(Protocol):
 
     def ping(self) -> None:
         """Raise if the store cannot be reached."""
+        ...
+
+    def story(self, story_id: int) -> StoryView | None:
+        """The story (followed to the one it was merged into), or None."""
         ...
 
 
@@ -128,6 +134,20 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
             headers={"Cache-Control": "no-cache"},
         )
 
+    async def story(request: Request) -> Response:
+        story_id: int = request.path_params["story_id"]
+        view = await run_in_threadpool(catalog.story, story_id)
+        if view is None:
+            return JSONResponse({"error": f"no story {story_id}"}, status_code=404)
+        if view.id != story_id:  # merged into another: that one is its address now
+            return RedirectResponse(f"{base}/stories/{view.id}.json", status_code=301)
+        body = await run_in_threadpool(lambda: render_story_json(view, base_url=base))
+        return Response(
+            body,
+            media_type="application/json; charset=utf-8",
+            headers={"Cache-Control": CACHE_CONTROL},
+        )
+
     async def healthz(request: Request) -> Response:
         try:
             await run_in_threadpool(catalog.ping)
@@ -142,6 +162,7 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
             Route("/opml", opml, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/sources.json", sources, methods=["GET"]),
+            Route("/stories/{story_id:int}.json", story, methods=["GET"]),
             Route("/feeds/{filename}", merged_feed, methods=["GET", "HEAD"]),
             Route("/series/{filename}", series_feed, methods=["GET", "HEAD"]),
         ],

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from aggregator.settings import FeedSettings, SeriesSettings, Settings
 from aggregator.store import Store
-from aggregator.types import FeedInfo, FeedKind, FeedPage, Listing, SourceState
+from aggregator.types import FeedInfo, FeedKind, FeedPage, Listing, SourceState, StoryView
 
 # What an empty feed reports as its last change: a fixed date keeps its ETag stable.
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
@@ -59,6 +59,9 @@ class StoreCatalog:
 
     def ping(self) -> None:
         self.store.ping()
+
+    def story(self, story_id: int) -> StoryView | None:
+        return self.store.story(story_id)
 
 
 def _info(kind: FeedKind, declared: FeedSettings | SeriesSettings) -> FeedInfo:

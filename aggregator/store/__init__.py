@@ -19,6 +19,7 @@ from aggregator.exceptions import StoreError
 from aggregator.store import entries as _entries
 from aggregator.store import items as _items
 from aggregator.store import sources as _sources
+from aggregator.store import stories as _stories
 from aggregator.store.database import (
     create_store_engine,
     describe,
@@ -34,6 +35,9 @@ from aggregator.types import (
     SourceForPoll,
     SourceNotModified,
     SourceState,
+    StoryAssignment,
+    StoryMember,
+    StoryView,
 )
 
 log = logging.getLogger(__name__)
@@ -170,6 +174,30 @@ class Store:
                 now=now,
                 next_poll_at=next_poll_at,
             )
+
+    # --- stories -------------------------------------------------------------------
+
+    def unassigned_items(self, limit: int = 1000) -> tuple[StoryMember, ...]:
+        with self._transaction() as connection:
+            return _stories.unassigned(connection, limit)
+
+    def assigned_items_since(self, since: datetime) -> tuple[StoryMember, ...]:
+        with self._transaction() as connection:
+            return _stories.assigned_since(connection, since)
+
+    def next_story_id(self) -> int:
+        with self._transaction() as connection:
+            return _stories.next_story_id(connection)
+
+    def save_story_assignments(self, assignments: Sequence[StoryAssignment]) -> None:
+        if not assignments:
+            return
+        with self._transaction() as connection:
+            _stories.save_assignments(connection, assignments)
+
+    def story(self, story_id: int) -> StoryView | None:
+        with self._transaction() as connection:
+            return _stories.story_view(connection, story_id)
 
     # --- reading for publication ----------------------------------------------------
 

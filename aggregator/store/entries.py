@@ -44,6 +44,14 @@ def feed_entries(
     return tuple(_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows)
 
 
+def feed_entries_by_id(connection: Connection, ids: Sequence[int]) -> list[PublishedEntry]:
+    """The entries of these item ids, in no particular order."""
+    rows = connection.execute(select(items).where(items.c.id.in_(list(ids)))).all()
+    credits = _credits(connection, ids)
+    series = _series(connection, ids)
+    return [_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows]
+
+
 def _credits(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[Credit, ...]]:
     found: dict[int, list[Credit]] = defaultdict(list)
     for part in chunks(ids):

@@ -3,6 +3,7 @@
 - ``sources.name`` is the outlet's identity (from the config).
 - ``items.identity`` is an article's identity across outlets (canonical link, or a
   source-scoped key when there is no link): the same link from two outlets is one row.
+- ``stories`` groups items that report the same event (``items.story_id``).
 - ``item_sources`` credits each outlet that carried an item; ``(source_id, entry_key)``
   is the item's identity within that outlet (guid, else link, else content hash), so
   re-polling a feed can never insert a second row for the same entry.
@@ -86,6 +87,17 @@ sources = Table(
     Column("last_new_at", UTCDateTime),
 )
 
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # chosen by the index
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False, index=True),
+    # A story found to be the same event as another: its items moved there, kept as a
+    # pointer so that links to it still lead somewhere.
+    Column("merged_into", Integer, ForeignKey("stories.id")),
+)
+
 items = Table(
     "items",
     metadata,
@@ -109,6 +121,8 @@ items = Table(
     Column("sort_at", UTCDateTime, nullable=False),
     # Last time the item or its credits changed: what feeds' ETag/Last-Modified follow.
     Column("changed_at", UTCDateTime, nullable=False),
+    # The story the item reports (process/stories.py); None until assigned.
+    Column("story_id", Integer, ForeignKey("stories.id"), index=True),
     Index("ix_items_sort_at_id", "sort_at", "id"),
 )
 
@@ -131,4 +145,12 @@ item_series = Table(
     Index("ix_item_series_item_id", "item_id"),
 )
 
-__all__ = ["UTCDateTime", "item_series", "item_sources", "items", "metadata", "sources"]
+__all__ = [
+    "UTCDateTime",
+    "item_series",
+    "item_sources",
+    "items",
+    "metadata",
+    "sources",
+    "stories",
+]

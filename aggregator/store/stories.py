@@ -1,0 +1,114 @@
+"""Stories in the store: which items report the same event.
+
+The assignment itself is decided in ``process/stories.py``; this module reads what it
+needs (items not yet assigned, and the recent assigned ones to rebuild its index) and
+writes what it decided, merges included, in one transaction per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, bindparam, func, select, update
+
+from aggregator.store.dialect import chunks
+from aggregator.store.entries import feed_entries_by_id
+from aggregator.store.schema import items, sources, stories
+from aggregator.types import StoryAssignment, StoryMember, StoryView
+
+
+def unassigned(connection: Connection, limit: int) -> tuple[StoryMember, ...]:
+    """Items no story has yet, oldest first."""
+    query = _members().where(items.c.story_id.is_(None))
+    rows = connection.execute(query.order_by(items.c.sort_at, items.c.id).limit(limit))
+    return tuple(_member(row) for row in rows)
+
+
+def assigned_since(connection: Connection, since: datetime) -> tuple[StoryMember, ...]:
+    """Assigned items dated ``since`` or later, oldest first: an index's recent memory."""
+    rows = connection.execute(
+        _members()
+        .where(items.c.story_id.is_not(None))
+        .where(items.c.sort_at >= since)
+        .order_by(items.c.sort_at, items.c.id)
+    )
+    return tuple(_member(row) for row in rows)
+
+
+def next_story_id(connection: Connection) -> int:
+    highest = connection.execute(select(func.max(stories.c.id))).scalar_one_or_none()
+    return (highest or 0) + 1
+
+
+def save_assignments(connection: Connection, assignments: Sequence[StoryAssignment]) -> None:
+    """Write a batch of decisions, in bulk: new stories, items' stories, stories' latest
+    item, then the merges in the order they were decided (each moves every item of the
+    merged stories, those of this batch included)."""
+    created = [a for a in assignments if a.created]
+    if created:
+        connection.execute(
+            stories.insert(),
+            [{"id": a.story, "first_seen": a.when, "last_seen": a.last_seen} for a in created],
+        )
+    connection.execute(
+        update(items).where(items.c.id == bindparam("item")).values(story_id=bindparam("story")),
+        [{"item": a.item_id, "story": a.story} for a in assignments],
+    )
+    latest = {a.story: a.last_seen for a in assignments}
+    connection.execute(
+        update(stories)
+        .where(stories.c.id == bindparam("story"))
+        .values(last_seen=bindparam("latest")),
+        [{"story": story, "latest": when} for story, when in latest.items()],
+    )
+    for assignment in assignments:
+        if not assignment.merged:
+            continue
+        merged = list(assignment.merged)
+        connection.execute(
+            update(items).where(items.c.story_id.in_(merged)).values(story_id=assignment.story)
+        )
+        connection.execute(
+            update(stories).where(stories.c.id.in_(merged)).values(merged_into=assignment.story)
+        )
+
+
+def story_view(connection: Connection, story_id: int) -> StoryView | None:
+    """A story and its members, newest first; a merged story is followed to where it went."""
+    row = connection.execute(select(stories).where(stories.c.id == story_id)).first()
+    seen = {story_id}
+    while row is not None and row.merged_into is not None and row.merged_into not in seen:
+        seen.add(row.merged_into)
+        row = connection.execute(select(stories).where(stories.c.id == row.merged_into)).first()
+    if row is None:
+        return None
+    ids = [
+        item_id
+        for (item_id,) in connection.execute(
+            select(items.c.id)
+            .where(items.c.story_id == row.id)
+            .order_by(items.c.sort_at.desc(), items.c.id.desc())
+        )
+    ]
+    entries = []
+    for part in chunks(ids):
+        entries.extend(feed_entries_by_id(connection, part))
+    entries.sort(key=lambda entry: (entry.published, entry.id), reverse=True)
+    return StoryView(
+        id=row.id, first_seen=row.first_seen, last_seen=row.last_seen, entries=tuple(entries)
+    )
+
+
+def _members() -> Select[Any]:
+    outlet = sources.c.title.label("outlet")
+    return select(items.c.id, items.c.title, items.c.sort_at, items.c.story_id, outlet).join(
+        sources, sources.c.id == items.c.origin_source_id
+    )
+
+
+def _member(row: Any) -> StoryMember:
+    return StoryMember(
+        item_id=row.id, title=row.title, outlet=row.outlet, when=row.sort_at, story=row.story_id
+    )

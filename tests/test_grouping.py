@@ -1,0 +1,162 @@
+"""Stories in the store: assignment, restart, merges and recovery, on every backend."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import create_engine, text
+from starlette.exceptions import StarletteDeprecationWarning
+
+from aggregator.grouping import StoryAssigner
+from aggregator.process.stories import GroupingRules
+from aggregator.publish.app import create_app
+from aggregator.publish.catalog import StoreCatalog
+from aggregator.settings import Settings
+from aggregator.store import Store
+from aggregator.types import PollSchedule, SourceDefinition
+from tests.builders import make_item
+
+# Starlette >= 1.x warns about httpx on import of its TestClient (see test_publish_app).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Using `httpx`", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
+RULES = GroupingRules()
+JACKSON = [
+    ("bbc", "US civil rights leader Jesse Jackson dies aged 84"),
+    ("npr", "Jesse Jackson, civil rights leader and presidential hopeful, dies at 84"),
+    ("abc", "Civil rights leader Jesse Jackson dies, aged 84"),
+]
+OTHERS = [
+    ("bbc", "Peru's Congress removes interim President Jeri over corruption probe"),
+    ("npr", "Lufthansa pilots and cabin crew to strike on Thursday"),
+]
+
+
+def _define(store: Store, *names: str) -> None:
+    definitions = [
+        SourceDefinition(name=n, title=n.upper(), url=f"https://{n}.example/f") for n in names
+    ]
+    store.sync_sources(definitions, T0)
+
+
+def _save(store: Store, source: str, key: str, title: str, when: datetime) -> None:
+    item = make_item(key, title=title, link=f"https://{source}.example/{key}", published=when)
+    store.save_poll(
+        source,
+        batch=[item],
+        series={},
+        http_status=200,
+        etag=None,
+        last_modified=None,
+        now=when,
+        schedule=lambda new: PollSchedule(next_poll_at=when + timedelta(minutes=15)),
+    )
+
+
+def _story_ids(url: str) -> dict[str, int | None]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT title, story_id FROM items"))
+            return {row.title: row.story_id for row in rows}
+    finally:
+        engine.dispose()
+
+
+def test_reports_of_one_event_share_a_story_and_others_do_not(
+    store: Store, database_url: str
+) -> None:
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON + OTHERS):
+        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    assert StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=1)) == 5
+    ids = _story_ids(database_url)
+    jackson = {ids[title] for _, title in JACKSON}
+    assert len(jackson) == 1 and None not in jackson
+    assert len({ids[title] for _, title in OTHERS} | jackson) == 3
+    story = store.story(jackson.pop())
+    assert story is not None
+    assert {c.source for e in story.entries for c in e.credits} == {"bbc", "npr", "abc"}
+    assert [e.title for e in story.entries][-1] == JACKSON[0][1]  # newest first
+
+
+def test_a_restarted_process_puts_new_reports_in_the_existing_story(
+    store: Store, database_url: str
+) -> None:
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON[:2]):
+        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    StoryAssigner(store, RULES).assign_pending(T0)
+    first = _story_ids(database_url)[JACKSON[0][1]]
+    source, title = JACKSON[2]
+    _save(store, source, "late", title, T0 + timedelta(hours=2))
+    assert StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=2)) == 1
+    assert _story_ids(database_url)[title] == first
+
+
+def test_items_a_killed_run_left_unassigned_are_assigned_by_the_next(
+    store: Store, database_url: str
+) -> None:
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON):
+        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    assert set(_story_ids(database_url).values()) == {None}  # stored, never assigned
+    StoryAssigner(store, RULES).assign_pending(T0)
+    assert None not in set(_story_ids(database_url).values())
+
+
+def test_a_merged_story_leads_to_the_story_it_joined(store: Store, database_url: str) -> None:
+    _define(store, "bbc", "npr", "abc")
+    rules = GroupingRules(threshold=0.3, merge_threshold=0.2)
+    _save(store, "bbc", "a", "Talks on the Iran nuclear deal resume in Geneva", T0)
+    _save(
+        store, "npr", "b", "Envoys meet in Geneva over Iran nuclear deal", T0 + timedelta(minutes=1)
+    )
+    assigner = StoryAssigner(store, GroupingRules(threshold=0.99))  # keep them apart first
+    assigner.assign_pending(T0)
+    before = _story_ids(database_url)
+    assert len(set(before.values())) == 2
+    _save(
+        store,
+        "abc",
+        "c",
+        "Geneva talks on Iran nuclear deal: envoys meet",
+        T0 + timedelta(minutes=2),
+    )
+    StoryAssigner(store, rules).assign_pending(T0 + timedelta(minutes=3))
+    after = _story_ids(database_url)
+    assert len(set(after.values())) == 1
+    survivor = next(iter(set(after.values())))
+    for old in set(before.values()):
+        story = store.story(old)
+        assert story is not None and story.id == survivor
+        assert len(story.entries) == 3
+    (merged,) = set(before.values()) - {survivor}
+    moved = _client(store).get(f"/stories/{merged}.json", follow_redirects=False)
+    assert moved.status_code == 301
+    assert moved.headers["location"] == f"http://test/stories/{survivor}.json"
+
+
+def _client(store: Store) -> TestClient:
+    return TestClient(create_app(StoreCatalog(Settings(), store), base_url="http://test"))
+
+
+def test_stories_are_served_as_json(store: Store) -> None:
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON):
+        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    StoryAssigner(store, RULES).assign_pending(T0)
+    (story_id,) = {e.id for e in [store.story(1)] if e is not None}
+    client = _client(store)
+    response = client.get(f"/stories/{story_id}.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["url"] == f"http://test/stories/{story_id}.json"
+    assert {o["source"] for o in body["outlets"]} == {"bbc", "npr", "abc"}
+    assert [i["title"] for i in body["items"]] == [title for _, title in reversed(JACKSON)]
+    missing = client.get("/stories/999.json")
+    assert missing.status_code == 404 and missing.json() == {"error": "no story 999"}
