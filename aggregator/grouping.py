@@ -16,7 +16,7 @@ import threading
 from collections import Counter
 from datetime import datetime
 
-from aggregator.process.stories import GroupingRules, StoryIndex, terms
+from aggregator.process.stories import GroupingRules, StoryIndex, terms, window_start
 from aggregator.store import Store
 from aggregator.types import StoryAssignment, StoryMember
 
@@ -52,7 +52,7 @@ class StoryAssigner:
 
     def _warm_start(self, now: datetime) -> StoryIndex:
         index = StoryIndex(self.rules)
-        recent = self.store.assigned_items_since(now - self.rules.window)
+        recent = self.store.assigned_items_since(window_start(now, self.rules.window))
         for member in recent:
             assert member.story is not None
             index.restore(_terms(member), member.when, member.story)
@@ -62,7 +62,18 @@ class StoryAssigner:
         return index
 
     def _place(self, index: StoryIndex, member: StoryMember) -> StoryAssignment:
-        placement = index.place(_terms(member), member.when)
+        try:
+            placement = index.place(_terms(member), member.when)
+        except Exception:  # a bug must not hold up every later item behind this one
+            log.exception("stories: item %d could not be placed; it stands alone", member.item_id)
+            return StoryAssignment(
+                item_id=member.item_id,
+                story=index.new_id(),
+                created=True,
+                merged=(),
+                when=member.when,
+                last_seen=member.when,
+            )
         return StoryAssignment(
             item_id=member.item_id,
             story=placement.story,

@@ -231,6 +231,9 @@ class Pipeline:
         except StoreError as exc:
             log.warning("stories: assignment postponed: %s", exc)
             self.stories.forget()
+        except Exception:  # a bug in grouping: the poll itself succeeded
+            log.exception("stories: assignment failed (a bug, please report it)")
+            self.stories.forget()
 
     def _fetch(self, source: SourceForPoll) -> FetchResult:
         assert self.hosts is not None

@@ -160,3 +160,38 @@ def test_stories_are_served_as_json(store: Store) -> None:
     assert [i["title"] for i in body["items"]] == [title for _, title in reversed(JACKSON)]
     missing = client.get("/stories/999.json")
     assert missing.status_code == 404 and missing.json() == {"error": "no story 999"}
+
+
+def test_items_dated_in_year_one_are_assigned(store: Store, database_url: str) -> None:
+    _define(store, "bbc", "npr", "abc")
+    ancient = datetime(1, 1, 1, tzinfo=UTC)
+    _save(store, "bbc", "old", "A feed that dates its items in year one", ancient)
+    _save(store, "npr", "new", JACKSON[1][1], T0)
+    assigner = StoryAssigner(store, RULES)
+    assert assigner.assign_pending(T0) == 2
+    assigner.forget()
+    assert StoryAssigner(store, RULES).assign_pending(ancient) == 0  # the warm start too
+    assert None not in set(_story_ids(database_url).values())
+
+
+def test_an_item_that_cannot_be_placed_stands_alone_and_holds_up_nothing(
+    store: Store, database_url: str, monkeypatch
+) -> None:
+    from aggregator.process.stories import StoryIndex
+
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate([("bbc", "Poison pill headline"), *JACKSON]):
+        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    place = StoryIndex.place
+
+    def failing(self, counts, when):  # type: ignore[no-untyped-def]
+        if "poison" in counts:
+            raise RuntimeError("a bug")
+        return place(self, counts, when)
+
+    monkeypatch.setattr(StoryIndex, "place", failing)
+    assert StoryAssigner(store, RULES).assign_pending(T0) == 4
+    ids = _story_ids(database_url)
+    assert ids["Poison pill headline"] is not None
+    assert len({ids[title] for _, title in JACKSON}) == 1
+    assert ids["Poison pill headline"] not in {ids[title] for _, title in JACKSON}

@@ -165,3 +165,22 @@ def test_conditional_get_with_last_modified_alone(tmp_path: Path) -> None:
     assert [o.status for o in first + second] == ["ok", "not_modified"]
     assert server.log.statuses() == [200, 304]
     assert state.etag is None and state.last_modified is not None
+
+
+def test_a_bug_in_story_assignment_does_not_fail_the_poll(tmp_path: Path) -> None:
+    from aggregator.grouping import StoryAssigner
+    from aggregator.process.stories import GroupingRules
+
+    class Broken(StoryAssigner):
+        def assign_pending(self, now: datetime) -> int:
+            raise RuntimeError("boom")
+
+    fetcher = FakeFetcher().answers(
+        "npr",
+        Fetched(url="https://npr.example/feed", status_code=200, content=RSS, content_type=None),
+    )
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    pipeline.stories = Broken(pipeline.store, GroupingRules())
+    outcome = _poll(pipeline)
+    assert (outcome.status, outcome.items_new) == ("ok", 10)
+    pipeline.store.close()

@@ -171,6 +171,15 @@ class Candidate:
     names: frozenset[str] = frozenset()  # terms its outlets capitalised mid-title
 
 
+def window_start(moment: datetime, window: timedelta) -> datetime:
+    """``moment - window``, or the earliest datetime when that is before year 1 (feeds
+    date items in year 1)."""
+    try:
+        return moment - window
+    except OverflowError:
+        return datetime.min.replace(tzinfo=moment.tzinfo)
+
+
 def names_of(counts: Counter[str]) -> frozenset[str]:
     """The terms an outlet capitalised mid-title: names of people, places, bodies."""
     return frozenset(marked[1:] for marked in counts if marked.startswith("^"))
@@ -274,6 +283,11 @@ class StoryIndex:
         vector = weigh(counts, self._idf(plain), self.rules)
         self._join(story_id, vector, names_of(counts), when, index_all=False)
 
+    def new_id(self) -> int:
+        """An id for a story the index knows nothing of (an item it could not place)."""
+        story_id, self._next_id = self._next_id, self._next_id + 1
+        return story_id
+
     def reserve_ids_below(self, next_id: int) -> None:
         """New stories get ids from ``next_id`` on (ids the store has already used)."""
         self._next_id = max(self._next_id, next_id)
@@ -314,7 +328,7 @@ class StoryIndex:
 
     def prune(self, now: datetime) -> None:
         """Forget stories past the window: memory stays bounded by the recent stream."""
-        oldest = now - self.rules.window
+        oldest = window_start(now, self.rules.window)
         expired = [i for i, story in self._stories.items() if story.last_seen < oldest]
         for story_id in expired:
             del self._stories[story_id]
@@ -341,7 +355,7 @@ class StoryIndex:
         }
 
     def _candidates(self, vector: Vector, when: datetime) -> Sequence[Candidate]:
-        oldest = when - self.rules.window
+        oldest = window_start(when, self.rules.window)
         seen: dict[int, None] = {}
         for term in sorted(vector, key=vector.__getitem__, reverse=True):
             for story_id in reversed(self._postings.get(term, {})):
