@@ -211,6 +211,8 @@ def decide(
     if not scored or scored[0][0] < rules.threshold:
         return Decision(None)
     best = scored[0][1]
+    if len(scored) == 1:
+        return Decision(best.story)
     total = _add(dict(best.total), item)
     joined = _unit(total)
     merge = []
@@ -227,7 +229,9 @@ def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
     return total
 
 
-_PRUNE_EVERY = 5000  # assignments between two sweeps of expired stories
+_PRUNE_EVERY = 5000
+_EXACT_UP_TO = 32  # a story's centroid is recomputed on every join up to this size,
+_REFRESH_EVERY = 8  # then on every 8th  # assignments between two sweeps of expired stories
 
 
 @dataclass
@@ -236,6 +240,7 @@ class _Story:
     centroid: dict[str, float]
     last_seen: datetime
     names: frozenset[str] = frozenset()
+    size: int = 0  # items joined (merged stories' not counted)
 
 
 @dataclass
@@ -319,7 +324,10 @@ class StoryIndex:
         cap = self.rules.centroid_terms
         if len(story.total) > 3 * cap:  # bounded, so that a long story costs no more
             story.total = _top(story.total, 2 * cap)
-        story.centroid = _unit(_top(story.total, cap))
+        story.size += 1
+        if index_all or story.size <= _EXACT_UP_TO or story.size % _REFRESH_EVERY == 0:
+            # One more report moves a large story's centroid little: refreshed in steps.
+            story.centroid = _unit(_top(story.total, cap))
         story.last_seen = max(story.last_seen, when)
         for term in story.centroid if index_all else vector:
             postings = self._postings[term]
