@@ -207,3 +207,13 @@ def test_same_time_capture_finds_multi_outlet_stories_without_false_merges() -> 
     bangladesh = _story_with(stories, "Tarique Rahman")
     assert len({source for source, _ in bangladesh}) >= 3
     assert sum(len({s for s, _ in story}) >= 2 for story in stories) >= 40
+
+
+def test_the_index_forgets_what_fell_out_of_the_window() -> None:
+    index = StoryIndex(GroupingRules(window=timedelta(hours=1)))
+    for n in range(50):
+        index.assign(terms(f"Unique{n} headline about topic{n} number{n}"), T0)
+    assert index.size[0] == 50 and index.size[1] >= 150
+    index.assign(terms("Jesse Jackson dies at 84"), T0 + timedelta(hours=3))
+    index.prune(T0 + timedelta(hours=3))
+    assert index.size == (1, len(terms("Jesse Jackson dies at 84")))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -251,8 +251,11 @@ class StoryIndex:
     _stories: dict[int, _Story] = field(default_factory=dict)
     _merged_into: dict[int, int] = field(default_factory=dict)
     _postings: defaultdict[str, dict[int, None]] = field(default_factory=lambda: defaultdict(dict))
+    # Document frequencies over the items of the window: how rare a word is now.
     _document_frequency: Counter[str] = field(default_factory=Counter)
     _documents: int = 0
+    _counted: deque[tuple[datetime, frozenset[str]]] = field(default_factory=deque)
+    _assigned: int = 0
     _next_id: int = 1
 
     def assign(self, counts: Counter[str], when: datetime) -> int:
@@ -300,7 +303,9 @@ class StoryIndex:
     def _count_document(self, plain: set[str], when: datetime) -> None:
         self._documents += 1
         self._document_frequency.update(plain)
-        if self._documents % _PRUNE_EVERY == 0:
+        self._counted.append((when, frozenset(plain)))
+        self._assigned += 1
+        if self._assigned % _PRUNE_EVERY == 0:
             self.prune(when)
 
     def _new_story(self, when: datetime) -> int:
@@ -337,6 +342,14 @@ class StoryIndex:
     def prune(self, now: datetime) -> None:
         """Forget stories past the window: memory stays bounded by the recent stream."""
         oldest = window_start(now, self.rules.window)
+        counted, frequency = self._counted, self._document_frequency
+        while counted and counted[0][0] < oldest:
+            _, plain = counted.popleft()
+            self._documents -= 1
+            for term in plain:
+                frequency[term] -= 1
+                if frequency[term] <= 0:
+                    del frequency[term]
         expired = [i for i, story in self._stories.items() if story.last_seen < oldest]
         for story_id in expired:
             del self._stories[story_id]
@@ -348,6 +361,11 @@ class StoryIndex:
                 del postings[story_id]
             if not postings:
                 del self._postings[term]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(stories, distinct terms) held: both bounded by the window's items."""
+        return len(self._stories), len(self._document_frequency)
 
     def story_of(self, story_id: int) -> int:
         """The story ``story_id`` is now part of (itself, unless it was merged)."""
