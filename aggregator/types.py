@@ -245,6 +245,17 @@ class Credit:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """One outlet's report of a story, as a story entry lists it."""
+
+    title: str
+    link: str | None
+    source: str
+    source_title: str
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PublishedEntry:
     """An item as a merged feed shows it, with every outlet that carried it."""
 
@@ -262,6 +273,7 @@ class PublishedEntry:
     language: str | None
     credits: tuple[Credit, ...]
     series: tuple[str, ...] = ()
+    reports: tuple[Report, ...] = ()  # for a story entry: every report, oldest first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

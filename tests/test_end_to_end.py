@@ -60,13 +60,19 @@ feeds:
   - slug: everything
     title: Every outlet
     limit: 1000
+    merge: duplicates
   - slug: middle-east
     title: Middle East
     tags: [middle-east]
     limit: 1000
+    merge: duplicates
   - slug: bbc-only
     title: BBC and its mirror
     sources: [bbc, bbc-mirror]
+    limit: 1000
+    merge: duplicates
+  - slug: stories
+    title: Every outlet, one entry per story
     limit: 1000
 """
 
@@ -169,6 +175,13 @@ def test_poll_serve_and_read_every_format(
             assert len(everything["rss"].entries) == item_count
             links = [e.get("link") for e in everything["rss"].entries if e.get("link")]
             assert len(links) == len(set(links)), "an article appears twice"
+
+            # merge: story (the default): one entry per story, each report listed in it.
+            by_story = _read_all_formats(client, "stories")
+            assert len(by_story["rss"].entries) == len(stories)
+            widest = max(by_story["json"]["items"], key=lambda item: len(item["authors"]))
+            assert len(widest["authors"]) >= 3
+            assert widest["content_html"].count("<li>") >= 3
 
             bbc_links = _expected_links(feeds_dir / OUTLETS["bbc"])
             bbc_feed = _read_all_formats(client, "bbc-only")

@@ -195,3 +195,24 @@ def test_an_item_that_cannot_be_placed_stands_alone_and_holds_up_nothing(
     assert ids["Poison pill headline"] is not None
     assert len({ids[title] for _, title in JACKSON}) == 1
     assert ids["Poison pill headline"] not in {ids[title] for _, title in JACKSON}
+
+
+def test_a_feed_by_story_has_one_entry_per_story_listing_every_report(store: Store) -> None:
+    _define(store, "bbc", "npr", "abc")
+    dated = [*JACKSON[:2], OTHERS[0], JACKSON[2], OTHERS[1]]
+    for n, (source, title) in enumerate(dated):
+        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    StoryAssigner(store, RULES).assign_pending(T0)
+    entries = store.feed_entries(series_slugs=None, limit=10, by_story=True)
+    # Newest story first, by its latest report: Lufthansa (4), Jackson (3), Peru (2).
+    assert [e.title for e in entries] == [OTHERS[1][1], JACKSON[0][1], OTHERS[0][1]]
+    jackson = entries[1]
+    assert [c.source for c in jackson.credits] == ["bbc", "npr", "abc"]
+    assert [r.title for r in jackson.reports] == [title for _, title in JACKSON]
+    assert jackson.updated >= T0 + timedelta(minutes=3)
+    assert entries[0].reports == ()  # a story of one report is a plain entry
+    only_npr = store.feed_entries(
+        source_filters=[["npr"]], series_slugs=None, limit=10, by_story=True
+    )
+    assert [e.title for e in only_npr] == [OTHERS[1][1], JACKSON[1][1]]
+    assert len(store.feed_entries(series_slugs=None, limit=10)) == 5  # by item

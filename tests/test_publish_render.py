@@ -26,7 +26,7 @@ from aggregator.publish import (
     render_rss,
 )
 from aggregator.publish.credits import credits_footer_html, entry_body_html
-from aggregator.types import Category, Credit, Enclosure, FeedPage, PublishedEntry
+from aggregator.types import Category, Credit, Enclosure, FeedPage, PublishedEntry, Report
 
 BASE_URL = "https://news.example.org"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -484,3 +484,30 @@ def test_last_modified_is_the_latest_change_to_the_second() -> None:
     assert page_last_modified(page) == NOW + timedelta(minutes=5)
     assert page_last_modified(page).tzinfo is not None
     assert page_last_modified(make_page()) == NOW
+
+
+def test_a_story_entry_lists_every_report_escaped_and_linked() -> None:
+    reports = (
+        Report(
+            title=TRICKY_TITLE,
+            link="https://a.example/1",
+            source="a",
+            source_title="A <News>",
+            published=NOW,
+        ),
+        Report(
+            title="Second report",
+            link="javascript:alert(1)",
+            source="b",
+            source_title="B",
+            published=NOW,
+        ),
+    )
+    entry = make_entry(1, reports=reports)
+    body = entry_body_html(entry)
+    assert "Reported by 2 outlets:" in body
+    assert '<a href="https://a.example/1">Tom &amp; Jerry&#x27;s &lt;3' in body
+    assert "(A &lt;News&gt;)" in body
+    assert "javascript:" not in body  # a report's link that is not http(s) is not a link
+    for render in (render_rss, render_atom, render_json_feed):
+        assert render(make_page(entry))

@@ -12,7 +12,7 @@ from typing import TypeGuard
 from urllib.parse import urlsplit
 
 from aggregator.process.normalize import UNTITLED
-from aggregator.types import Credit, FeedPage, PublishedEntry
+from aggregator.types import Credit, FeedPage, PublishedEntry, Report
 
 ENTRY_ID_PREFIX = "tag:aggregator,2026:item:"
 
@@ -61,14 +61,32 @@ def credits_footer_html(credits: tuple[Credit, ...]) -> str:
     return f'<p class="aggregator-credits">Reported by: {", ".join(names)}</p>'
 
 
+def reports_html(reports: tuple[Report, ...]) -> str:
+    """A story's reports, one per outlet and article: its own title, linked."""
+    if not reports:
+        return ""
+    lines = []
+    for report in reports:
+        title = html.escape(xml_safe(report.title) or UNTITLED)
+        if is_web_url(report.link):
+            title = f'<a href="{html.escape(report.link)}">{title}</a>'
+        lines.append(f"<li>{title} ({html.escape(report.source_title)})</li>")
+    outlets = len({report.source for report in reports})
+    return (
+        f'<div class="aggregator-story"><p>Reported by {outlets} outlets:</p>'
+        f"<ul>{''.join(lines)}</ul></div>"
+    )
+
+
 def entry_body_html(entry: PublishedEntry) -> str:
-    """The entry's content (else its summary) followed by the credits footer.
+    """The entry's content (else its summary) followed by the credits footer, or for a
+    story entry, the list of every report.
 
     Content and summary are already-sanitized HTML from the store, so they are
     passed through untouched; only the footer is built (and escaped) here.
     """
     body = entry.content_html or entry.summary_html or ""
-    footer = credits_footer_html(entry.credits)
+    footer = reports_html(entry.reports) or credits_footer_html(entry.credits)
     if body and footer:
         return f"{body}\n{footer}"
     return body or footer

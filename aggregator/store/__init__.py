@@ -207,8 +207,12 @@ class Store:
         source_filters: Sequence[Sequence[str]] = (),
         series_slugs: Sequence[str] | None,
         limit: int,
+        by_story: bool = False,
     ) -> tuple[PublishedEntry, ...]:
+        """The feed's entries, newest first: one per item, or with ``by_story`` one per
+        story (its earliest report, listing every report)."""
+        read = _entries.story_entries if by_story else _entries.feed_entries
         with self._transaction() as connection:
-            return _entries.feed_entries(
+            return read(
                 connection, source_filters=source_filters, series_slugs=series_slugs, limit=limit
             )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, exists, func, select
 
 from aggregator.store.dialect import chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
-from aggregator.types import Category, Credit, Enclosure, PublishedEntry
+from aggregator.types import Category, Credit, Enclosure, PublishedEntry, Report
 
 
 def feed_entries(
@@ -24,6 +25,45 @@ def feed_entries(
     """Newest first. Each source filter requires a credit from one of its sources;
     ``series_slugs`` None means no filtering on series."""
     query = select(items).order_by(items.c.sort_at.desc(), items.c.id.desc()).limit(limit)
+    rows = connection.execute(_filtered(query, source_filters, series_slugs)).all()
+    ids = [row.id for row in rows]
+    credits = _credits(connection, ids)
+    series = _series(connection, ids)
+    return tuple(_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows)
+
+
+def story_entries(
+    connection: Connection,
+    *,
+    source_filters: Sequence[Sequence[str]] = (),
+    series_slugs: Sequence[str] | None,
+    limit: int,
+) -> tuple[PublishedEntry, ...]:
+    """One entry per story among the items the filters select, newest story first (by
+    its latest such item). The entry is the story's earliest report, crediting every
+    outlet and listing every report; an item without a story stands alone."""
+    group = func.coalesce(items.c.story_id, -items.c.id)  # story ids are positive
+    latest = func.max(items.c.sort_at)
+    groups_query = (
+        select(group.label("story_group"), latest.label("latest"))
+        .group_by(group)
+        .order_by(latest.desc(), group.desc())
+        .limit(limit)
+    )
+    groups = connection.execute(_filtered(groups_query, source_filters, series_slugs)).all()
+    order = [row.story_group for row in groups]
+    members: dict[int, list[Any]] = defaultdict(list)
+    for part in chunks(order):
+        query = select(items, group.label("story_group")).where(group.in_(part))
+        for row in connection.execute(_filtered(query, source_filters, series_slugs)):
+            members[row.story_group].append(row)
+    ids = [row.id for rows in members.values() for row in rows]
+    credits = _credits(connection, ids)
+    series = _series(connection, ids)
+    return tuple(_story_entry(members[key], credits, series) for key in order if members[key])
+
+
+def _filtered(query: Any, source_filters: Sequence[Sequence[str]], series: Any) -> Any:
     for names in source_filters:
         query = query.where(
             exists()
@@ -31,17 +71,48 @@ def feed_entries(
             .where(item_sources.c.source_id == sources.c.id)
             .where(sources.c.name.in_(list(names)))
         )
-    if series_slugs is not None:
+    if series is not None:
         query = query.where(
             exists()
             .where(item_series.c.item_id == items.c.id)
-            .where(item_series.c.series_slug.in_(list(series_slugs)))
+            .where(item_series.c.series_slug.in_(list(series)))
         )
-    rows = connection.execute(query).all()
-    ids = [row.id for row in rows]
-    credits = _credits(connection, ids)
-    series = _series(connection, ids)
-    return tuple(_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows)
+    return query
+
+
+def _story_entry(
+    rows: list[Any],
+    credits: dict[int, tuple[Credit, ...]],
+    series: dict[int, tuple[str, ...]],
+) -> PublishedEntry:
+    rows = sorted(rows, key=lambda row: (row.sort_at, row.id))
+    lead = rows[0]
+    entry = _entry(lead, credits.get(lead.id, ()), series.get(lead.id, ()))
+    if len(rows) == 1:
+        return entry
+    outlets: list[Credit] = []
+    reports: list[Report] = []
+    for row in rows:
+        for credit in credits.get(row.id, ()):
+            if all(credit.source != known.source for known in outlets):
+                outlets.append(credit)
+            reports.append(
+                Report(
+                    title=row.title,
+                    link=credit.link or row.link,
+                    source=credit.source,
+                    source_title=credit.source_title,
+                    published=row.sort_at,
+                )
+            )
+    slugs = sorted({slug for row in rows for slug in series.get(row.id, ())})
+    return replace(
+        entry,
+        updated=max(max(row.changed_at, row.sort_at) for row in rows),
+        credits=tuple(outlets),
+        series=tuple(slugs),
+        reports=tuple(reports),
+    )
 
 
 def feed_entries_by_id(connection: Connection, ids: Sequence[int]) -> list[PublishedEntry]:
