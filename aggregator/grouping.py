@@ -16,7 +16,13 @@ import threading
 from collections import Counter
 from datetime import datetime
 
-from aggregator.process.stories import GroupingRules, StoryIndex, terms, window_start
+from aggregator.process.stories import (
+    GroupingRules,
+    Placement,
+    StoryIndex,
+    terms,
+    window_start,
+)
 from aggregator.store import Store
 from aggregator.types import StoryAssignment, StoryMember
 
@@ -66,14 +72,7 @@ class StoryAssigner:
             placement = index.place(_terms(member), member.when)
         except Exception:  # a bug must not hold up every later item behind this one
             log.exception("stories: item %d could not be placed; it stands alone", member.item_id)
-            return StoryAssignment(
-                item_id=member.item_id,
-                story=index.new_id(),
-                created=True,
-                merged=(),
-                when=member.when,
-                last_seen=member.when,
-            )
+            placement = Placement(index.new_id(), True, (), member.when)
         return StoryAssignment(
             item_id=member.item_id,
             story=placement.story,

@@ -26,10 +26,7 @@ def feed_entries(
     ``series_slugs`` None means no filtering on series."""
     query = select(items).order_by(items.c.sort_at.desc(), items.c.id.desc()).limit(limit)
     rows = connection.execute(_filtered(query, source_filters, series_slugs)).all()
-    ids = [row.id for row in rows]
-    credits = _credits(connection, ids)
-    series = _series(connection, ids)
-    return tuple(_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows)
+    return tuple(_entries_of(connection, rows))
 
 
 def story_entries(
@@ -118,6 +115,12 @@ def _story_entry(
 def feed_entries_by_id(connection: Connection, ids: Sequence[int]) -> list[PublishedEntry]:
     """The entries of these item ids, in no particular order."""
     rows = connection.execute(select(items).where(items.c.id.in_(list(ids)))).all()
+    return _entries_of(connection, rows)
+
+
+def _entries_of(connection: Connection, rows: Sequence[Any]) -> list[PublishedEntry]:
+    """Item rows as entries, in the rows' order, with their credits and series."""
+    ids = [row.id for row in rows]
     credits = _credits(connection, ids)
     series = _series(connection, ids)
     return [_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows]
