@@ -46,6 +46,18 @@ _STOPWORDS = frozenset(
         too under until up update updates very via video vs was watch we were what when
         where which while who whom why will with would you your yours"""
     )
+    # The commonest words of the other languages outlets publish in (after folding:
+    # apostrophes end a word, plurals lose their "s").
+    + _words(
+        """au aux avec ce ces cette dans de des du elle en est et il ils la le les leur lui
+        mai ne ni nou on ou par pas pour qu que qui sa se son sont sur un une vou d l s c
+        al con del el en es esta este la las lo los para pero po por que se su un una y
+        der die da das dem den des ein eine einer im ist mit nach nicht sich und von vor
+        wie zu zum zur auf au bei fur für
+        il gli della delle di da dei nel nella per che una uno sono
+        do dos da das em no na nos nas um uma com ao pelo pela
+        i amb del dels els les pel per"""
+    )
 )
 
 
