@@ -169,12 +169,15 @@ def test_eval_grouping_command(tmp_path: Path) -> None:
     assert "cannot read" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def _capture_stories() -> list[list[tuple[str, str]]]:
-    """Stories over the 26 world-news feeds captured together on 2026-02-18."""
+def _capture_stories(
+    capture: str = "kagi-fastfeedparser-2026-02-18",
+) -> list[list[tuple[str, str]]]:
+    """Stories over feeds captured together: 26 world-news feeds of 2026-02-18, or 20
+    feeds in six languages of 2017-01-07."""
     from aggregator.parse import parse_feed
     from aggregator.process.normalize import normalize_items
 
-    folder = corpus_dir() / "news-same-story" / "kagi-fastfeedparser-2026-02-18"
+    folder = corpus_dir() / "news-same-story" / capture
     items = []
     for path in sorted(folder.iterdir()):
         feed = parse_feed(
@@ -217,3 +220,13 @@ def test_the_index_forgets_what_fell_out_of_the_window() -> None:
     index.assign(terms("Jesse Jackson dies at 84"), T0 + timedelta(hours=3))
     index.prune(T0 + timedelta(hours=3))
     assert index.size == (1, len(terms("Jesse Jackson dies at 84")))
+
+
+def test_multilingual_capture_joins_an_event_across_languages_not_common_words() -> None:
+    stories = _capture_stories("codehollow-feedreader-2017-01-07")
+    shooting = _story_with(stories, "Fort Lauderdale")
+    outlets = {source for source, _ in shooting}
+    assert len(outlets) >= 5
+    assert {"lemonde-fr", "spiegel-online-de"} <= outlets
+    satire = _story_with(stories, "La cruche")
+    assert not any("Charlie Hebdo" in title for _, title in satire)  # they share only "la"
