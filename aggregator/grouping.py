@@ -32,9 +32,12 @@ BATCH = 1000  # unassigned items read and written per transaction
 
 
 class StoryAssigner:
-    def __init__(self, store: Store, rules: GroupingRules) -> None:
+    def __init__(
+        self, store: Store, rules: GroupingRules, *, standalone: frozenset[str] = frozenset()
+    ) -> None:
         self.store = store
         self.rules = rules
+        self.standalone = standalone  # sources whose items are never grouped (dedupe: false)
         self._index: StoryIndex | None = None
         self._lock = threading.Lock()
 
@@ -61,7 +64,8 @@ class StoryAssigner:
         recent = self.store.assigned_items_since(window_start(now, self.rules.window))
         for member in recent:
             assert member.story is not None
-            index.restore(_terms(member), member.when, member.story)
+            if member.source not in self.standalone:
+                index.restore(_terms(member), member.when, member.story)
         index.reserve_ids_below(self.store.next_story_id())
         self._index = index
         log.info("story index: %d recent items put back", len(recent))
@@ -69,7 +73,10 @@ class StoryAssigner:
 
     def _place(self, index: StoryIndex, member: StoryMember) -> StoryAssignment:
         try:
-            placement = index.place(_terms(member), member.when)
+            if member.source in self.standalone:
+                placement = Placement(index.new_id(), True, (), member.when)
+            else:
+                placement = index.place(_terms(member), member.when)
         except Exception:  # a bug must not hold up every later item behind this one
             log.exception("stories: item %d could not be placed; it stands alone", member.item_id)
             placement = Placement(index.new_id(), True, (), member.when)

@@ -133,7 +133,11 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
             fetcher=fetcher,
             clock=SystemClock(),
             processor=PooledProcessor(pool),
-            stories=StoryAssigner(store, grouping_rules(settings)),
+            stories=StoryAssigner(
+                store,
+                grouping_rules(settings),
+                standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
+            ),
         )
     finally:
         pool.close()

@@ -174,6 +174,7 @@ class SourceSettings(_Frozen):
     url: str
     interval: Interval | None = None
     tags: tuple[str, ...] = ()
+    dedupe: bool = True  # false: the outlet's items are never grouped with others' reports
 
     @property
     def display_title(self) -> str:

@@ -282,7 +282,8 @@ class StoryMember:
 
     item_id: int
     title: str
-    outlet: str  # the title of the source that first brought it
+    source: str  # the name of the source that first brought it
+    outlet: str  # that source's title
     when: datetime  # the item's date (sort_at)
     story: int | None
 

@@ -216,3 +216,17 @@ def test_a_feed_by_story_has_one_entry_per_story_listing_every_report(store: Sto
     )
     assert [e.title for e in only_npr] == [OTHERS[1][1], JACKSON[1][1]]
     assert len(store.feed_entries(series_slugs=None, limit=10)) == 5  # by item
+
+
+def test_an_outlet_that_opted_out_keeps_its_reports_standalone(
+    store: Store, database_url: str
+) -> None:
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON):
+        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    StoryAssigner(store, RULES, standalone=frozenset({"npr"})).assign_pending(T0)
+    ids = _story_ids(database_url)
+    npr_title = JACKSON[1][1]
+    others = {ids[title] for source, title in JACKSON if source != "npr"}
+    assert len(others) == 1
+    assert ids[npr_title] is not None and ids[npr_title] not in others

@@ -102,13 +102,22 @@ def story_view(connection: Connection, story_id: int) -> StoryView | None:
 
 
 def _members() -> Select[Any]:
-    outlet = sources.c.title.label("outlet")
-    return select(items.c.id, items.c.title, items.c.sort_at, items.c.story_id, outlet).join(
-        sources, sources.c.id == items.c.origin_source_id
-    )
+    return select(
+        items.c.id,
+        items.c.title,
+        items.c.sort_at,
+        items.c.story_id,
+        sources.c.name.label("source"),
+        sources.c.title.label("outlet"),
+    ).join(sources, sources.c.id == items.c.origin_source_id)
 
 
 def _member(row: Any) -> StoryMember:
     return StoryMember(
-        item_id=row.id, title=row.title, outlet=row.outlet, when=row.sort_at, story=row.story_id
+        item_id=row.id,
+        title=row.title,
+        source=row.source,
+        outlet=row.outlet,
+        when=row.sort_at,
+        story=row.story_id,
     )
