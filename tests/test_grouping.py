@@ -138,6 +138,8 @@ def test_a_merged_story_leads_to_the_story_it_joined(store: Store, database_url:
     moved = _client(store).get(f"/stories/{merged}.json", follow_redirects=False)
     assert moved.status_code == 301
     assert moved.headers["location"] == f"http://test/stories/{survivor}.json"
+    page = _client(store).get(f"/stories/{merged}", follow_redirects=False)
+    assert page.headers["location"] == f"http://test/stories/{survivor}"
 
 
 def _client(store: Store) -> TestClient:
@@ -160,6 +162,11 @@ def test_stories_are_served_as_json(store: Store) -> None:
     assert [i["title"] for i in body["items"]] == [title for _, title in reversed(JACKSON)]
     missing = client.get("/stories/999.json")
     assert missing.status_code == 404 and missing.json() == {"error": "no story 999"}
+    page = client.get(f"/stories/{story_id}")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f"<h1>{JACKSON[0][1]}</h1>" in page.text
+    assert "3 reports from 3 outlets." in page.text
+    assert client.get("/stories/999").status_code == 404
 
 
 def test_items_dated_in_year_one_are_assigned(store: Store, database_url: str) -> None:

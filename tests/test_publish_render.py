@@ -511,3 +511,16 @@ def test_a_story_entry_lists_every_report_escaped_and_linked() -> None:
     assert "javascript:" not in body  # a report's link that is not http(s) is not a link
     for render in (render_rss, render_atom, render_json_feed):
         assert render(make_page(entry))
+
+
+def test_the_story_page_escapes_what_outlets_sent() -> None:
+    from aggregator.publish.story_page import render_story_page
+    from aggregator.types import StoryView
+
+    entry = make_entry(1, title="<script>alert(1)</script> & more", link="javascript:alert(1)")
+    page = render_story_page(
+        StoryView(id=7, first_seen=NOW, last_seen=NOW, entries=(entry,)), base_url=BASE_URL
+    ).decode()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "javascript:" not in page
+    assert f'href="{BASE_URL}/stories/7.json"' in page

@@ -6,6 +6,7 @@
     GET /healthz 200 "ok", or 503 when the store cannot be reached
     GET /sources.json   every source's polling state
     GET /stories/{id}.json   a story: every report of one event, with its outlets
+    GET /stories/{id}        the same as a page
 
 Feed responses carry a strong ETag and Last-Modified computed from the data, so a
 conditional request is answered 304 without rendering. The catalog is synchronous
@@ -33,6 +34,7 @@ from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
 from aggregator.publish.status import source_status
 from aggregator.publish.story_json import render_story_json
+from aggregator.publish.story_page import render_story_page
 from aggregator.types import FeedKind, FeedPage, Listing, SourceState, StoryView
 
 logger = logging.getLogger(__name__)
@@ -136,17 +138,19 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
 
     async def story(request: Request) -> Response:
         story_id: int = request.path_params["story_id"]
+        as_json = request.url.path.endswith(".json")
         view = await run_in_threadpool(catalog.story, story_id)
         if view is None:
-            return JSONResponse({"error": f"no story {story_id}"}, status_code=404)
+            if as_json:
+                return JSONResponse({"error": f"no story {story_id}"}, status_code=404)
+            return PlainTextResponse(f"no story {story_id}\n", status_code=404)
+        suffix = ".json" if as_json else ""
         if view.id != story_id:  # merged into another: that one is its address now
-            return RedirectResponse(f"{base}/stories/{view.id}.json", status_code=301)
-        body = await run_in_threadpool(lambda: render_story_json(view, base_url=base))
-        return Response(
-            body,
-            media_type="application/json; charset=utf-8",
-            headers={"Cache-Control": CACHE_CONTROL},
-        )
+            return RedirectResponse(f"{base}/stories/{view.id}{suffix}", status_code=301)
+        render = render_story_json if as_json else render_story_page
+        body = await run_in_threadpool(lambda: render(view, base_url=base))
+        media_type = "application/json; charset=utf-8" if as_json else HTML_CONTENT_TYPE
+        return Response(body, media_type=media_type, headers={"Cache-Control": CACHE_CONTROL})
 
     async def healthz(request: Request) -> Response:
         try:
@@ -163,6 +167,7 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/sources.json", sources, methods=["GET"]),
             Route("/stories/{story_id:int}.json", story, methods=["GET"]),
+            Route("/stories/{story_id:int}", story, methods=["GET"]),
             Route("/feeds/{filename}", merged_feed, methods=["GET", "HEAD"]),
             Route("/series/{filename}", series_feed, methods=["GET", "HEAD"]),
         ],

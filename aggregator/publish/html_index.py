@@ -15,7 +15,7 @@ from aggregator.types import FeedInfo, Listing
 
 PAGE_TITLE = "Merged feeds"
 
-_STYLE = """\
+PAGE_STYLE = """\
 body{font:16px/1.5 system-ui,sans-serif;margin:0 auto;max-width:42rem;padding:1rem;color:#222}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ccc}
 ul{list-style:none;padding:0}li{margin:0 0 1.25rem}h3{font-size:1.05rem;margin:0}
@@ -34,7 +34,7 @@ def render_index(listing: Listing, *, base_url: str) -> bytes:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(PAGE_TITLE)}</title>",
         *_autodiscovery_links((*listing.feeds, *listing.series), base),
-        f"<style>\n{_STYLE}\n</style>",
+        f"<style>\n{PAGE_STYLE}\n</style>",
         "</head>",
         "<body>",
         "<main>",

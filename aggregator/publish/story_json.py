@@ -18,6 +18,7 @@ def render_story_json(story: StoryView, *, base_url: str) -> bytes:
     document: dict[str, Any] = {
         "id": story.id,
         "url": f"{base_url}/stories/{story.id}.json",
+        "page": f"{base_url}/stories/{story.id}",
         "first_seen": _iso(story.first_seen),
         "last_seen": _iso(story.last_seen),
         "outlets": [{"source": name, "title": title} for name, title in outlets.items()],
