@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import unicodedata
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,7 +86,7 @@ def terms(title: str, summary: str | None = None, *, outlet: str | None = None) 
             if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and len(term) < 4):
                 continue
             capitalised = position > 0 and word[:1].isupper()
-            found[f"^{term}" if capitalised else term] += 1
+            found[sys.intern(f"^{term}" if capitalised else term)] += 1
     return found
 
 
@@ -129,7 +130,7 @@ def weigh(counts: Counter[str], idf: Mapping[str, float], rules: GroupingRules) 
     vector: dict[str, float] = {}
     for marked, count in counts.items():
         capitalised = marked.startswith("^")
-        term = marked[1:] if capitalised else marked
+        term = sys.intern(marked[1:]) if capitalised else marked
         weight = (1 + math.log(count)) * idf.get(term, 1.0)
         if capitalised:
             weight *= rules.capital_boost
@@ -194,7 +195,7 @@ def window_start(moment: datetime, window: timedelta) -> datetime:
 
 def names_of(counts: Counter[str]) -> frozenset[str]:
     """The terms an outlet capitalised mid-title: names of people, places, bodies."""
-    return frozenset(marked[1:] for marked in counts if marked.startswith("^"))
+    return frozenset(sys.intern(marked[1:]) for marked in counts if marked.startswith("^"))
 
 
 def decide(
@@ -242,6 +243,7 @@ def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
 
 
 _PRUNE_EVERY = 5000
+_HOUR = timedelta(hours=1)
 _EXACT_UP_TO = 32  # a story's centroid is recomputed on every join up to this size,
 _REFRESH_EVERY = 8  # then on every 8th  # assignments between two sweeps of expired stories
 
@@ -266,7 +268,8 @@ class StoryIndex:
     # Document frequencies over the items of the window: how rare a word is now.
     _document_frequency: Counter[str] = field(default_factory=Counter)
     _documents: int = 0
-    _counted: deque[tuple[datetime, frozenset[str]]] = field(default_factory=deque)
+    # (hour, the terms counted in it, items in it): an hour expires as a whole.
+    _hours: deque[tuple[datetime, Counter[str], int]] = field(default_factory=deque)
     _assigned: int = 0
     _next_id: int = 1
 
@@ -276,7 +279,7 @@ class StoryIndex:
 
     def place(self, counts: Counter[str], when: datetime) -> Placement:
         """Assign an item and say how: a new story or not, and what was merged into it."""
-        plain = {term.lstrip("^") for term in counts}
+        plain = {sys.intern(term.lstrip("^")) for term in counts}
         self._count_document(plain, when)
         vector = weigh(counts, self._idf(plain), self.rules)
         names = names_of(counts)
@@ -295,7 +298,7 @@ class StoryIndex:
 
     def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
         """Put back an item assigned before (by another run): no decision, no merge."""
-        plain = {term.lstrip("^") for term in counts}
+        plain = {sys.intern(term.lstrip("^")) for term in counts}
         self._count_document(plain, when)
         if story_id not in self._stories:
             self._stories[story_id] = _Story({}, {}, when)
@@ -315,7 +318,13 @@ class StoryIndex:
     def _count_document(self, plain: set[str], when: datetime) -> None:
         self._documents += 1
         self._document_frequency.update(plain)
-        self._counted.append((when, frozenset(plain)))
+        hour = when.replace(minute=0, second=0, microsecond=0)
+        if not self._hours or hour > self._hours[-1][0]:
+            self._hours.append((hour, Counter(plain), 1))
+        else:  # this hour, or an item dated earlier than the last: counted with the last
+            start, counts, items = self._hours[-1]
+            counts.update(plain)
+            self._hours[-1] = (start, counts, items + 1)
         self._assigned += 1
         if self._assigned % _PRUNE_EVERY == 0:
             self.prune(when)
@@ -354,12 +363,12 @@ class StoryIndex:
     def prune(self, now: datetime) -> None:
         """Forget stories past the window: memory stays bounded by the recent stream."""
         oldest = window_start(now, self.rules.window)
-        counted, frequency = self._counted, self._document_frequency
-        while counted and counted[0][0] < oldest:
-            _, plain = counted.popleft()
-            self._documents -= 1
-            for term in plain:
-                frequency[term] -= 1
+        hours, frequency = self._hours, self._document_frequency
+        while hours and hours[0][0] < window_start(oldest, _HOUR):
+            _, counts, items = hours.popleft()
+            self._documents -= items
+            for term, count in counts.items():
+                frequency[term] -= count
                 if frequency[term] <= 0:
                     del frequency[term]
         expired = [i for i, story in self._stories.items() if story.last_seen < oldest]
