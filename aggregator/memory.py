@@ -18,13 +18,28 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     process by 15 MB that two arenas do without. Must run before threads start.
     Elsewhere (musl, macOS) this does nothing.
     """
+    mallopt = getattr(_LIBC, "mallopt", None)
+    return bool(mallopt(_M_ARENA_MAX, arenas)) if mallopt is not None else False
+
+
+def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def release_free_memory() -> bool:
+    """Give freed heap back to the system (glibc's malloc_trim); True when some was.
+
+    A parse worker that read one large document otherwise keeps that peak, though the
+    next document needs a fraction of it.
+    """
+    trim = getattr(_LIBC, "malloc_trim", None)
+    return bool(trim(0)) if trim is not None else False

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from aggregator.memory import release_free_memory
+
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,8 @@ def _serve(jobs: Connection, replies: Connection) -> None:
         except Exception as exc:  # sent back to be raised in the caller
             reply = ("error", exc)
         replies.send(reply)
+        del reply
+        release_free_memory()
 
 
 def _resolve(target: str) -> Callable[..., Any]:
