@@ -327,6 +327,16 @@ class FeedInfo:
 class Listing:
     feeds: tuple[FeedInfo, ...]
     series: tuple[FeedInfo, ...]
+    stories: tuple[StorySummary, ...] = ()  # recent stories carried by several outlets
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorySummary:
+    id: int
+    title: str  # its earliest report's
+    outlets: int
+    reports: int
+    latest: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

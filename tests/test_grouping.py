@@ -237,3 +237,16 @@ def test_an_outlet_that_opted_out_keeps_its_reports_standalone(
     others = {ids[title] for source, title in JACKSON if source != "npr"}
     assert len(others) == 1
     assert ids[npr_title] is not None and ids[npr_title] not in others
+
+
+def test_the_home_page_lists_recent_stories_of_several_outlets(store: Store) -> None:
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON + OTHERS):
+        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    StoryAssigner(store, RULES).assign_pending(T0)
+    (summary,) = store.recent_stories()  # the single-outlet stories are left out
+    assert (summary.title, summary.outlets, summary.reports) == (JACKSON[0][1], 3, 3)
+    page = _client(store).get("/")
+    assert page.status_code == 200
+    assert f'<a href="http://test/stories/{summary.id}">{JACKSON[0][1]}</a>' in page.text
+    assert "3 outlets, 3 reports" in page.text

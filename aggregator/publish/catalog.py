@@ -13,6 +13,9 @@ EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
 SERIES_PAGE_LIMIT = 100
 
 
+RECENT_STORIES = 20  # on the home page
+
+
 class StoreCatalog:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
@@ -23,6 +26,7 @@ class StoreCatalog:
         return Listing(
             feeds=tuple(_info("feeds", f) for f in self.settings.feeds),
             series=tuple(_info("series", s) for s in self.settings.series),
+            stories=tuple(self.store.recent_stories(limit=RECENT_STORIES)),
         )
 
     def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from html import escape
 
 from aggregator.publish import FEED_FORMATS, feed_url
-from aggregator.types import FeedInfo, Listing
+from aggregator.types import FeedInfo, Listing, StorySummary
 
 PAGE_TITLE = "Merged feeds"
 
@@ -43,6 +43,7 @@ def render_index(listing: Listing, *, base_url: str) -> bytes:
         f'All feeds at once: <a href="{escape(base)}/opml">OPML</a>.</p>',
         *_section("feeds", "Feeds", listing.feeds, base, empty="No merged feeds yet."),
         *_section("series", "Series", listing.series, base, empty="No series yet."),
+        *_stories(listing.stories, base),
         "</main>",
         "</body>",
         "</html>",
@@ -72,6 +73,20 @@ def _section(
         lines.extend(_feed_item(info, base) for info in infos)
         lines.append("</ul>")
     lines.append("</section>")
+    return lines
+
+
+def _stories(stories: tuple[StorySummary, ...], base: str) -> list[str]:
+    if not stories:
+        return []
+    lines = ['<section id="stories">', "<h2>Stories across outlets</h2>", "<ul>"]
+    for story in stories:
+        when = story.latest.strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(
+            f'<li><h3><a href="{escape(base)}/stories/{story.id}">{escape(story.title)}</a></h3>'
+            f"<p>{story.outlets} outlets, {story.reports} reports, latest {when}</p></li>"
+        )
+    lines += ["</ul>", "</section>"]
     return lines
 
 

@@ -37,6 +37,7 @@ from aggregator.types import (
     SourceState,
     StoryAssignment,
     StoryMember,
+    StorySummary,
     StoryView,
 )
 
@@ -194,6 +195,10 @@ class Store:
             return
         with self._transaction() as connection:
             _stories.save_assignments(connection, assignments)
+
+    def recent_stories(self, *, limit: int = 20, min_outlets: int = 2) -> list[StorySummary]:
+        with self._transaction() as connection:
+            return _stories.recent_stories(connection, limit=limit, min_outlets=min_outlets)
 
     def story(self, story_id: int) -> StoryView | None:
         with self._transaction() as connection:

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Select, bindparam, func, select, update
 
 from aggregator.store.dialect import chunks
 from aggregator.store.entries import feed_entries_by_id
-from aggregator.store.schema import items, sources, stories
-from aggregator.types import StoryAssignment, StoryMember, StoryView
+from aggregator.store.schema import item_sources, items, sources, stories
+from aggregator.types import StoryAssignment, StoryMember, StorySummary, StoryView
 
 
 def unassigned(connection: Connection, limit: int) -> tuple[StoryMember, ...]:
@@ -121,3 +121,48 @@ def _member(row: Any) -> StoryMember:
         when=row.sort_at,
         story=row.story_id,
     )
+
+
+def recent_stories(connection: Connection, *, limit: int, min_outlets: int) -> list[StorySummary]:
+    """The stories with the latest reports among those ``min_outlets`` outlets carried."""
+    outlets = func.count(func.distinct(item_sources.c.source_id))
+    latest = func.max(items.c.sort_at)
+    rows = connection.execute(
+        select(
+            items.c.story_id,
+            outlets.label("outlets"),
+            func.count(func.distinct(items.c.id)).label("reports"),
+            latest.label("latest"),
+        )
+        .join(item_sources, item_sources.c.item_id == items.c.id)
+        .where(items.c.story_id.is_not(None))
+        .group_by(items.c.story_id)
+        .having(outlets >= min_outlets)
+        .order_by(latest.desc(), items.c.story_id.desc())
+        .limit(limit)
+    ).all()
+    titles = _lead_titles(connection, [row.story_id for row in rows])
+    return [
+        StorySummary(
+            id=row.story_id,
+            title=titles.get(row.story_id, ""),
+            outlets=row.outlets,
+            reports=row.reports,
+            latest=row.latest,
+        )
+        for row in rows
+    ]
+
+
+def _lead_titles(connection: Connection, story_ids: Sequence[int]) -> dict[int, str]:
+    """Each story's earliest report's title."""
+    titles: dict[int, str] = {}
+    for part in chunks(story_ids):
+        rows = connection.execute(
+            select(items.c.story_id, items.c.title)
+            .where(items.c.story_id.in_(part))
+            .order_by(items.c.sort_at, items.c.id)
+        )
+        for row in rows:
+            titles.setdefault(row.story_id, row.title)
+    return titles
