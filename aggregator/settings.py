@@ -202,8 +202,9 @@ class FeedSettings(_Frozen):
     series: tuple[str, ...] | None = None
     limit: int = Field(default=50, ge=1, le=1000)
     # story: one entry per story (every outlet's report listed in it); duplicates: one
-    # entry per article (the same link from several outlets is still one entry).
-    merge: Literal["story", "duplicates"] = "story"
+    # entry per article (the same link from several outlets is still one entry); none:
+    # one entry per outlet's copy.
+    merge: Literal["story", "duplicates", "none"] = "story"
 
 
 class Settings(_Frozen):

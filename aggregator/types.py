@@ -274,6 +274,7 @@ class PublishedEntry:
     credits: tuple[Credit, ...]
     series: tuple[str, ...] = ()
     reports: tuple[Report, ...] = ()  # for a story entry: every report, oldest first
+    outlet: str | None = None  # for one outlet's copy of an article (merge: none)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

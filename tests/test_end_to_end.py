@@ -74,6 +74,11 @@ feeds:
   - slug: stories
     title: Every outlet, one entry per story
     limit: 1000
+  - slug: bbc-copies
+    title: BBC and its mirror, each copy
+    sources: [bbc, bbc-mirror]
+    limit: 1000
+    merge: none
 """
 
 
@@ -185,6 +190,9 @@ def test_poll_serve_and_read_every_format(
 
             bbc_links = _expected_links(feeds_dir / OUTLETS["bbc"])
             bbc_feed = _read_all_formats(client, "bbc-only")
+            copies = _read_all_formats(client, "bbc-copies")  # merge: none
+            assert len(copies["rss"].entries) == 2 * len(bbc_feed["rss"].entries)
+            assert len({e.id for e in copies["atom"].entries}) == len(copies["atom"].entries)
             assert {e.link for e in bbc_feed["atom"].entries} == bbc_links
             for entry in bbc_feed["json"]["items"]:
                 outlets = [o["source"] for o in entry["_aggregator"]["outlets"]]

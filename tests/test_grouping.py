@@ -210,7 +210,7 @@ def test_a_feed_by_story_has_one_entry_per_story_listing_every_report(store: Sto
     for n, (source, title) in enumerate(dated):
         _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
     StoryAssigner(store, RULES).assign_pending(T0)
-    entries = store.feed_entries(series_slugs=None, limit=10, by_story=True)
+    entries = store.feed_entries(series_slugs=None, limit=10, merge="story")
     # Newest story first, by its latest report: Lufthansa (4), Jackson (3), Peru (2).
     assert [e.title for e in entries] == [OTHERS[1][1], JACKSON[0][1], OTHERS[0][1]]
     jackson = entries[1]
@@ -219,7 +219,7 @@ def test_a_feed_by_story_has_one_entry_per_story_listing_every_report(store: Sto
     assert jackson.updated >= T0 + timedelta(minutes=3)
     assert entries[0].reports == ()  # a story of one report is a plain entry
     only_npr = store.feed_entries(
-        source_filters=[["npr"]], series_slugs=None, limit=10, by_story=True
+        source_filters=[["npr"]], series_slugs=None, limit=10, merge="story"
     )
     assert [e.title for e in only_npr] == [OTHERS[1][1], JACKSON[1][1]]
     assert len(store.feed_entries(series_slugs=None, limit=10)) == 5  # by item
@@ -250,3 +250,29 @@ def test_the_home_page_lists_recent_stories_of_several_outlets(store: Store) -> 
     assert page.status_code == 200
     assert f'<a href="http://test/stories/{summary.id}">{JACKSON[0][1]}</a>' in page.text
     assert "3 outlets, 3 reports" in page.text
+
+
+def test_a_feed_without_merging_has_one_entry_per_outlets_copy(store: Store) -> None:
+    _define(store, "bbc", "npr", "abc")
+    _save(store, "bbc", "a", JACKSON[0][1], T0)
+    # npr carries the same article (same link): one item, two credits.
+    same = make_item("b", title=JACKSON[0][1], link="https://bbc.example/a", published=T0)
+    store.save_poll(
+        "npr",
+        batch=[same],
+        series={},
+        http_status=200,
+        etag=None,
+        last_modified=None,
+        now=T0,
+        schedule=lambda new: PollSchedule(next_poll_at=T0 + timedelta(minutes=15)),
+    )
+    assert len(store.feed_entries(series_slugs=None, limit=10)) == 1
+    copies = store.feed_entries(series_slugs=None, limit=10, merge="none")
+    assert sorted(e.outlet or "" for e in copies) == ["bbc", "npr"]
+    assert all([c.source for c in e.credits] == [e.outlet] for e in copies)
+    assert len({e.id for e in copies}) == 1  # the same article, told apart by outlet
+    only_npr = store.feed_entries(
+        source_filters=[["npr"]], series_slugs=None, limit=10, merge="none"
+    )
+    assert [e.outlet for e in only_npr] == ["npr"]

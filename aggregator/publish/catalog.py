@@ -38,7 +38,7 @@ class StoreCatalog:
                 source_filters=self.settings.feed_source_filters(feed),
                 series_slugs=feed.series,
                 limit=feed.limit,
-                by_story=feed.merge == "story",
+                merge=feed.merge,
             )
             title, description = feed.title, feed.description or feed.title
         else:

@@ -21,8 +21,10 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def entry_id(entry: PublishedEntry) -> str:
-    """The entry's permanent id, from our identity row; never derived from a render."""
-    return f"{ENTRY_ID_PREFIX}{entry.id}"
+    """The entry's permanent id, from our identity row (and the outlet, for one outlet's
+    copy); never derived from a render."""
+    suffix = f"/{entry.outlet}" if entry.outlet else ""
+    return f"{ENTRY_ID_PREFIX}{entry.id}{suffix}"
 
 
 def entry_title(entry: PublishedEntry) -> str:

@@ -212,11 +212,16 @@ class Store:
         source_filters: Sequence[Sequence[str]] = (),
         series_slugs: Sequence[str] | None,
         limit: int,
-        by_story: bool = False,
+        merge: str = "duplicates",
     ) -> tuple[PublishedEntry, ...]:
-        """The feed's entries, newest first: one per item, or with ``by_story`` one per
-        story (its earliest report, listing every report)."""
-        read = _entries.story_entries if by_story else _entries.feed_entries
+        """The feed's entries, newest first: one per article (``duplicates``), one per
+        story (``story``: its earliest report, listing every report) or one per outlet's
+        copy (``none``)."""
+        read = {
+            "story": _entries.story_entries,
+            "duplicates": _entries.feed_entries,
+            "none": _entries.outlet_entries,
+        }[merge]
         with self._transaction() as connection:
             return read(
                 connection, source_filters=source_filters, series_slugs=series_slugs, limit=limit

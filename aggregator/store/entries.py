@@ -60,6 +60,41 @@ def story_entries(
     return tuple(_story_entry(members[key], credits, series) for key in order if members[key])
 
 
+def outlet_entries(
+    connection: Connection,
+    *,
+    source_filters: Sequence[Sequence[str]] = (),
+    series_slugs: Sequence[str] | None,
+    limit: int,
+) -> tuple[PublishedEntry, ...]:
+    """One entry per outlet's copy of each selected item, newest first, each crediting
+    only its outlet and linking to its copy. Outlets must satisfy every source filter."""
+    query = (
+        select(items, item_sources.c.source_id.label("credit_source"))
+        .join(item_sources, item_sources.c.item_id == items.c.id)
+        .order_by(items.c.sort_at.desc(), items.c.id.desc(), item_sources.c.source_id)
+    )
+    for names in source_filters:
+        query = query.where(
+            item_sources.c.source_id.in_(select(sources.c.id).where(sources.c.name.in_(names)))
+        )
+    rows = connection.execute(_filtered(query, (), series_slugs).limit(limit)).all()
+    ids = sorted({row.id for row in rows})
+    credits = _credits(connection, ids)
+    series = _series(connection, ids)
+    source_names = {
+        row.id: row.name for row in connection.execute(select(sources.c.id, sources.c.name))
+    }
+    entries = []
+    for row in rows:
+        outlet = source_names.get(row.credit_source)
+        own = tuple(c for c in credits.get(row.id, ()) if c.source == outlet)
+        entry = _entry(row, own, series.get(row.id, ()))
+        link = own[0].link if own and own[0].link else entry.link
+        entries.append(replace(entry, outlet=outlet, link=link))
+    return tuple(entries)
+
+
 def _filtered(query: Any, source_filters: Sequence[Sequence[str]], series: Any) -> Any:
     for names in source_filters:
         query = query.where(
