@@ -67,13 +67,9 @@ class GroupingRules:
     threshold: float = 0.13  # cosine similarity an item needs to join a story
     merge_threshold: float = 0.3  # similarity of two stories an item bridges, to merge them
     shared_terms: int = 2  # terms an item must share with a story (one word is a topic)
-    # ...one of them specific: in at most this share of the window's items (or this many).
-    # Without it, words every item uses can chain everything into one story.
-    common_share: float = 0.05
-    common_floor: int = 20
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
     capital_boost: float = 1.0  # weight of a term the outlet capitalised mid-title
-    max_candidates: int = 30  # stories scored per item, the most recent first
+    max_candidates: int = 100  # stories scored per item, the most recent first
     centroid_terms: int = 200  # a story is its strongest terms, not every word it ever saw
 
 
@@ -207,7 +203,6 @@ def decide(
     candidates: Iterable[Candidate],
     rules: GroupingRules,
     names: frozenset[str] = frozenset(),
-    specific: frozenset[str] | None = None,
 ) -> Decision:
     """The story an item joins, and the stories it bridges.
 
@@ -222,7 +217,6 @@ def decide(
             (cosine(item, c.centroid), c)
             for c in candidates
             if sum(term in c.centroid for term in item) >= needed
-            and (specific is None or not specific.isdisjoint(c.centroid))
             and (not names or not c.names or not names.isdisjoint(c.names))
         ),
         key=lambda entry: (-entry[0], entry[1].story),
@@ -289,9 +283,7 @@ class StoryIndex:
         self._count_document(plain, when)
         vector = weigh(counts, self._idf(plain), self.rules)
         names = names_of(counts)
-        common = max(self.rules.common_floor, self.rules.common_share * self._documents)
-        specific = frozenset(t for t in plain if self._document_frequency[t] <= common)
-        decision = decide(vector, self._candidates(vector, when), self.rules, names, specific)
+        decision = decide(vector, self._candidates(vector, when), self.rules, names)
         created = decision.story is None
         story_id = self._new_story(when) if decision.story is None else decision.story
         story = self._stories[story_id]
