@@ -69,7 +69,7 @@ class GroupingRules:
     shared_terms: int = 2  # terms an item must share with a story (one word is a topic)
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
     capital_boost: float = 1.0  # weight of a term the outlet capitalised mid-title
-    max_candidates: int = 100  # stories scored per item, the most recent first
+    max_candidates: int = 30  # stories scored per item, the most recent first
     centroid_terms: int = 200  # a story is its strongest terms, not every word it ever saw
 
 
