@@ -42,8 +42,11 @@ def _define(store: Store, *names: str) -> None:
     store.sync_sources(definitions, T0)
 
 
-def _save(store: Store, source: str, key: str, title: str, when: datetime) -> None:
-    item = make_item(key, title=title, link=f"https://{source}.example/{key}", published=when)
+def _save(
+    store: Store, source: str, key: str, title: str, when: datetime, link: str | None = None
+) -> None:
+    link = link or f"https://{source}.example/{key}"
+    item = make_item(key, title=title, link=link, published=when)
     store.save_poll(
         source,
         batch=[item],
@@ -256,17 +259,7 @@ def test_a_feed_without_merging_has_one_entry_per_outlets_copy(store: Store) -> 
     _define(store, "bbc", "npr", "abc")
     _save(store, "bbc", "a", JACKSON[0][1], T0)
     # npr carries the same article (same link): one item, two credits.
-    same = make_item("b", title=JACKSON[0][1], link="https://bbc.example/a", published=T0)
-    store.save_poll(
-        "npr",
-        batch=[same],
-        series={},
-        http_status=200,
-        etag=None,
-        last_modified=None,
-        now=T0,
-        schedule=lambda new: PollSchedule(next_poll_at=T0 + timedelta(minutes=15)),
-    )
+    _save(store, "npr", "b", JACKSON[0][1], T0, link="https://bbc.example/a")
     assert len(store.feed_entries(series_slugs=None, limit=10)) == 1
     copies = store.feed_entries(series_slugs=None, limit=10, merge="none")
     assert sorted(e.outlet or "" for e in copies) == ["bbc", "npr"]

@@ -7,7 +7,7 @@ readers' autodiscovery.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from html import escape
 
 from aggregator.publish import FEED_FORMATS, feed_url
@@ -26,24 +26,35 @@ a{color:#0645ad}"""
 def render_index(listing: Listing, *, base_url: str) -> bytes:
     """The home page as UTF-8 HTML."""
     base = base_url.rstrip("/")
+    return html_page(
+        PAGE_TITLE,
+        head=_autodiscovery_links((*listing.feeds, *listing.series), base),
+        body=[
+            f"<h1>{escape(PAGE_TITLE)}</h1>",
+            "<p>Each feed merges what several outlets report, crediting every outlet.",
+            f'All feeds at once: <a href="{escape(base)}/opml">OPML</a>.</p>',
+            *_section("feeds", "Feeds", listing.feeds, base, empty="No merged feeds yet."),
+            *_section("series", "Series", listing.series, base, empty="No series yet."),
+            *_stories(listing.stories, base),
+        ],
+    )
+
+
+def html_page(title: str, *, head: Sequence[str], body: Sequence[str]) -> bytes:
+    """A page of this site: ``head`` and ``body`` are lines of (escaped) HTML."""
     lines = [
         "<!doctype html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(PAGE_TITLE)}</title>",
-        *_autodiscovery_links((*listing.feeds, *listing.series), base),
+        f"<title>{escape(title)}</title>",
+        *head,
         f"<style>\n{PAGE_STYLE}\n</style>",
         "</head>",
         "<body>",
         "<main>",
-        f"<h1>{escape(PAGE_TITLE)}</h1>",
-        "<p>Each feed merges what several outlets report, crediting every outlet.",
-        f'All feeds at once: <a href="{escape(base)}/opml">OPML</a>.</p>',
-        *_section("feeds", "Feeds", listing.feeds, base, empty="No merged feeds yet."),
-        *_section("series", "Series", listing.series, base, empty="No series yet."),
-        *_stories(listing.stories, base),
+        *body,
         "</main>",
         "</body>",
         "</html>",

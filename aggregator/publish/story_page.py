@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from aggregator.publish.credits import first_credit_link, is_web_url
-from aggregator.publish.html_index import PAGE_STYLE
+from aggregator.publish.html_index import html_page
 from aggregator.types import StoryView
 
 
@@ -27,26 +27,16 @@ def render_story_page(story: StoryView, *, base_url: str) -> bytes:
         )
         when = entry.published.strftime("%Y-%m-%d %H:%M UTC")
         items.append(f"<li><h3>{heading}</h3><p>{credited} &middot; {when}</p></li>")
-    lines = [
-        "<!doctype html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(lead)}</title>",
-        f'<link rel="alternate" type="application/json" '
-        f'href="{escape(base)}/stories/{story.id}.json">',
-        f"<style>\n{PAGE_STYLE}\n</style>",
-        "</head>",
-        "<body>",
-        "<main>",
-        f'<p><a href="{escape(base)}/">All feeds</a></p>',
-        f"<h1>{escape(lead)}</h1>",
-        f"<p>{len(story.entries)} reports from {len(outlets)} outlets.</p>",
-        f"<ul>{''.join(items)}</ul>",
-        "</main>",
-        "</body>",
-        "</html>",
-        "",
-    ]
-    return "\n".join(lines).encode("utf-8")
+    return html_page(
+        lead,
+        head=[
+            f'<link rel="alternate" type="application/json" '
+            f'href="{escape(base)}/stories/{story.id}.json">'
+        ],
+        body=[
+            f'<p><a href="{escape(base)}/">All feeds</a></p>',
+            f"<h1>{escape(lead)}</h1>",
+            f"<p>{len(story.entries)} reports from {len(outlets)} outlets.</p>",
+            f"<ul>{''.join(items)}</ul>",
+        ],
+    )
