@@ -16,13 +16,7 @@ import threading
 from collections import Counter
 from datetime import datetime
 
-from aggregator.process.stories import (
-    GroupingRules,
-    Placement,
-    StoryIndex,
-    terms,
-    window_start,
-)
+from aggregator.process.stories import GroupingRules, StoryIndex, terms, window_start
 from aggregator.store import Store
 from aggregator.types import StoryAssignment, StoryMember
 
@@ -74,12 +68,12 @@ class StoryAssigner:
     def _place(self, index: StoryIndex, member: StoryMember) -> StoryAssignment:
         try:
             if member.source in self.standalone:
-                placement = Placement(index.new_id(), True, (), member.when)
+                placement = index.alone(member.when)
             else:
                 placement = index.place(_terms(member), member.when)
         except Exception:  # a bug must not hold up every later item behind this one
             log.exception("stories: item %d could not be placed; it stands alone", member.item_id)
-            placement = Placement(index.new_id(), True, (), member.when)
+            placement = index.alone(member.when)
         return StoryAssignment(
             item_id=member.item_id,
             story=placement.story,

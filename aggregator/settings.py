@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from aggregator.exceptions import ConfigError, ConfigProblem
+from aggregator.types import FeedMerge
 
 DEFAULT_CONFIG_PATH = Path("config/aggregator.yaml")
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -204,7 +205,7 @@ class FeedSettings(_Frozen):
     # story: one entry per story (every outlet's report listed in it); duplicates: one
     # entry per article (the same link from several outlets is still one entry); none:
     # one entry per outlet's copy.
-    merge: Literal["story", "duplicates", "none"] = "story"
+    merge: FeedMerge = "story"
 
 
 class Settings(_Frozen):

@@ -312,6 +312,8 @@ class StoryView:
 
 
 FeedKind = Literal["feeds", "series"]
+# How a merged feed groups what it shows: per story, per article, or per outlet's copy.
+FeedMerge = Literal["story", "duplicates", "none"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ Running in processes also puts the parsing on every core.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -36,7 +37,6 @@ class WorkerDied(Exception):
 
 def _serve(jobs: Connection, replies: Connection) -> None:
     """The worker's loop: run each job sent, send back ("ok", value) or ("error", exc)."""
-    targets: dict[str, Callable[..., Any]] = {}
     while True:
         try:
             job = jobs.recv()
@@ -46,7 +46,7 @@ def _serve(jobs: Connection, replies: Connection) -> None:
             return
         target, args, kwargs = job
         try:
-            function = targets.get(target) or targets.setdefault(target, _resolve(target))
+            function = _resolve(target)
             reply: tuple[str, Any] = ("ok", function(*args, **kwargs))
         except Exception as exc:  # sent back to be raised in the caller
             reply = ("error", exc)
@@ -55,6 +55,7 @@ def _serve(jobs: Connection, replies: Connection) -> None:
         release_free_memory()
 
 
+@functools.cache
 def _resolve(target: str) -> Callable[..., Any]:
     module, _, name = target.partition(":")
     function: Callable[..., Any] = getattr(importlib.import_module(module), name)
@@ -133,7 +134,7 @@ class TimedProcessPool:
                 worker = None
                 raise WorkTimeout(f"took longer than {self.timeout:g}s")
             status, value = worker.replies.recv()
-        except (EOFError, OSError, BrokenPipeError) as exc:
+        except (EOFError, OSError) as exc:  # a broken pipe is an OSError
             if worker is not None:
                 self._discard(worker)
                 worker = None

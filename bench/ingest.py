@@ -333,6 +333,7 @@ def parse_poll_output(
             feeds["failed"] += 1
             failures.append(f"{m.group(1)}: {m.group(2)}")
     if not feeds and (m := _SUMMARY.search(stdout)):  # the report's format changed
+        progress("warning: no per-source lines in the poll report; new items not split by group")
         new = Counter(all=int(m.group(1)))
     return dict(new), dict(feeds), failures
 

@@ -49,3 +49,11 @@ def make_parsed(*, guid: str | None, link: str | None, title: str) -> ParsedItem
         published=None,
         updated=None,
     )
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment

@@ -18,10 +18,9 @@ from aggregator.fetch import Fetcher
 from aggregator.pipeline import Pipeline, PooledProcessor, fetch_limits, parse_pool
 from aggregator.settings import Settings
 from aggregator.store import Store
-from tests.builders import T0
+from tests.builders import T0, FixedClock
 from tests.conftest import DATA
 from tests.feedserver import FeedServer, serve_directory
-from tests.test_pipeline import FixedClock
 
 FEED = (DATA / "e2e" / "npr-world.xml").read_bytes()
 

@@ -12,7 +12,7 @@ from aggregator.pipeline import Pipeline
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import Fetched, FetchResult, NotModified, SourceForPoll
-from tests.builders import T0
+from tests.builders import T0, FixedClock
 from tests.conftest import DATA
 from tests.feedserver import serve_directory
 
@@ -36,14 +36,6 @@ class FakeFetcher:
         if isinstance(result, Exception):
             raise result
         return result
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.moment = now
-
-    def now(self) -> datetime:
-        return self.moment
 
 
 def _pipeline(tmp_path: Path, fetcher: FakeFetcher, clock: FixedClock) -> Pipeline:

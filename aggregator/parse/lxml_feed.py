@@ -3,10 +3,11 @@
 feedparser stays the reference (``xml_feed``), but it spends most of a poll's CPU.
 This path reproduces what feedparser's strict parser makes of a well-formed UTF-8
 document built only from the elements listed below, with feedparser's own helpers for
-dates, URL joining and text repairs. Anything it does not reproduce exactly (a DOCTYPE,
-``xml:base``, markup nested in a text field, an element feedparser handles that is not
-listed here, a repeated singular field, ...) makes it return None, and the document
-goes to feedparser. tests/test_parse_equivalence.py holds it to feedparser's output
+dates, URL joining, href attributes and text repairs, and tracks ``xml:base`` as it
+does. Anything it does not reproduce exactly (a DOCTYPE, another encoding, markup
+nested in a text field, an element feedparser handles that is not listed here, a
+repeated singular field, ...) makes it return None, and the document goes to
+feedparser. tests/test_parse_equivalence.py holds it to feedparser's output
 over the whole shared corpus.
 """
 
@@ -40,6 +41,7 @@ _NAMESPACE_PREFIXES: dict[str, str] = {uri.lower(): p for uri, p in _MIXIN.names
 _CP1252: dict[int, str] = feedparser.mixin._cp1252
 _looks_like_html: Callable[[str], bool] = _MIXIN.looks_like_html
 _map_content_type: Callable[[str], str] = _MIXIN.map_content_type
+_enforce_href: Callable[[dict[str, str]], dict[str, str]] = _MIXIN._enforce_href
 _urljoin: Callable[[str, str], str] = feedparser.urls._urljoin
 _make_safe_absolute_uri: Callable[[str, str], str] = feedparser.urls.make_safe_absolute_uri
 _LINK_REFERENCE = re.compile("&([A-Za-z0-9_]+);")
@@ -201,6 +203,7 @@ def _name(element: Any) -> str:
     return f"{prefix.lower()}:{local}" if prefix else local
 
 
+@functools.lru_cache(maxsize=1024)
 def _has_handler(name: str) -> bool:
     method = name.replace(":", "_")
     return hasattr(_PARSER_CLASS, f"_start_{method}") or hasattr(_PARSER_CLASS, f"_end_{method}")
@@ -320,15 +323,6 @@ def _language(element: Any) -> str | None:
     return None
 
 
-def _enforce_href(attributes: dict[str, str]) -> dict[str, str]:
-    href = attributes.get("url", attributes.get("uri", attributes.get("href")))
-    if href:
-        attributes.pop("url", None)
-        attributes.pop("uri", None)
-        attributes["href"] = href
-    return attributes
-
-
 # --- entries ---------------------------------------------------------------------------
 
 
@@ -352,7 +346,6 @@ class _Entry:
     published: Any = None
     updated: Any = None
     authors: list[dict[str, str]] = field(default_factory=list)
-    author: str | None = None
     tags: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
     links: list[dict[str, str]] = field(default_factory=list)
 
@@ -375,7 +368,6 @@ class _Entry:
 
     def add_author_text(self, text: str) -> None:
         """An RSS author ("jane@example.com (Jane Doe)") split as feedparser does."""
-        self.author = text
         detail: dict[str, str] = {}
         self.authors.append(detail)
         if not text:
@@ -398,9 +390,9 @@ class _Entry:
 
     def item(self, *, feed_language: str | None, url: str) -> ParsedItem:
         names = (author.get("name") or author.get("email") for author in self.authors)
+        # feedparser's fallback to the bare author text never applies here: a non-empty
+        # author always leaves a name or an email in its detail.
         authors = tuple(name for name in names if name)
-        if not authors and self.author:
-            authors = (self.author,)
         texts = (self.content, self.summary, self.title)
         language = next((text.language for text in texts if text and text.language), None)
         markup = self.content or self.summary

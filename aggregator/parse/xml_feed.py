@@ -50,7 +50,7 @@ def parse_xml_feed(content: bytes, *, content_type: str | None, url: str) -> Par
     """Parse an RSS or Atom document; ParseError when it is not one."""
     data, charset = _ascii_compatible(content, _charset_of(content_type))
     prolog = _scan_prolog(data)
-    if charset in (None, "utf-8"):
+    if charset in (None, "utf-8") and prolog.subset is None:
         plain = read_plain_feed(data, url=url)
         if plain is not None:
             return plain

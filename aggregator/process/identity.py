@@ -22,7 +22,7 @@ def content_hash(title: str | None, content: str | None, summary: str | None) ->
     # JSON keeps None apart from "" and the fields apart from each other;
     # ensure_ascii makes any code point (even a lone surrogate) encodable.
     serialized = json.dumps([title, content, summary], ensure_ascii=True, separators=(",", ":"))
-    return _sha256(serialized)
+    return sha256_hex(serialized)
 
 
 def entry_key(guid: str | None, link: str | None, content_hash: str) -> str:
@@ -51,9 +51,9 @@ def _link_key(link: str | None) -> str | None:
 
 def _bounded(kind: str, value: str) -> str:
     if len(value) > MAX_KEY_PART:
-        return f"{kind}-sha256:{_sha256(value)}"
+        return f"{kind}-sha256:{sha256_hex(value)}"
     return f"{kind}:{value}"
 
 
-def _sha256(text: str) -> str:
+def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

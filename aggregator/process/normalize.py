@@ -6,14 +6,13 @@ None or empty, and every item of a document gets an ``entry_key`` of its own.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from aggregator.process.identity import content_hash, entry_key, identity
+from aggregator.process.identity import content_hash, entry_key, identity, sha256_hex
 from aggregator.process.sanitize import plain_text, sanitize_html, strip_control_chars
 from aggregator.process.urls import absolute_http_url, canonical_url
 from aggregator.types import Category, Enclosure, Item, ParsedItem
@@ -44,7 +43,7 @@ def normalize_items(
         key = item.entry_key
         if key in shared and not key.startswith("hash:"):
             qualifier = (
-                _short_hash(item.link)
+                sha256_hex(item.link)[:16]
                 if item.link and key.startswith("guid")
                 else item.content_hash[:16]
             )
@@ -102,10 +101,6 @@ def _unique_key(key: str, digest: str, seen: set[str]) -> str:
         qualified = f"{key}#{digest[:16]}#{counter}"
         counter += 1
     return qualified
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _title(parsed: ParsedItem, content_html: str | None, summary_html: str | None) -> str:

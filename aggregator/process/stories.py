@@ -306,10 +306,11 @@ class StoryIndex:
         vector = weigh(counts, self._idf(plain), self.rules)
         self._join(story_id, vector, names_of(counts), when, index_all=False)
 
-    def new_id(self) -> int:
-        """An id for a story the index knows nothing of (an item it could not place)."""
+    def alone(self, when: datetime) -> Placement:
+        """A story of its own for an item kept out of the index (its outlet opted out,
+        or it could not be placed): only its id is the index's."""
         story_id, self._next_id = self._next_id, self._next_id + 1
-        return story_id
+        return Placement(story_id, True, (), when)
 
     def reserve_ids_below(self, next_id: int) -> None:
         """New stories get ids from ``next_id`` on (ids the store has already used)."""
@@ -330,7 +331,7 @@ class StoryIndex:
             self.prune(when)
 
     def _new_story(self, when: datetime) -> int:
-        story_id, self._next_id = self._next_id, self._next_id + 1
+        story_id = self.alone(when).story
         self._stories[story_id] = _Story({}, {}, when)
         return story_id
 

@@ -28,6 +28,7 @@ from aggregator.store.database import (
     migrate,
 )
 from aggregator.types import (
+    FeedMerge,
     Item,
     PollSchedule,
     PublishedEntry,
@@ -212,7 +213,7 @@ class Store:
         source_filters: Sequence[Sequence[str]] = (),
         series_slugs: Sequence[str] | None,
         limit: int,
-        merge: str = "duplicates",
+        merge: FeedMerge = "duplicates",
     ) -> tuple[PublishedEntry, ...]:
         """The feed's entries, newest first: one per article (``duplicates``), one per
         story (``story``: its earliest report, listing every report) or one per outlet's

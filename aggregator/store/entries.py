@@ -26,7 +26,7 @@ def feed_entries(
     ``series_slugs`` None means no filtering on series."""
     query = select(items).order_by(items.c.sort_at.desc(), items.c.id.desc()).limit(limit)
     rows = connection.execute(_filtered(query, source_filters, series_slugs)).all()
-    return tuple(_entries_of(connection, rows))
+    return tuple(entries_of(connection, rows))
 
 
 def story_entries(
@@ -69,25 +69,22 @@ def outlet_entries(
 ) -> tuple[PublishedEntry, ...]:
     """One entry per outlet's copy of each selected item, newest first, each crediting
     only its outlet and linking to its copy. Outlets must satisfy every source filter."""
+    outlet_name = sources.c.name.label("outlet_name")
     query = (
-        select(items, item_sources.c.source_id.label("credit_source"))
+        select(items, outlet_name)
         .join(item_sources, item_sources.c.item_id == items.c.id)
-        .order_by(items.c.sort_at.desc(), items.c.id.desc(), item_sources.c.source_id)
+        .join(sources, sources.c.id == item_sources.c.source_id)
+        .order_by(items.c.sort_at.desc(), items.c.id.desc(), sources.c.name)
     )
     for names in source_filters:
-        query = query.where(
-            item_sources.c.source_id.in_(select(sources.c.id).where(sources.c.name.in_(names)))
-        )
+        query = query.where(sources.c.name.in_(list(names)))
     rows = connection.execute(_filtered(query, (), series_slugs).limit(limit)).all()
     ids = sorted({row.id for row in rows})
     credits = _credits(connection, ids)
     series = _series(connection, ids)
-    source_names = {
-        row.id: row.name for row in connection.execute(select(sources.c.id, sources.c.name))
-    }
     entries = []
     for row in rows:
-        outlet = source_names.get(row.credit_source)
+        outlet = row.outlet_name
         own = tuple(c for c in credits.get(row.id, ()) if c.source == outlet)
         entry = _entry(row, own, series.get(row.id, ()))
         link = own[0].link if own and own[0].link else entry.link
@@ -147,13 +144,7 @@ def _story_entry(
     )
 
 
-def feed_entries_by_id(connection: Connection, ids: Sequence[int]) -> list[PublishedEntry]:
-    """The entries of these item ids, in no particular order."""
-    rows = connection.execute(select(items).where(items.c.id.in_(list(ids)))).all()
-    return _entries_of(connection, rows)
-
-
-def _entries_of(connection: Connection, rows: Sequence[Any]) -> list[PublishedEntry]:
+def entries_of(connection: Connection, rows: Sequence[Any]) -> list[PublishedEntry]:
     """Item rows as entries, in the rows' order, with their credits and series."""
     ids = [row.id for row in rows]
     credits = _credits(connection, ids)

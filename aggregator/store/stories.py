@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, func, select, update
 
 from aggregator.store.dialect import chunks
-from aggregator.store.entries import feed_entries_by_id
+from aggregator.store.entries import entries_of
 from aggregator.store.schema import item_sources, items, sources, stories
 from aggregator.types import StoryAssignment, StoryMember, StorySummary, StoryView
 
@@ -84,18 +84,12 @@ def story_view(connection: Connection, story_id: int) -> StoryView | None:
         row = connection.execute(select(stories).where(stories.c.id == row.merged_into)).first()
     if row is None:
         return None
-    ids = [
-        item_id
-        for (item_id,) in connection.execute(
-            select(items.c.id)
-            .where(items.c.story_id == row.id)
-            .order_by(items.c.sort_at.desc(), items.c.id.desc())
-        )
-    ]
-    entries = []
-    for part in chunks(ids):
-        entries.extend(feed_entries_by_id(connection, part))
-    entries.sort(key=lambda entry: (entry.published, entry.id), reverse=True)
+    members = connection.execute(
+        select(items)
+        .where(items.c.story_id == row.id)
+        .order_by(items.c.sort_at.desc(), items.c.id.desc())
+    ).all()
+    entries = entries_of(connection, members)
     return StoryView(
         id=row.id, first_seen=row.first_seen, last_seen=row.last_seen, entries=tuple(entries)
     )
