@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for chatty in ("apscheduler", "alembic"):
+    for chatty in ("apscheduler", "alembic", "httpx"):  # httpx: a line per request
         logging.getLogger(chatty).setLevel(logging.WARNING)
     config = getattr(args, "config", None) or os.environ.get("AGGREGATOR_CONFIG")
     path = config or str(DEFAULT_CONFIG_PATH)

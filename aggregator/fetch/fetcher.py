@@ -28,8 +28,9 @@ from aggregator.exceptions import (
     HTTPStatusError,
     SourceGone,
 )
-from aggregator.fetch.guard import BlockedAddressError, GuardedTransport
+from aggregator.fetch.guard import AddressGuard, BlockedAddressError
 from aggregator.fetch.headers import hints_from_headers
+from aggregator.fetch.transport import GuardedTransport
 from aggregator.types import Fetched, FetchResult, NotModified, SourceForPoll
 
 MAX_REDIRECTS = 5
@@ -73,7 +74,7 @@ class FetchLimits:
     max_bytes: int = 10 * 1000**2
     user_agent: str = user_agent()
     allow_networks: tuple[str, ...] = ()  # ranges the SSRF guard lets through
-    max_connections: int = 100
+    max_hosts: int = 100  # hosts whose idle connections are kept between polls
 
 
 class Fetcher:
@@ -83,7 +84,7 @@ class Fetcher:
         self.limits = limits
         if transport is None:
             transport = GuardedTransport(
-                _networks(limits.allow_networks), max_connections=limits.max_connections
+                AddressGuard(_networks(limits.allow_networks)), max_hosts=limits.max_hosts
             )
         self._client = httpx.Client(
             timeout=httpx.Timeout(limits.timeout, read=min(limits.timeout, MAX_READ_WAIT)),

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
-from typing import Any
-
-import httpcore
-import httpx
+from collections.abc import Sequence
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -27,8 +23,12 @@ _ALSO_BLOCKED = tuple(
 )
 
 
-class BlockedAddressError(httpcore.ConnectError):
+class BlockedAddressError(Exception):
     """The host resolved only to addresses the guard refuses."""
+
+
+class UnresolvableHostError(OSError):
+    """The host name has no address."""
 
 
 def refusal_reason(address: IPAddress) -> str | None:
@@ -62,33 +62,44 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     return None
 
 
-class GuardedBackend(httpcore.SyncBackend):
-    """Resolves the name itself and connects only to an address the guard allows."""
+class AddressGuard:
+    """Resolves a host itself and connects only to an address it allows."""
 
-    def __init__(self, allowed: Sequence[IPNetwork]) -> None:
+    def __init__(self, allowed: Sequence[IPNetwork] = ()) -> None:
         self.allowed = tuple(allowed)
 
-    def connect_tcp(
+    def reason_to_refuse(self, address: IPAddress) -> str | None:
+        if any(address in network for network in self.allowed):
+            return None
+        return refusal_reason(address)
+
+    def connect(
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        addresses = self._resolve(host, port)
+        timeout: float | None,
+        socket_options: Sequence[tuple[int, int, int | bytes]] = (),
+    ) -> socket.socket:
+        """A socket connected to the first allowed address of ``host`` that answers.
+
+        Raises BlockedAddressError when every address is refused, OSError (timeouts
+        included) when none of the allowed ones could be reached."""
         refused = []
-        last_error: Exception | None = None
-        for address in addresses:
+        last_error: OSError | None = None
+        for family, address in self._resolve(host, port):
             reason = self.reason_to_refuse(address)
             if reason is not None:
                 refused.append(f"{address} is {reason}")
                 continue
+            sock = socket.socket(family, socket.SOCK_STREAM)
             try:
-                return super().connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
+                for option in socket_options:
+                    sock.setsockopt(*option)
+                sock.settimeout(timeout)
+                sock.connect((str(address), port))
+                return sock
+            except OSError as exc:
+                sock.close()
                 last_error = exc
         if last_error is not None:
             raise last_error
@@ -97,33 +108,15 @@ class GuardedBackend(httpcore.SyncBackend):
             "(list the range in polling.allow_networks to allow it)"
         )
 
-    def reason_to_refuse(self, address: IPAddress) -> str | None:
-        if any(address in network for network in self.allowed):
-            return None
-        return refusal_reason(address)
-
-    def _resolve(self, host: str, port: int) -> list[IPAddress]:
+    @staticmethod
+    def _resolve(host: str, port: int) -> list[tuple[socket.AddressFamily, IPAddress]]:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        found: list[IPAddress] = []
-        for _family, _type, _proto, _name, sockaddr in infos:
+            raise UnresolvableHostError(f"cannot resolve {host}: {exc}") from exc
+        found: list[tuple[socket.AddressFamily, IPAddress]] = []
+        for family, _type, _proto, _name, sockaddr in infos:
             address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-            if address not in found:
-                found.append(address)
+            if all(address != seen for _, seen in found):
+                found.append((family, address))
         return found
-
-
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport, connecting through ``GuardedBackend``."""
-
-    def __init__(self, allowed: Sequence[IPNetwork], *, max_connections: int = 100) -> None:
-        super().__init__()
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=30.0,
-            network_backend=GuardedBackend(allowed),
-        )
