@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from datetime import datetime
 
+from aggregator.process.duplicates import DuplicateIndex, DuplicateRules
 from aggregator.process.stories import GroupingRules, StoryIndex, terms, window_start
 from aggregator.store import Store
 from aggregator.types import StoryAssignment, StoryMember
@@ -27,12 +28,19 @@ BATCH = 1000  # unassigned items read and written per transaction
 
 class StoryAssigner:
     def __init__(
-        self, store: Store, rules: GroupingRules, *, standalone: frozenset[str] = frozenset()
+        self,
+        store: Store,
+        rules: GroupingRules,
+        *,
+        standalone: frozenset[str] = frozenset(),
+        duplicates: DuplicateRules | None = None,
     ) -> None:
         self.store = store
         self.rules = rules
+        self.duplicate_rules = duplicates or DuplicateRules(window=rules.window)
         self.standalone = standalone  # sources whose items are never grouped (dedupe: false)
         self._index: StoryIndex | None = None
+        self._duplicates = DuplicateIndex(self.duplicate_rules)
         self._lock = threading.Lock()
 
     def assign_pending(self, now: datetime) -> int:
@@ -43,6 +51,7 @@ class StoryAssigner:
             while True:
                 pending = self.store.unassigned_items(BATCH)
                 if not pending:
+                    self._duplicates.prune(now)
                     return assigned
                 self.store.save_story_assignments([self._place(index, m) for m in pending])
                 assigned += len(pending)
@@ -52,29 +61,48 @@ class StoryAssigner:
         failed write, say, or another process assigning in the same store)."""
         with self._lock:
             self._index = None
+            self._duplicates = DuplicateIndex(self.duplicate_rules)
 
     def _warm_start(self, now: datetime) -> StoryIndex:
         index = StoryIndex(self.rules)
+        self._duplicates = DuplicateIndex(self.duplicate_rules)
         recent = self.store.assigned_items_since(window_start(now, self.rules.window))
         for member in recent:
             assert member.story is not None
             if member.source not in self.standalone:
                 index.restore(_terms(member), member.when, member.story)
+                if member.duplicate_of is None:
+                    self._duplicates.add(
+                        member.item_id, member.fingerprint, member.when, member.story
+                    )
         index.reserve_ids_below(self.store.next_story_id())
         self._index = index
         log.info("story index: %d recent items put back", len(recent))
         return index
 
     def _place(self, index: StoryIndex, member: StoryMember) -> StoryAssignment:
+        """A near-duplicate joins the story of the text it repeats; any other item is
+        placed by its terms, and its text becomes an original later items may repeat."""
+        duplicate_of = None
         try:
             if member.source in self.standalone:
                 placement = index.alone(member.when)
             else:
-                placement = index.place(_terms(member), member.when)
+                original = self._duplicates.original_of(member.fingerprint, member.when)
+                if original is not None and original.item != member.item_id:
+                    duplicate_of = original.item
+                    placement = index.join(_terms(member), member.when, original.story)
+                else:
+                    placement = index.place(_terms(member), member.when)
+                    self._duplicates.add(
+                        member.item_id, member.fingerprint, member.when, placement.story
+                    )
         except Exception:  # a bug must not hold up every later item behind this one
             log.exception("stories: item %d could not be placed; it stands alone", member.item_id)
             placement = index.alone(member.when)
+            duplicate_of = None
         return StoryAssignment(
+            duplicate_of=duplicate_of,
             item_id=member.item_id,
             story=placement.story,
             created=placement.created,

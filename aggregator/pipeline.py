@@ -35,6 +35,7 @@ from aggregator.fetch import FetchLimits
 from aggregator.fetch.fetcher import user_agent
 from aggregator.fetch.hosts import HostLimiter
 from aggregator.grouping import StoryAssigner
+from aggregator.process.duplicates import DuplicateRules
 from aggregator.process.schedule import (
     ItemRate,
     ScheduleRules,
@@ -137,6 +138,7 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
                 store,
                 grouping_rules(settings),
                 standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
+                duplicates=duplicate_rules(settings),
             ),
         )
     finally:
@@ -162,6 +164,11 @@ def grouping_rules(settings: Settings) -> GroupingRules:
         window=grouping.window,
         capital_boost=grouping.capital_boost,
     )
+
+
+def duplicate_rules(settings: Settings) -> DuplicateRules:
+    grouping = settings.grouping
+    return DuplicateRules(threshold=grouping.duplicate_threshold, window=grouping.window)
 
 
 def series_rules(settings: Settings) -> tuple[SeriesRule, ...]:

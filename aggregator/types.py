@@ -161,6 +161,7 @@ class Item:
     enclosures: tuple[Enclosure, ...]
     language: str | None
     content_hash: str
+    fingerprint: tuple[int, ...] = ()  # sketch of the text, for near-duplicates
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,6 +288,8 @@ class StoryMember:
     outlet: str  # that source's title
     when: datetime  # the item's date (sort_at)
     story: int | None
+    fingerprint: tuple[int, ...] = ()  # sketch of the text (process/duplicates.py)
+    duplicate_of: int | None = None  # the item whose text this one repeats
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -299,6 +302,7 @@ class StoryAssignment:
     merged: tuple[int, ...]  # stories found to be this one: their items move here
     when: datetime
     last_seen: datetime  # of the story, after this item
+    duplicate_of: int | None = None  # the earlier item whose text this one repeats
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, text
 from starlette.exceptions import StarletteDeprecationWarning
 
 from aggregator.grouping import StoryAssigner
+from aggregator.process.duplicates import fingerprint
 from aggregator.process.stories import GroupingRules
 from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
@@ -269,3 +270,83 @@ def test_a_feed_without_merging_has_one_entry_per_outlets_copy(store: Store) -> 
         source_filters=[["npr"]], series_slugs=None, limit=10, merge="none"
     )
     assert [e.outlet for e in only_npr] == ["npr"]
+
+
+WIRE = (
+    "Australia will not repatriate 34 women and children linked to Islamic State fighters "
+    "from a camp in northeast Syria, the prime minister said on Wednesday, after the "
+    "group was turned back at the border with Iraq"
+)
+
+
+def test_wire_copy_under_two_links_is_one_article_crediting_both_outlets(
+    store: Store, database_url: str
+) -> None:
+    """Two outlets carry one agency's text under their own links: two items, the later a
+    duplicate of the earlier; a feed merged by duplicates shows one entry with both."""
+    _define(store, "japantoday", "npr", "abc")
+    body = f"<p>{WIRE}</p>"
+    copies = [
+        ("japantoday", "Australia won't repatriate 34 women and children from Syria", body),
+        ("npr", "Australia won't repatriate 34 women and children from Syria camp", body),
+        ("abc", "Australia refuses to bring home IS families", "<p>Other words entirely.</p>"),
+    ]
+    for n, (source, title, content) in enumerate(copies):
+        item = make_item(
+            f"w{n}",
+            title=title,
+            link=f"https://{source}.example/w{n}",
+            content_html=content,
+            fingerprint=fingerprint(title, WIRE if content == body else "Other words"),
+        )
+        store.save_poll(
+            source,
+            batch=[item],
+            series={},
+            http_status=200,
+            etag=None,
+            last_modified=None,
+            now=T0 + timedelta(minutes=n),
+            schedule=lambda new: PollSchedule(next_poll_at=T0 + timedelta(hours=1)),
+        )
+    StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=1))
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, title, duplicate_of FROM items"))
+            duplicate_of = {row.title: (row.id, row.duplicate_of) for row in rows}
+    finally:
+        engine.dispose()
+    japan_id, japan_original = duplicate_of[copies[0][1]]
+    assert japan_original is None
+    assert duplicate_of[copies[1][1]][1] == japan_id
+    assert duplicate_of[copies[2][1]][1] is None
+    by_article = store.feed_entries(series_slugs=None, limit=10, merge="duplicates")
+    assert [e.title for e in by_article] == [copies[2][1], copies[0][1]]
+    wire = by_article[1]
+    assert [c.source for c in wire.credits] == ["japantoday", "npr"]
+    assert [r.link for r in wire.reports] == [
+        "https://japantoday.example/w0",
+        "https://npr.example/w1",
+    ]
+    assert len(store.feed_entries(series_slugs=None, limit=10, merge="none")) == 3
+    # Restarted, the index knows the original again: a third copy joins it.
+    assigner = StoryAssigner(store, RULES)
+    later = make_item(
+        "w9", title=copies[0][1], link="https://abc.example/w9", fingerprint=fingerprint("x", WIRE)
+    )
+    store.save_poll(
+        "abc",
+        batch=[later],
+        series={},
+        http_status=200,
+        etag=None,
+        last_modified=None,
+        now=T0 + timedelta(minutes=30),
+        schedule=lambda new: PollSchedule(next_poll_at=T0 + timedelta(hours=1)),
+    )
+    assigner.assign_pending(T0 + timedelta(hours=1))
+    (wire_again,) = [
+        e for e in store.feed_entries(series_slugs=None, limit=10) if e.title == copies[0][1]
+    ]
+    assert [c.source for c in wire_again.credits] == ["japantoday", "npr", "abc"]

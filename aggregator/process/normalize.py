@@ -6,12 +6,14 @@ None or empty, and every item of a document gets an ``entry_key`` of its own.
 
 from __future__ import annotations
 
+import html
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from aggregator.process.duplicates import fingerprint
 from aggregator.process.identity import content_hash, entry_key, identity, sha256_hex
 from aggregator.process.sanitize import plain_text, sanitize_html, strip_control_chars
 from aggregator.process.urls import absolute_http_url, canonical_url
@@ -88,7 +90,17 @@ def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> It
         enclosures=_enclosures(parsed.enclosures),
         language=_language(parsed.language),
         content_hash=digest,
+        fingerprint=fingerprint(title, _body_text(content_html, summary_html)),
     )
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _body_text(content_html: str | None, summary_html: str | None) -> str:
+    """The words of the longer of the two bodies (sanitized markup: tags are simple)."""
+    body = max(content_html or "", summary_html or "", key=len)
+    return html.unescape(_TAG.sub(" ", body)) if body else ""
 
 
 def _unique_key(key: str, digest: str, seen: set[str]) -> str:

@@ -306,6 +306,15 @@ class StoryIndex:
         vector = weigh(counts, self._idf(plain), self.rules)
         self._join(story_id, vector, names_of(counts), when, index_all=False)
 
+    def join(self, counts: Counter[str], when: datetime, story_id: int) -> Placement:
+        """Add an item to a story decided elsewhere (a near-duplicate joins the story of
+        the text it repeats); decided as usual when that story has left the window."""
+        story_id = self.story_of(story_id)
+        if story_id not in self._stories:
+            return self.place(counts, when)
+        self.restore(counts, when, story_id)
+        return Placement(story_id, False, (), self._stories[story_id].last_seen)
+
     def alone(self, when: datetime) -> Placement:
         """A story of its own for an item kept out of the index (its outlet opted out,
         or it could not be placed): only its id is the index's."""

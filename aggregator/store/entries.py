@@ -22,11 +22,11 @@ def feed_entries(
     series_slugs: Sequence[str] | None,
     limit: int,
 ) -> tuple[PublishedEntry, ...]:
-    """Newest first. Each source filter requires a credit from one of its sources;
-    ``series_slugs`` None means no filtering on series."""
-    query = select(items).order_by(items.c.sort_at.desc(), items.c.id.desc()).limit(limit)
-    rows = connection.execute(_filtered(query, source_filters, series_slugs)).all()
-    return tuple(entries_of(connection, rows))
+    """One entry per article, newest first: an item and the near-duplicates that repeat
+    its text under other links (wire copy), crediting every outlet. Each source filter
+    requires a credit from one of its sources; ``series_slugs`` None: no series filter."""
+    group = func.coalesce(items.c.duplicate_of, items.c.id)
+    return _grouped_entries(connection, group, source_filters, series_slugs, limit)
 
 
 def story_entries(
@@ -37,23 +37,35 @@ def story_entries(
     limit: int,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per story among the items the filters select, newest story first (by
-    its latest such item). The entry is the story's earliest report, crediting every
-    outlet and listing every report; an item without a story stands alone."""
+    its latest such item). An item without a story stands alone."""
     group = func.coalesce(items.c.story_id, -items.c.id)  # story ids are positive
+    return _grouped_entries(connection, group, source_filters, series_slugs, limit)
+
+
+def _grouped_entries(
+    connection: Connection,
+    group: Any,
+    source_filters: Sequence[Sequence[str]],
+    series_slugs: Sequence[str] | None,
+    limit: int,
+) -> tuple[PublishedEntry, ...]:
+    """One entry per ``group`` value among the selected items, newest group first (by its
+    latest item): the group's earliest report, crediting every outlet and listing
+    every report."""
     latest = func.max(items.c.sort_at)
     groups_query = (
-        select(group.label("story_group"), latest.label("latest"))
+        select(group.label("entry_group"), latest.label("latest"))
         .group_by(group)
         .order_by(latest.desc(), group.desc())
         .limit(limit)
     )
     groups = connection.execute(_filtered(groups_query, source_filters, series_slugs)).all()
-    order = [row.story_group for row in groups]
+    order = [row.entry_group for row in groups]
     members: dict[int, list[Any]] = defaultdict(list)
     for part in chunks(order):
-        query = select(items, group.label("story_group")).where(group.in_(part))
+        query = select(items, group.label("entry_group")).where(group.in_(part))
         for row in connection.execute(_filtered(query, source_filters, series_slugs)):
-            members[row.story_group].append(row)
+            members[row.entry_group].append(row)
     ids = [row.id for rows in members.values() for row in rows]
     credits = _credits(connection, ids)
     series = _series(connection, ids)

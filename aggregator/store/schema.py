@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -123,6 +124,10 @@ items = Table(
     Column("changed_at", UTCDateTime, nullable=False),
     # The story the item reports (process/stories.py); None until assigned.
     Column("story_id", Integer, ForeignKey("stories.id"), index=True),
+    # A sketch of the text (process/duplicates.py); None when too short to have one.
+    Column("fingerprint", LargeBinary),
+    # The earlier item whose text this one repeats under another link (wire copy).
+    Column("duplicate_of", Integer, ForeignKey("items.id", ondelete="SET NULL"), index=True),
     Index("ix_items_sort_at_id", "sort_at", "id"),
 )
 

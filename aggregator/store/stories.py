@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, select, update
 
+from aggregator.process.duplicates import unpack
 from aggregator.store.dialect import chunks
 from aggregator.store.entries import entries_of
 from aggregator.store.schema import item_sources, items, sources, stories
@@ -53,8 +54,10 @@ def save_assignments(connection: Connection, assignments: Sequence[StoryAssignme
             [{"id": a.story, "first_seen": a.when, "last_seen": a.last_seen} for a in created],
         )
     connection.execute(
-        update(items).where(items.c.id == bindparam("item")).values(story_id=bindparam("story")),
-        [{"item": a.item_id, "story": a.story} for a in assignments],
+        update(items)
+        .where(items.c.id == bindparam("item"))
+        .values(story_id=bindparam("story"), duplicate_of=bindparam("original")),
+        [{"item": a.item_id, "story": a.story, "original": a.duplicate_of} for a in assignments],
     )
     latest = {a.story: a.last_seen for a in assignments}
     connection.execute(
@@ -101,6 +104,8 @@ def _members() -> Select[Any]:
         items.c.title,
         items.c.sort_at,
         items.c.story_id,
+        items.c.fingerprint,
+        items.c.duplicate_of,
         sources.c.name.label("source"),
         sources.c.title.label("outlet"),
     ).join(sources, sources.c.id == items.c.origin_source_id)
@@ -114,6 +119,8 @@ def _member(row: Any) -> StoryMember:
         outlet=row.outlet,
         when=row.sort_at,
         story=row.story_id,
+        fingerprint=unpack(row.fingerprint),
+        duplicate_of=row.duplicate_of,
     )
 
 

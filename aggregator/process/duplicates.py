@@ -1,0 +1,137 @@
+"""Near-duplicates: the same article text reached under another link or guid.
+
+Wire copy republished by several outlets, or an item an outlet re-posts under a new
+guid, has a new link and so a new identity; what stays is the text. An item's text
+(title and body, when the body is long enough to tell articles apart) becomes a
+bottom-k sketch: the ``k`` smallest hashes of its word 4-grams. Two sketches estimate
+the resemblance (Jaccard similarity of the 4-gram sets) of their texts; at
+``duplicate_threshold`` or above, the later item is a duplicate of the earlier one.
+
+Measured on the 2026 same-time capture of 26 outlets: AP copy carried by two outlets
+scores 0.87; two different TIME articles sharing paragraphs of background score 0.62;
+reports of the same event in different words, under 0.4. A false merge here hides a
+real article, so the default threshold sits well above the latter.
+
+``DuplicateIndex`` finds candidates through the few smallest hashes of each sketch
+(two texts that resemble each other share most of those), bounded by a time window.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import struct
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from aggregator.process.stories import window_start
+
+Fingerprint = tuple[int, ...]
+
+SKETCH_SIZE = 64  # hashes kept per text
+SHINGLE = 4  # words per n-gram
+INDEX_KEYS = 8  # smallest hashes of a sketch an item is found by
+MIN_WORDS = 30  # shorter texts get no fingerprint: too little to tell articles apart
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DuplicateRules:
+    threshold: float = 0.75  # estimated resemblance at which a later text is a duplicate
+    window: timedelta = timedelta(hours=72)
+
+
+def fingerprint(title: str, body: str) -> Fingerprint:
+    """The sketch of an item's text, or () when it is too short to have one."""
+    words = _WORD.findall(f"{title} {body}".casefold())
+    if len(words) < MIN_WORDS:
+        return ()
+    hashes = {
+        zlib.crc32(" ".join(words[i : i + SHINGLE]).encode())
+        for i in range(len(words) - SHINGLE + 1)
+    }
+    return tuple(sorted(heapq.nsmallest(SKETCH_SIZE, hashes)))
+
+
+def resemblance(a: Fingerprint, b: Fingerprint) -> float:
+    """Estimated Jaccard similarity of the two texts' 4-gram sets, 0..1."""
+    if not a or not b:
+        return 0.0
+    mine, theirs = set(a), set(b)
+    union = heapq.nsmallest(SKETCH_SIZE, mine | theirs)
+    return sum(1 for h in union if h in mine and h in theirs) / len(union)
+
+
+def is_duplicate(a: Fingerprint, b: Fingerprint, rules: DuplicateRules) -> bool:
+    return resemblance(a, b) >= rules.threshold
+
+
+def pack(sketch: Fingerprint) -> bytes | None:
+    """For the store: 4 bytes per hash."""
+    return struct.pack(f">{len(sketch)}I", *sketch) if sketch else None
+
+
+def unpack(data: bytes | None) -> Fingerprint:
+    if not data:
+        return ()
+    return struct.unpack(f">{len(data) // 4}I", data)
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    item: int
+    story: int  # the story it was placed in (it may have merged into another since)
+    when: datetime
+    sketch: Fingerprint
+
+
+@dataclass
+class DuplicateIndex:
+    """Recent originals (items that are not duplicates), found by their smallest hashes."""
+
+    rules: DuplicateRules = field(default_factory=DuplicateRules)
+    _originals: dict[int, Original] = field(default_factory=dict)
+    _postings: dict[int, list[int]] = field(default_factory=dict)
+    _order: deque[tuple[datetime, int]] = field(default_factory=deque)
+
+    def original_of(self, sketch: Fingerprint, when: datetime) -> Original | None:
+        """The earliest recent original this text duplicates, or None."""
+        if not sketch:
+            return None
+        oldest = window_start(when, self.rules.window)
+        found: list[Original] = []
+        seen: set[int] = set()
+        for key in sketch[:INDEX_KEYS]:
+            for item in self._postings.get(key, ()):
+                if item in seen:
+                    continue
+                seen.add(item)
+                other = self._originals[item]
+                if other.when >= oldest and is_duplicate(sketch, other.sketch, self.rules):
+                    found.append(other)
+        return min(found, key=lambda o: (o.when, o.item)) if found else None
+
+    def add(self, item: int, sketch: Fingerprint, when: datetime, story: int) -> None:
+        if not sketch or item in self._originals:
+            return
+        self._originals[item] = Original(item, story, when, sketch)
+        self._order.append((when, item))
+        for key in sketch[:INDEX_KEYS]:
+            self._postings.setdefault(key, []).append(item)
+
+    def prune(self, now: datetime) -> None:
+        """Forget originals older than the window (in arrival order)."""
+        oldest = window_start(now, self.rules.window)
+        while self._order and self._order[0][0] < oldest:
+            _, item = self._order.popleft()
+            for key in self._originals.pop(item).sketch[:INDEX_KEYS]:
+                postings = self._postings.get(key)
+                if postings is not None:
+                    postings.remove(item)
+                    if not postings:
+                        del self._postings[key]
+
+    def __len__(self) -> int:
+        return len(self._originals)

@@ -1,0 +1,103 @@
+"""Near-duplicate text: the decision on real wire copy, the sketch, the index."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aggregator.process.document import process_document
+from aggregator.process.duplicates import (
+    MIN_WORDS,
+    DuplicateIndex,
+    DuplicateRules,
+    fingerprint,
+    is_duplicate,
+    pack,
+    resemblance,
+    unpack,
+)
+
+DATA = Path(__file__).parent / "data" / "duplicates"
+RULES = DuplicateRules()
+T0 = datetime(2026, 2, 18, 2, 0, tzinfo=UTC)
+
+
+def _items() -> dict[tuple[str, str], str]:
+    """(feed file, first words of the title) -> title and body, as normalize sees them."""
+    rows = json.loads((DATA / "near_duplicates.json").read_text(encoding="utf-8"))
+    return {(r["file"], r["title"][:20]): f"{r['title']}\n{r['body']}" for r in rows}
+
+
+def _sketch(text: str) -> tuple[int, ...]:
+    title, _, body = text.partition("\n")
+    return fingerprint(title, body)
+
+
+def test_wire_copy_two_outlets_carry_under_their_own_links_is_a_duplicate() -> None:
+    items = _items()
+    japan = _sketch(items["japantoday-world.xml", "Australia won't repa"])
+    npr = _sketch(items["npr-world.xml", "Australia won't repa"])
+    assert japan and npr
+    assert is_duplicate(japan, npr, RULES)
+    assert is_duplicate(npr, japan, RULES)
+
+
+def test_other_words_about_the_same_event_are_not_a_duplicate() -> None:
+    items = _items()
+    abc = _sketch(items["abcnews-international.xml", "Australia won't repa"])
+    npr = _sketch(items["npr-world.xml", "Australia won't repa"])
+    assert resemblance(abc, npr) < 0.5
+    assert not is_duplicate(abc, npr, RULES)
+
+
+def test_two_articles_sharing_paragraphs_of_background_are_not_duplicates() -> None:
+    items = _items()
+    europe = _sketch(items["time-world.xml", "Europe Promises Unit"])
+    tariffs = _sketch(items["time-world.xml", "Trump Announces Tari"])
+    assert 0.3 < resemblance(europe, tariffs) < RULES.threshold
+
+
+def test_a_text_too_short_to_tell_apart_has_no_fingerprint() -> None:
+    words = " ".join(f"w{n}" for n in range(MIN_WORDS - 3))
+    assert fingerprint("Short title", words) == ()
+    assert fingerprint("A title of five words", words) != ()
+    assert resemblance((), ()) == 0.0
+
+
+def test_an_identical_text_resembles_fully_and_survives_the_store() -> None:
+    body = " ".join(f"word{n}" for n in range(200))
+    sketch = fingerprint("Title", body)
+    assert resemblance(sketch, fingerprint("Title", body)) == 1.0
+    assert unpack(pack(sketch)) == sketch
+    assert pack(()) is None and unpack(None) == ()
+
+
+def test_the_index_finds_the_earliest_original_inside_the_window() -> None:
+    items = _items()
+    japan = _sketch(items["japantoday-world.xml", "Australia won't repa"])
+    npr = _sketch(items["npr-world.xml", "Australia won't repa"])
+    index = DuplicateIndex(RULES)
+    index.add(1, japan, T0, story=10)
+    index.add(2, japan, T0 + timedelta(minutes=5), story=11)
+    found = index.original_of(npr, T0 + timedelta(hours=1))
+    assert found is not None and (found.item, found.story) == (1, 10)
+    assert index.original_of(npr, T0 + RULES.window + timedelta(hours=1)) is None
+    index.prune(T0 + RULES.window + timedelta(hours=1))
+    assert len(index) == 0
+
+
+def test_normalized_items_carry_the_fingerprint_of_their_text() -> None:
+    body = " ".join(f"word{n}" for n in range(60))
+    feed = (
+        "<rss version='2.0'><channel><title>t</title><item><title>A title</title>"
+        f"<link>https://a.example/1</link><description>&lt;p&gt;{body}&lt;/p&gt;"
+        "</description></item><item><title>Tiny</title><link>https://a.example/2</link>"
+        "<description>few words</description></item></channel></rss>"
+    ).encode()
+    document = process_document(
+        feed, content_type=None, url="https://a.example/f", source_name="a", now=T0, rules=()
+    )
+    long, short = document.items
+    assert long.fingerprint == fingerprint("A title", body)
+    assert short.fingerprint == ()
