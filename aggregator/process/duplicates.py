@@ -2,7 +2,7 @@
 
 Wire copy republished by several outlets, or an item an outlet re-posts under a new
 guid, has a new link and so a new identity; what stays is the text. An item's text
-(title and body, when the body is long enough to tell articles apart) becomes a
+(title and the start of its body, when long enough to tell articles apart) becomes a
 bottom-k sketch: the ``k`` smallest hashes of its word 4-grams. Two sketches estimate
 the resemblance (Jaccard similarity of the 4-gram sets) of their texts; at
 ``duplicate_threshold`` or above, the later item is a duplicate of the earlier one.
@@ -18,11 +18,10 @@ real article, so the default threshold sits well above the latter.
 
 from __future__ import annotations
 
-import heapq
 import re
 import struct
 import zlib
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -33,6 +32,10 @@ Fingerprint = tuple[int, ...]
 SKETCH_SIZE = 64  # hashes kept per text
 SHINGLE = 4  # words per n-gram
 INDEX_KEYS = 8  # smallest hashes of a sketch an item is found by
+MIN_SHARED_KEYS = 3  # of those, shared with an original for it to be scored
+MAX_CANDIDATES = 16  # originals scored per item, those sharing most keys first
+MAX_POSTINGS = 64  # originals found by one hash; a hash in more is boilerplate
+MAX_WORDS = 150  # the lead: wire copies share it, and the cost per item stays bounded
 MIN_WORDS = 30  # shorter texts get no fingerprint: too little to tell articles apart
 _WORD = re.compile(r"\w+")
 
@@ -45,23 +48,31 @@ class DuplicateRules:
 
 def fingerprint(title: str, body: str) -> Fingerprint:
     """The sketch of an item's text, or () when it is too short to have one."""
-    words = _WORD.findall(f"{title} {body}".casefold())
+    words = [w.encode() for w in _WORD.findall(f"{title} {body}".casefold())[:MAX_WORDS]]
     if len(words) < MIN_WORDS:
         return ()
+    text = b" ".join(words)
+    starts = [0]
+    for word in words:
+        starts.append(starts[-1] + len(word) + 1)
+    crc32 = zlib.crc32
     hashes = {
-        zlib.crc32(" ".join(words[i : i + SHINGLE]).encode())
-        for i in range(len(words) - SHINGLE + 1)
+        crc32(text[starts[i] : starts[i + SHINGLE] - 1]) for i in range(len(words) - SHINGLE + 1)
     }
-    return tuple(sorted(heapq.nsmallest(SKETCH_SIZE, hashes)))
+    return tuple(sorted(hashes)[:SKETCH_SIZE])
 
 
 def resemblance(a: Fingerprint, b: Fingerprint) -> float:
-    """Estimated Jaccard similarity of the two texts' 4-gram sets, 0..1."""
+    """Estimated Jaccard similarity of the two texts' 4-gram sets, 0..1: the share of
+    the union's ``SKETCH_SIZE`` smallest hashes that both sketches hold."""
     if not a or not b:
         return 0.0
     mine, theirs = set(a), set(b)
-    union = heapq.nsmallest(SKETCH_SIZE, mine | theirs)
-    return sum(1 for h in union if h in mine and h in theirs) / len(union)
+    both = mine & theirs
+    if not both:
+        return 0.0
+    union = sorted(mine | theirs)[:SKETCH_SIZE]
+    return len(both.intersection(union)) / len(union)
 
 
 def is_duplicate(a: Fingerprint, b: Fingerprint, rules: DuplicateRules) -> bool:
@@ -97,20 +108,25 @@ class DuplicateIndex:
     _order: deque[tuple[datetime, int]] = field(default_factory=deque)
 
     def original_of(self, sketch: Fingerprint, when: datetime) -> Original | None:
-        """The earliest recent original this text duplicates, or None."""
+        """The earliest recent original this text duplicates, or None.
+
+        Only originals sharing at least ``MIN_SHARED_KEYS`` of the sketch's smallest
+        hashes are scored, at most ``MAX_CANDIDATES`` of them: a text that resembles
+        this one shares most of those; one that merely shares a phrase (an outlet's
+        boilerplate line) rarely shares two."""
         if not sketch:
             return None
         oldest = window_start(when, self.rules.window)
-        found: list[Original] = []
-        seen: set[int] = set()
+        shared: Counter[int] = Counter()
         for key in sketch[:INDEX_KEYS]:
-            for item in self._postings.get(key, ()):
-                if item in seen:
-                    continue
-                seen.add(item)
-                other = self._originals[item]
-                if other.when >= oldest and is_duplicate(sketch, other.sketch, self.rules):
-                    found.append(other)
+            shared.update(self._postings.get(key, ()))
+        found: list[Original] = []
+        for item, count in shared.most_common(MAX_CANDIDATES):
+            if count < MIN_SHARED_KEYS:
+                break
+            other = self._originals[item]
+            if other.when >= oldest and is_duplicate(sketch, other.sketch, self.rules):
+                found.append(other)
         return min(found, key=lambda o: (o.when, o.item)) if found else None
 
     def add(self, item: int, sketch: Fingerprint, when: datetime, story: int) -> None:
@@ -119,7 +135,9 @@ class DuplicateIndex:
         self._originals[item] = Original(item, story, when, sketch)
         self._order.append((when, item))
         for key in sketch[:INDEX_KEYS]:
-            self._postings.setdefault(key, []).append(item)
+            postings = self._postings.setdefault(key, [])
+            if len(postings) < MAX_POSTINGS:  # a hash this common is boilerplate
+                postings.append(item)
 
     def prune(self, now: datetime) -> None:
         """Forget originals older than the window (in arrival order)."""
@@ -128,7 +146,7 @@ class DuplicateIndex:
             _, item = self._order.popleft()
             for key in self._originals.pop(item).sketch[:INDEX_KEYS]:
                 postings = self._postings.get(key)
-                if postings is not None:
+                if postings is not None and item in postings:
                     postings.remove(item)
                     if not postings:
                         del self._postings[key]
