@@ -161,7 +161,7 @@ class Item:
     enclosures: tuple[Enclosure, ...]
     language: str | None
     content_hash: str
-    fingerprint: tuple[int, ...] = ()  # sketch of the text, for near-duplicates
+    fingerprint: bytes = b""  # sketch of the text, for near-duplicates (process/duplicates.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,7 +288,7 @@ class StoryMember:
     outlet: str  # that source's title
     when: datetime  # the item's date (sort_at)
     story: int | None
-    fingerprint: tuple[int, ...] = ()  # sketch of the text (process/duplicates.py)
+    fingerprint: bytes = b""  # sketch of the text (process/duplicates.py)
     duplicate_of: int | None = None  # the item whose text this one repeats
 
 

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from aggregator.process.document import process_document
 from aggregator.process.duplicates import (
+    MAX_WORDS,
     MIN_WORDS,
+    SKETCH_SIZE,
     DuplicateIndex,
     DuplicateRules,
     fingerprint,
+    hashes,
     is_duplicate,
-    pack,
     resemblance,
-    unpack,
 )
 
 DATA = Path(__file__).parent / "data" / "duplicates"
@@ -30,7 +31,7 @@ def _items() -> dict[tuple[str, str], str]:
     return {(r["file"], r["title"][:20]): f"{r['title']}\n{r['body']}" for r in rows}
 
 
-def _sketch(text: str) -> tuple[int, ...]:
+def _sketch(text: str) -> bytes:
     title, _, body = text.partition("\n")
     return fingerprint(title, body)
 
@@ -76,17 +77,25 @@ def test_two_articles_sharing_paragraphs_of_background_are_not_duplicates() -> N
 
 def test_a_text_too_short_to_tell_apart_has_no_fingerprint() -> None:
     words = " ".join(f"w{n}" for n in range(MIN_WORDS - 3))
-    assert fingerprint("Short title", words) == ()
-    assert fingerprint("A title of five words", words) != ()
-    assert resemblance((), ()) == 0.0
+    assert fingerprint("Short title", words) == b""
+    assert fingerprint("A title of five words", words) != b""
+    assert resemblance(b"", b"") == 0.0
 
 
-def test_an_identical_text_resembles_fully_and_survives_the_store() -> None:
+def test_an_identical_text_resembles_fully_and_the_sketch_is_its_smallest_hashes() -> None:
     body = " ".join(f"word{n}" for n in range(200))
     sketch = fingerprint("Title", body)
     assert resemblance(sketch, fingerprint("Title", body)) == 1.0
-    assert unpack(pack(sketch)) == sketch
-    assert pack(()) is None and unpack(None) == ()
+    smallest = hashes(sketch)
+    assert len(sketch) == 4 * SKETCH_SIZE and len(smallest) == SKETCH_SIZE
+    assert list(smallest) == sorted(set(smallest))
+    assert hashes(sketch, 3) == smallest[:3]
+
+
+def test_only_the_lead_counts() -> None:
+    lead = " ".join(f"word{n}" for n in range(MAX_WORDS))
+    assert fingerprint("", lead + " tail one") == fingerprint("", lead + " another ending")
+    assert fingerprint("", "new start " + lead) != fingerprint("", lead)
 
 
 def test_the_index_finds_the_earliest_original_inside_the_window() -> None:
@@ -116,4 +125,4 @@ def test_normalized_items_carry_the_fingerprint_of_their_text() -> None:
     )
     long, short = document.items
     assert long.fingerprint == fingerprint("A title", body)
-    assert short.fingerprint == ()
+    assert short.fingerprint == b""

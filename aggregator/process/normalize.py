@@ -97,9 +97,13 @@ def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> It
 _TAG = re.compile(r"<[^>]*>")
 
 
+_LEAD_CHARS = 8000  # of markup: more than a fingerprint's words, in any real article
+
+
 def _body_text(content_html: str | None, summary_html: str | None) -> str:
-    """The words of the longer of the two bodies (sanitized markup: tags are simple)."""
-    body = max(content_html or "", summary_html or "", key=len)
+    """The words of the lead of the longer of the two bodies (sanitized markup: tags
+    are simple)."""
+    body = max(content_html or "", summary_html or "", key=len)[:_LEAD_CHARS]
     return html.unescape(_TAG.sub(" ", body)) if body else ""
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, exists, func, select, update
 
-from aggregator.process.duplicates import pack
 from aggregator.store.dialect import chunks, upsert
 from aggregator.store.schema import item_series, item_sources, items
 from aggregator.types import Item
@@ -228,7 +227,7 @@ def _item_values(item: Item) -> dict[str, Any]:
         "enclosures": [asdict(e) for e in item.enclosures],
         "language": item.language,
         "content_hash": item.content_hash,
-        "fingerprint": pack(item.fingerprint),
+        "fingerprint": item.fingerprint or None,
     }
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, select, update
 
-from aggregator.process.duplicates import unpack
 from aggregator.store.dialect import chunks
 from aggregator.store.entries import entries_of
 from aggregator.store.schema import item_sources, items, sources, stories
@@ -119,7 +118,7 @@ def _member(row: Any) -> StoryMember:
         outlet=row.outlet,
         when=row.sort_at,
         story=row.story_id,
-        fingerprint=unpack(row.fingerprint),
+        fingerprint=row.fingerprint or b"",
         duplicate_of=row.duplicate_of,
     )
 
