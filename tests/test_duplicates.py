@@ -112,6 +112,19 @@ def test_the_index_finds_the_earliest_original_inside_the_window() -> None:
     assert len(index) == 0
 
 
+def test_an_item_dated_in_the_future_does_not_keep_older_ones_in_the_index() -> None:
+    items = _items()
+    japan = _sketch(items["japantoday-world.xml", "Australia won't repa"])
+    npr = _sketch(items["npr-world.xml", "Australia won't repa"])
+    index = DuplicateIndex(RULES)
+    index.add(1, npr, T0 + timedelta(days=30), story=10)  # a feed that dates ahead
+    index.add(2, japan, T0, story=11)
+    index.prune(T0 + RULES.window + timedelta(hours=1))
+    assert len(index) == 1
+    found = index.original_of(japan, T0 + timedelta(days=30))
+    assert found is not None and found.item == 1
+
+
 def test_normalized_items_carry_the_fingerprint_of_their_text() -> None:
     body = " ".join(f"word{n}" for n in range(60))
     feed = (

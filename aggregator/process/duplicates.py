@@ -19,10 +19,11 @@ merge here hides a real article, so the default threshold sits well above these.
 
 from __future__ import annotations
 
+import heapq
 import string
 import struct
 import zlib
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -124,7 +125,7 @@ class DuplicateIndex:
     rules: DuplicateRules = field(default_factory=DuplicateRules)
     _originals: dict[int, Original] = field(default_factory=dict)
     _postings: dict[int, list[int]] = field(default_factory=dict)
-    _order: deque[tuple[datetime, int]] = field(default_factory=deque)
+    _by_date: list[tuple[datetime, int]] = field(default_factory=list)  # a heap, oldest first
 
     def original_of(self, sketch: Fingerprint, when: datetime) -> Original | None:
         """The earliest recent original this text duplicates, or None.
@@ -154,17 +155,18 @@ class DuplicateIndex:
         if not sketch or item in self._originals:
             return
         self._originals[item] = Original(item, story, when, sketch)
-        self._order.append((when, item))
+        heapq.heappush(self._by_date, (when, item))
         for key in hashes(sketch, INDEX_KEYS):
             postings = self._postings.setdefault(key, [])
             if len(postings) < MAX_POSTINGS:  # a hash this common is boilerplate
                 postings.append(item)
 
     def prune(self, now: datetime) -> None:
-        """Forget originals older than the window (in arrival order)."""
+        """Forget originals dated before the window (by date, not arrival: an item dated
+        in the future must not keep every later one in memory)."""
         oldest = window_start(now, self.rules.window)
-        while self._order and self._order[0][0] < oldest:
-            _, item = self._order.popleft()
+        while self._by_date and self._by_date[0][0] < oldest:
+            _, item = heapq.heappop(self._by_date)
             for key in hashes(self._originals.pop(item).sketch, INDEX_KEYS):
                 postings = self._postings.get(key)
                 if postings is not None and item in postings:
