@@ -160,6 +160,7 @@ def grouping_rules(settings: Settings) -> GroupingRules:
     grouping = settings.grouping
     return GroupingRules(
         threshold=grouping.threshold,
+        pair_threshold=grouping.pair_threshold,
         merge_threshold=grouping.merge_threshold,
         window=grouping.window,
         capital_boost=grouping.capital_boost,

@@ -92,6 +92,23 @@ def test_items_naming_others_than_the_story_does_not_join_it() -> None:
     assert decide(item, [jackson], rules, frozenset({"jackson"})) == Decision(1)
 
 
+def test_two_headlines_alone_need_more_in_common_than_a_headline_and_a_story() -> None:
+    item = {"back": 0.6, "home": 0.6, "venezuela": 0.53}
+    story = {"back": 0.3, "home": 0.3, "hungrypanda": 0.9}  # cosine 0.36
+    rules = GroupingRules(threshold=0.3, pair_threshold=0.4)
+    assert decide(item, [Candidate(1, story, story, size=1)], rules) == Decision(None)
+    assert decide(item, [Candidate(1, story, story, size=3)], rules) == Decision(1)
+    # Never below the threshold itself.
+    lower = GroupingRules(threshold=0.4, pair_threshold=0.2)
+    assert decide(item, [Candidate(1, story, story, size=1)], lower) == Decision(None)
+
+
+def test_a_title_case_headline_marks_no_names() -> None:
+    title_case = terms("Botswana: Malaria Claims One As Cases Rise in North West District")
+    assert not any(term.startswith("^") for term in title_case)
+    assert "^west" in terms("Israel moves to claim West Bank land")
+
+
 def test_related_headlines_share_a_story_and_others_do_not() -> None:
     index = StoryIndex(GroupingRules(threshold=0.2))
     fed = index.assign(terms("Fed official says weak data caused by weather"), T0)
@@ -125,7 +142,7 @@ def test_bcubed_and_pairwise_scores_by_hand() -> None:
 def test_dev_stories_are_grouped_with_high_precision() -> None:
     """The labelled development half (44 stories, 2,622 headlines; see PROVENANCE.md).
 
-    Measured at the defaults when written: B-cubed P 0.918, R 0.782, F1 0.845. The floors
+    Measured at the defaults when written: B-cubed P 0.924, R 0.785, F1 0.849. The floors
     catch a regression; they are not what the issue asks of unseen stories (F1 0.80 at
     P 0.85), which is measured on the held-back half.
     """
@@ -210,6 +227,14 @@ def test_same_time_capture_finds_multi_outlet_stories_without_false_merges() -> 
     bangladesh = _story_with(stories, "Tarique Rahman")
     assert len({source for source, _ in bangladesh}) >= 3
     assert sum(len({s for s, _ in story}) >= 2 for story in stories) >= 40
+    # Pairs that once shared a story on two common words ("back home", "says ... Israel"),
+    # or on "European leaders" alone.
+    for one, other in [
+        ("HungryPanda delivery drivers", "Venezuelans Abroad"),
+        ("LeBron James", "Erdogan"),
+        ("Navalny", "Rubio"),
+    ]:
+        assert not any(other in title for _, title in _story_with(stories, one))
 
 
 def test_the_index_forgets_what_fell_out_of_the_window() -> None:

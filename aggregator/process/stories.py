@@ -65,6 +65,9 @@ _STOPWORDS = frozenset(
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupingRules:
     threshold: float = 0.13  # cosine similarity an item needs to join a story
+    # ... a story of one report: two headlines alone need more in common than a headline
+    # and a story whose several reports have settled its vocabulary.
+    pair_threshold: float = 0.25
     merge_threshold: float = 0.3  # similarity of two stories an item bridges, to merge them
     shared_terms: int = 2  # terms an item must share with a story (one word is a topic)
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
@@ -80,14 +83,22 @@ def terms(title: str, summary: str | None = None, *, outlet: str | None = None) 
     """
     found: Counter[str] = Counter()
     for text in (strip_outlet_name(title, outlet), summary or ""):
-        for position, match in enumerate(_WORD.finditer(unicodedata.normalize("NFKC", text))):
-            word = match.group()
+        words = _WORD.findall(unicodedata.normalize("NFKC", text))
+        marks_names = not _is_title_case(words)
+        for position, word in enumerate(words):
             term = _stem(word.casefold())
             if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and len(term) < 4):
                 continue
-            capitalised = position > 0 and word[:1].isupper()
+            capitalised = marks_names and position > 0 and word[:1].isupper()
             found[sys.intern(f"^{term}" if capitalised else term)] += 1
     return found
+
+
+def _is_title_case(words: list[str]) -> bool:
+    """Most of the longer words after the first capitalised ("Malaria Claims One As
+    Cases Rise in North West District"): there, a capital does not mark a name."""
+    longer = [word for word in words[1:] if len(word) >= 4 and not word.isdigit()]
+    return len(longer) >= 3 and sum(word[:1].isupper() for word in longer) >= 0.7 * len(longer)
 
 
 def strip_outlet_name(title: str, outlet: str | None) -> str:
@@ -182,6 +193,7 @@ class Candidate:
     centroid: Vector  # unit length, the strongest terms
     total: Vector  # sum of the members' vectors
     names: frozenset[str] = frozenset()  # terms its outlets capitalised mid-title
+    size: int = 1  # reports joined
 
 
 def window_start(moment: datetime, window: timedelta) -> datetime:
@@ -206,22 +218,25 @@ def decide(
 ) -> Decision:
     """The story an item joins, and the stories it bridges.
 
-    The item joins the most similar candidate at or above ``threshold``. Another
-    candidate it also reaches is merged into that story when the two stories are
-    themselves similar (``merge_threshold``): reports that started apart, before the
-    vocabulary of the event settled, come together.
+    The item joins the most similar candidate at or above ``threshold`` (for a story of
+    one report, ``pair_threshold`` if higher). Another candidate it also reaches is merged into
+    that story when the two stories are themselves similar (``merge_threshold``):
+    reports that started apart, before the vocabulary of the event settled, come
+    together.
     """
     needed = min(rules.shared_terms, len(item))
     scored = sorted(
         (
-            (cosine(item, c.centroid), c)
+            (score, c)
             for c in candidates
             if sum(term in c.centroid for term in item) >= needed
             and (not names or not c.names or not names.isdisjoint(c.names))
+            and (score := cosine(item, c.centroid))
+            >= (max(rules.pair_threshold, rules.threshold) if c.size <= 1 else rules.threshold)
         ),
         key=lambda entry: (-entry[0], entry[1].story),
     )
-    if not scored or scored[0][0] < rules.threshold:
+    if not scored:
         return Decision(None)
     best = scored[0][1]
     if len(scored) == 1:
@@ -229,8 +244,8 @@ def decide(
     total = _add(dict(best.total), item)
     joined = _unit(total)
     merge = []
-    for score, candidate in scored[1:]:
-        if score >= rules.threshold and cosine(joined, candidate.centroid) >= rules.merge_threshold:
+    for _, candidate in scored[1:]:
+        if cosine(joined, candidate.centroid) >= rules.merge_threshold:
             merge.append(candidate.story)
             joined = _unit(_add(total, candidate.total))  # the merged story, for the next
     return Decision(best.story, tuple(merge))
@@ -425,4 +440,7 @@ class StoryIndex:
                     break  # postings run oldest to newest: the rest are older still
                 seen[story_id] = None
         stories = self._stories
-        return [Candidate(i, stories[i].centroid, stories[i].total, stories[i].names) for i in seen]
+        return [
+            Candidate(i, stories[i].centroid, stories[i].total, stories[i].names, stories[i].size)
+            for i in seen
+        ]
