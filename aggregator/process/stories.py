@@ -44,7 +44,7 @@ _STOPWORDS = frozenset(
         into is it its itself just live me more most my new news no nor not now of off on
         once only or other our out over own photos report reports said same says she should
         so some such than that the their them then there these they this those through to
-        too under until up update updates very via video vs was watch we were what when
+        too under until up update updates us very via video vs was watch we were what when
         where which while who whom why will with would you your yours"""
     )
     # The commonest words of the other languages outlets publish in (after folding:
