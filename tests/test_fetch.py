@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,15 @@ FEED = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
 
 
 def _fetcher(handler, **limits) -> Fetcher:
-    return Fetcher(FetchLimits(**limits), transport=httpx.MockTransport(handler))
+    """A fetcher whose transport answers with ``handler``'s responses, streamed as a real
+    server's are (httpx reads a mock's bytes body at once, which no network does)."""
+
+    def streamed(request: httpx.Request) -> httpx.Response:
+        response = handler(request)
+        raw = b"".join(response.stream)  # the body as sent, still compressed
+        return httpx.Response(response.status_code, headers=response.headers, content=iter([raw]))
+
+    return Fetcher(FetchLimits(**limits), transport=httpx.MockTransport(streamed))
 
 
 def test_conditional_get_sends_validators_and_keeps_them_on_304() -> None:
@@ -95,6 +104,20 @@ def test_size_cap_counts_decompressed_bytes() -> None:
         _fetcher(handler, max_bytes=1_000_000).fetch(
             SourceForPoll(name="a", url="https://a.example/feed")
         )
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_body_under_the_cap_comes_back_decompressed(encoding: str) -> None:
+    body = FEED * 1000
+    sent = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=sent, headers={"Content-Encoding": encoding})
+
+    result = _fetcher(handler, max_bytes=len(body)).fetch(
+        SourceForPoll(name="a", url="https://a.example/feed")
+    )
+    assert isinstance(result, Fetched) and result.content == body
 
 
 def test_file_sources_use_modification_time_as_validator(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.grouping_eval import EvaluationInputError, assign_stories, read_labelled, score
+from aggregator.process import stories
 from aggregator.process.stories import (
     Candidate,
     Decision,
@@ -30,6 +31,17 @@ T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
 def test_terms_drop_stopwords_and_fold_plurals_and_possessives() -> None:
     found = terms("Fed's officials hint the tapering continues")
     assert set(found) == {"fed", "official", "hint", "taper", "continue"}
+
+
+def test_remembered_words_stay_bounded_and_give_the_same_terms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stories, "_TERMS_KEPT", 10)
+    first = terms("Fed's officials hint the tapering continues in Geneva")
+    for n in range(50):
+        terms(f"Headline{n} about words{n} never seen{n}")
+        assert len(stories._TERMS) <= 10
+    assert terms("Fed's officials hint the tapering continues in Geneva") == first
 
 
 def test_capitalised_words_after_the_first_are_marked() -> None:

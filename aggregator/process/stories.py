@@ -86,19 +86,44 @@ def terms(title: str, summary: str | None = None, *, outlet: str | None = None) 
         words = _WORD.findall(unicodedata.normalize("NFKC", text))
         marks_names = not _is_title_case(words)
         for position, word in enumerate(words):
-            term = _stem(word.casefold())
-            if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and len(term) < 4):
-                continue
-            capitalised = marks_names and position > 0 and word[:1].isupper()
-            found[sys.intern(f"^{term}" if capitalised else term)] += 1
+            plain, name = _term_of(word)
+            if plain:
+                capitalised = marks_names and position > 0 and word[:1].isupper()
+                found[name if capitalised else plain] += 1
     return found
+
+
+_TERMS: dict[str, tuple[str, str]] = {}  # word -> (its term, or "" if none; as a name)
+_TERMS_KEPT = 200_000  # words remembered (a few MB); news reuses a small vocabulary
+
+
+def _term_of(word: str) -> tuple[str, str]:
+    """The term a word counts as ("" for a stopword, a letter, a short number) and the
+    same marked as a name. Remembered: stemming every word of every headline again was
+    most of the cost of putting a window's stories back at start."""
+    known = _TERMS.get(word)
+    if known is not None:
+        return known
+    term = _stem(word.casefold())
+    if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and len(term) < 4):
+        known = ("", "")
+    else:
+        known = (sys.intern(term), sys.intern(f"^{term}"))
+    if len(_TERMS) >= _TERMS_KEPT:
+        _TERMS.clear()
+    _TERMS[word] = known
+    return known
 
 
 def _is_title_case(words: list[str]) -> bool:
     """Most of the longer words after the first capitalised ("Malaria Claims One As
     Cases Rise in North West District"): there, a capital does not mark a name."""
-    longer = [word for word in words[1:] if len(word) >= 4 and not word.isdigit()]
-    return len(longer) >= 3 and sum(word[:1].isupper() for word in longer) >= 0.7 * len(longer)
+    longer = capitalised = 0
+    for word in words[1:]:
+        if len(word) >= 4 and not word.isdigit():
+            longer += 1
+            capitalised += word[:1].isupper()
+    return longer >= 3 and capitalised >= 0.7 * longer
 
 
 def strip_outlet_name(title: str, outlet: str | None) -> str:
