@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from aggregator.types import Category, Item, ParsedItem
+from aggregator.types import Category, Item, ParsedItem, PollSchedule
+
+if TYPE_CHECKING:
+    from aggregator.store import Store
 
 T0 = datetime(2026, 2, 18, 2, 0, tzinfo=UTC)
 
@@ -35,6 +39,29 @@ def make_item(key: str, **overrides: Any) -> Item:
     }
     values.update(overrides)
     return Item(**values)
+
+
+def save_batch(
+    store: Store,
+    source: str,
+    batch: Sequence[Item],
+    *,
+    now: datetime = T0,
+    series: dict[str, tuple[str, ...]] | None = None,
+    etag: str | None = None,
+) -> int:
+    """One successful poll of ``source`` that read ``batch``, as the pipeline saves it;
+    the number of items new to the source."""
+    return store.save_poll(
+        source,
+        batch=batch,
+        series=series or {},
+        http_status=200,
+        etag=etag,
+        last_modified=None,
+        now=now,
+        schedule=lambda new: PollSchedule(next_poll_at=now + timedelta(minutes=15)),
+    )
 
 
 def make_parsed(*, guid: str | None, link: str | None, title: str) -> ParsedItem:

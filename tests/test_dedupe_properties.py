@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from aggregator.process.normalize import normalize_items
 from aggregator.store import Store
 from aggregator.store.schema import item_sources, items
-from aggregator.types import ParsedItem, PollSchedule, SourceDefinition
-from tests.builders import T0, make_parsed
+from aggregator.types import ParsedItem, SourceDefinition
+from tests.builders import T0, make_parsed, save_batch
 
 GUIDS = st.one_of(st.none(), st.sampled_from(["a", "b", " a ", "", "c"]))
 LINKS = st.one_of(
@@ -67,16 +67,7 @@ def test_storing_documents_is_idempotent_and_keeps_every_entry(
         ]
         for name, batch in zip(names, batches, strict=True):
             assert len({i.entry_key for i in batch}) == len(batch)
-            new = store.save_poll(
-                name,
-                batch=batch,
-                series={},
-                http_status=200,
-                etag=None,
-                last_modified=None,
-                now=T0,
-                schedule=lambda new: PollSchedule(next_poll_at=T0),
-            )
+            new = save_batch(store, name, batch)
             assert new == len(batch)
         credits, rows = _count(store, item_sources), _count(store, items)
         assert credits == sum(len(b) for b in batches)
@@ -87,16 +78,7 @@ def test_storing_documents_is_idempotent_and_keeps_every_entry(
         for name, doc in zip(names, documents, strict=True):
             reordered = data.draw(st.permutations(doc))
             batch = normalize_items(reordered, source_name=name, now=T0 + timedelta(hours=1))
-            again = store.save_poll(
-                name,
-                batch=batch,
-                series={},
-                http_status=200,
-                etag=None,
-                last_modified=None,
-                now=T0 + timedelta(hours=1),
-                schedule=lambda new: PollSchedule(next_poll_at=T0),
-            )
+            again = save_batch(store, name, batch, now=T0 + timedelta(hours=1))
             assert again == 0
         assert (_count(store, item_sources), _count(store, items)) == (credits, rows)
         single = _single_entry_links(batches)

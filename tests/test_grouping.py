@@ -15,8 +15,8 @@ from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.types import PollSchedule, SourceDefinition
-from tests.builders import make_item
+from aggregator.types import SourceDefinition
+from tests.builders import make_item, save_batch
 
 # Starlette >= 1.x warns about httpx on import of its TestClient (see test_publish_app).
 with warnings.catch_warnings():
@@ -47,17 +47,7 @@ def _save(
     store: Store, source: str, key: str, title: str, when: datetime, link: str | None = None
 ) -> None:
     link = link or f"https://{source}.example/{key}"
-    item = make_item(key, title=title, link=link, published=when)
-    store.save_poll(
-        source,
-        batch=[item],
-        series={},
-        http_status=200,
-        etag=None,
-        last_modified=None,
-        now=when,
-        schedule=lambda new: PollSchedule(next_poll_at=when + timedelta(minutes=15)),
-    )
+    save_batch(store, source, [make_item(key, title=title, link=link, published=when)], now=when)
 
 
 def _story_ids(url: str) -> dict[str, int | None]:
@@ -299,16 +289,7 @@ def test_wire_copy_under_two_links_is_one_article_crediting_both_outlets(
             content_html=content,
             fingerprint=fingerprint(title, WIRE if content == body else "Other words"),
         )
-        store.save_poll(
-            source,
-            batch=[item],
-            series={},
-            http_status=200,
-            etag=None,
-            last_modified=None,
-            now=T0 + timedelta(minutes=n),
-            schedule=lambda new: PollSchedule(next_poll_at=T0 + timedelta(hours=1)),
-        )
+        save_batch(store, source, [item], now=T0 + timedelta(minutes=n))
     StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=1))
     engine = create_engine(database_url)
     try:
@@ -335,16 +316,7 @@ def test_wire_copy_under_two_links_is_one_article_crediting_both_outlets(
     later = make_item(
         "w9", title=copies[0][1], link="https://abc.example/w9", fingerprint=fingerprint("x", WIRE)
     )
-    store.save_poll(
-        "abc",
-        batch=[later],
-        series={},
-        http_status=200,
-        etag=None,
-        last_modified=None,
-        now=T0 + timedelta(minutes=30),
-        schedule=lambda new: PollSchedule(next_poll_at=T0 + timedelta(hours=1)),
-    )
+    save_batch(store, "abc", [later], now=T0 + timedelta(minutes=30))
     assigner.assign_pending(T0 + timedelta(hours=1))
     (wire_again,) = [
         e for e in store.feed_entries(series_slugs=None, limit=10) if e.title == copies[0][1]

@@ -13,8 +13,8 @@ from aggregator.store import Store, create_store_engine, ensure_schema
 from aggregator.store import sources as sources_module
 from aggregator.store.database import SCHEMA_REVISION, current_revision, head_revision
 from aggregator.store.schema import item_series, item_sources, items
-from aggregator.types import PollSchedule, SourceDefinition, SourceNotModified
-from tests.builders import T0, make_item, make_parsed
+from aggregator.types import SourceDefinition, SourceNotModified
+from tests.builders import T0, make_item, make_parsed, save_batch
 
 LATER = T0 + timedelta(minutes=15)
 
@@ -27,16 +27,7 @@ def _define(store: Store, *names: str) -> None:
 
 
 def _save(store: Store, name: str, batch, *, series=None, now=T0) -> int:
-    return store.save_poll(
-        name,
-        batch=batch,
-        series=series or {},
-        http_status=200,
-        etag='"v1"',
-        last_modified=None,
-        now=now,
-        schedule=lambda new: PollSchedule(next_poll_at=now + timedelta(minutes=15)),
-    )
+    return save_batch(store, name, batch, series=series, now=now, etag='"v1"')
 
 
 def _count(store: Store, table) -> int:
