@@ -161,6 +161,7 @@ def grouping_rules(settings: Settings) -> GroupingRules:
     return GroupingRules(
         threshold=grouping.threshold,
         pair_threshold=grouping.pair_threshold,
+        unnamed_threshold=grouping.unnamed_threshold,
         merge_threshold=grouping.merge_threshold,
         window=grouping.window,
         capital_boost=grouping.capital_boost,

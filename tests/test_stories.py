@@ -30,7 +30,7 @@ T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
 
 def test_terms_drop_stopwords_and_fold_plurals_and_possessives() -> None:
     found = terms("Fed's officials hint the tapering continues")
-    assert set(found) == {"fed", "official", "hint", "taper", "continue"}
+    assert set(found) == {"?fed", "official", "hint", "taper", "continue"}
 
 
 def test_remembered_words_stay_bounded_and_give_the_same_terms(
@@ -45,7 +45,29 @@ def test_remembered_words_stay_bounded_and_give_the_same_terms(
 
 
 def test_capitalised_words_after_the_first_are_marked() -> None:
-    assert set(terms("Talks in Geneva resume")) == {"talk", "^geneva", "resume"}
+    assert set(terms("Talks in Geneva resume")) == {"?talk", "^geneva", "resume"}
+
+
+def test_a_first_word_is_a_name_when_the_stream_capitalises_it_mid_headline() -> None:
+    index = StoryIndex(GroupingRules())
+    for n in range(3):
+        index.assign(terms(f"Talks about Iran resume in round {n + 1000}"), T0)
+    iran = index.place(terms("Iran rejects the new offer"), T0)
+    talks = index.place(terms("Talks collapse over the new offer"), T0)
+    # "Iran", capitalised mid-headline before, is a name; "Talks" never was.
+    assert index._names(terms("Iran rejects the new offer")) == {"iran"}
+    assert index._names(terms("Talks collapse over the new offer")) == frozenset()
+    assert iran.story != talks.story
+
+
+def test_a_headline_that_names_no_one_needs_more_to_join_a_story_that_does() -> None:
+    item = {"strike": 0.6, "kill": 0.6, "people": 0.53}
+    sudan = Candidate(1, {"strike": 0.3, "kill": 0.3, "sudan": 0.9}, {}, frozenset({"sudan"}), 3)
+    rules = GroupingRules(threshold=0.1, unnamed_threshold=0.5)
+    assert decide(item, [sudan], rules) == Decision(None)
+    assert decide(item, [sudan], GroupingRules(threshold=0.1, unnamed_threshold=0.3)) == Decision(1)
+    unnamed = Candidate(1, {"strike": 0.3, "kill": 0.3, "market": 0.9}, {}, frozenset(), 3)
+    assert decide(item, [unnamed], rules) == Decision(1)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +176,7 @@ def test_bcubed_and_pairwise_scores_by_hand() -> None:
 def test_dev_stories_are_grouped_with_high_precision() -> None:
     """The labelled development half (44 stories, 2,622 headlines; see PROVENANCE.md).
 
-    Measured at the defaults when written: B-cubed P 0.925, R 0.786, F1 0.850. The floors
+    Measured at the defaults when written: B-cubed P 0.929, R 0.785, F1 0.851. The floors
     catch a regression; they are not what the issue asks of unseen stories (F1 0.80 at
     P 0.85), which is measured on the held-back half.
     """
@@ -250,6 +272,8 @@ def test_same_time_capture_finds_multi_outlet_stories_without_false_merges() -> 
         ("HungryPanda delivery drivers", "Venezuelans Abroad"),
         ("LeBron James", "Erdogan"),
         ("Navalny", "Rubio"),
+        ("Navalny", "kidnapped grandfather"),  # "likely" and "say", named by no one
+        ("Rafale", "nature-saving business"),  # "boost" and "business"
     ]:
         assert not any(other in title for _, title in _story_with(stories, one))
 

@@ -68,6 +68,9 @@ class GroupingRules:
     # ... a story of one report: two headlines alone need more in common than a headline
     # and a story whose several reports have settled its vocabulary.
     pair_threshold: float = 0.25
+    # ... for a headline that names no one, to join a story that names someone: sharing
+    # "strike", "kill" and "people" is not enough to be the same event.
+    unnamed_threshold: float = 0.18
     merge_threshold: float = 0.3  # similarity of two stories an item bridges, to merge them
     shared_terms: int = 2  # terms an item must share with a story (one word is a topic)
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
@@ -77,7 +80,10 @@ class GroupingRules:
 
 
 def terms(title: str, summary: str | None = None, *, outlet: str | None = None) -> Counter[str]:
-    """An item's significant terms with their counts; capitalised ones marked with '^'.
+    """An item's significant terms with their counts. A word capitalised mid-headline is
+    marked '^' (a name); one capitalised where capitals say nothing (the first word, a
+    Title Case headline) is marked '?': ``StoryIndex`` takes it for a name when the
+    stream usually capitalises it mid-headline.
 
     Segments of the title that only name the outlet ("... - Reuters") are dropped.
     """
@@ -86,18 +92,22 @@ def terms(title: str, summary: str | None = None, *, outlet: str | None = None) 
         words = _WORD.findall(unicodedata.normalize("NFKC", text))
         marks_names = not _is_title_case(words)
         for position, word in enumerate(words):
-            plain, name = _term_of(word)
+            plain, name, unsure = _term_of(word)
             if plain:
-                capitalised = marks_names and position > 0 and word[:1].isupper()
-                found[name if capitalised else plain] += 1
+                if not word[:1].isupper():
+                    found[plain] += 1
+                elif marks_names and position > 0:
+                    found[name] += 1
+                else:  # a capital at the start, or in Title Case: a name or not
+                    found[unsure] += 1
     return found
 
 
-_TERMS: dict[str, tuple[str, str]] = {}  # word -> (its term, or "" if none; as a name)
+_TERMS: dict[str, tuple[str, str, str]] = {}  # word -> its term ("": none), as a name, unsure
 _TERMS_KEPT = 200_000  # words remembered (a few MB); news reuses a small vocabulary
 
 
-def _term_of(word: str) -> tuple[str, str]:
+def _term_of(word: str) -> tuple[str, str, str]:
     """The term a word counts as ("" for a stopword, a letter, a short number) and the
     same marked as a name. Remembered: stemming every word of every headline again was
     most of the cost of putting a window's stories back at start."""
@@ -106,9 +116,9 @@ def _term_of(word: str) -> tuple[str, str]:
         return known
     term = _stem(word.casefold())
     if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and len(term) < 4):
-        known = ("", "")
+        known = ("", "", "")
     else:
-        known = (sys.intern(term), sys.intern(f"^{term}"))
+        known = (sys.intern(term), sys.intern(f"^{term}"), sys.intern(f"?{term}"))
     if len(_TERMS) >= _TERMS_KEPT:
         _TERMS.clear()
     _TERMS[word] = known
@@ -166,7 +176,7 @@ def weigh(counts: Counter[str], idf: Mapping[str, float], rules: GroupingRules) 
     vector: dict[str, float] = {}
     for marked, count in counts.items():
         capitalised = marked.startswith("^")
-        term = sys.intern(marked[1:]) if capitalised else marked
+        term = sys.intern(marked[1:]) if marked[:1] in "^?" else marked
         weight = (1 + math.log(count)) * idf.get(term, 1.0)
         if capitalised:
             weight *= rules.capital_boost
@@ -230,11 +240,6 @@ def window_start(moment: datetime, window: timedelta) -> datetime:
         return datetime.min.replace(tzinfo=moment.tzinfo)
 
 
-def names_of(counts: Counter[str]) -> frozenset[str]:
-    """The terms an outlet capitalised mid-title: names of people, places, bodies."""
-    return frozenset(sys.intern(marked[1:]) for marked in counts if marked.startswith("^"))
-
-
 def decide(
     item: Vector,
     candidates: Iterable[Candidate],
@@ -244,10 +249,11 @@ def decide(
     """The story an item joins, and the stories it bridges.
 
     The item joins the most similar candidate at or above ``threshold`` (for a story of
-    one report, ``pair_threshold`` if higher). Another candidate it also reaches is merged into
-    that story when the two stories are themselves similar (``merge_threshold``):
-    reports that started apart, before the vocabulary of the event settled, come
-    together.
+    one report, ``pair_threshold`` if higher; for an item that names no one, a story
+    that names someone only at ``unnamed_threshold``). Another candidate it also
+    reaches is merged into that story when the two stories are themselves similar
+    (``merge_threshold``): reports that started apart, before the vocabulary of the
+    event settled, come together.
     """
     needed = min(rules.shared_terms, len(item))
     scored = sorted(
@@ -258,6 +264,7 @@ def decide(
             and (not names or not c.names or not names.isdisjoint(c.names))
             and (score := cosine(item, c.centroid))
             >= (max(rules.pair_threshold, rules.threshold) if c.size <= 1 else rules.threshold)
+            and (names or not c.names or score >= rules.unnamed_threshold)
         ),
         key=lambda entry: (-entry[0], entry[1].story),
     )
@@ -312,6 +319,10 @@ class StoryIndex:
     _hours: deque[tuple[datetime, Counter[str], int]] = field(default_factory=deque)
     _assigned: int = 0
     _next_id: int = 1
+    # How often each term was written capitalised mid-headline, and in lower case: whether
+    # a capital where capitals say nothing (a headline's first word) marks a name.
+    _as_name: Counter[str] = field(default_factory=Counter)
+    _as_word: Counter[str] = field(default_factory=Counter)
 
     def assign(self, counts: Counter[str], when: datetime) -> int:
         """The story id of an item with these terms, seen at ``when``."""
@@ -319,10 +330,10 @@ class StoryIndex:
 
     def place(self, counts: Counter[str], when: datetime) -> Placement:
         """Assign an item and say how: a new story or not, and what was merged into it."""
-        plain = {sys.intern(term.lstrip("^")) for term in counts}
+        plain = {sys.intern(term.lstrip("^?")) for term in counts}
         self._count_document(plain, when)
         vector = weigh(counts, self._idf(plain), self.rules)
-        names = names_of(counts)
+        names = self._names(counts)
         decision = decide(vector, self._candidates(vector, when), self.rules, names)
         created = decision.story is None
         story_id = self._new_story(when) if decision.story is None else decision.story
@@ -338,13 +349,13 @@ class StoryIndex:
 
     def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
         """Put back an item assigned before (by another run): no decision, no merge."""
-        plain = {sys.intern(term.lstrip("^")) for term in counts}
+        plain = {sys.intern(term.lstrip("^?")) for term in counts}
         self._count_document(plain, when)
         if story_id not in self._stories:
             self._stories[story_id] = _Story({}, {}, when)
             self._next_id = max(self._next_id, story_id + 1)
         vector = weigh(counts, self._idf(plain), self.rules)
-        self._join(story_id, vector, names_of(counts), when, index_all=False)
+        self._join(story_id, vector, self._names(counts), when, index_all=False)
 
     def join(self, counts: Counter[str], when: datetime, story_id: int) -> Placement:
         """Add an item to a story decided elsewhere (a near-duplicate joins the story of
@@ -378,6 +389,24 @@ class StoryIndex:
         self._assigned += 1
         if self._assigned % _PRUNE_EVERY == 0:
             self.prune(when)
+
+    def _names(self, counts: Counter[str]) -> frozenset[str]:
+        """The item's names: what it capitalised mid-headline, and what it capitalised
+        at the start (or in Title Case) that headlines usually capitalise."""
+        as_name, as_word = self._as_name, self._as_word
+        names = []
+        for marked in counts:
+            if marked[:1] == "^":
+                term = marked[1:]
+                as_name[term] += 1
+                names.append(term)
+            elif marked[:1] == "?":
+                term = marked[1:]
+                if as_name[term] > as_word[term]:
+                    names.append(term)
+            else:
+                as_word[marked] += 1
+        return frozenset(sys.intern(n) for n in names)
 
     def _new_story(self, when: datetime) -> int:
         story_id = self.alone(when).story
@@ -432,6 +461,9 @@ class StoryIndex:
                 del postings[story_id]
             if not postings:
                 del self._postings[term]
+        for lexicon in (self._as_name, self._as_word):
+            for term in [t for t in lexicon if t not in frequency]:
+                del lexicon[term]
 
     @property
     def size(self) -> tuple[int, int]:
