@@ -111,6 +111,14 @@ def test_an_item_that_bridges_two_similar_stories_merges_them() -> None:
     assert decide(item, apart, GroupingRules(threshold=0.5, merge_threshold=0.9)) == Decision(2)
 
 
+def test_the_largest_story_takes_in_the_ones_an_item_bridges() -> None:
+    item = {"fed": 0.8, "taper": 0.6}
+    small = Candidate(1, {"fed": 0.6, "taper": 0.8}, {"fed": 0.6, "taper": 0.8}, size=2)
+    large = Candidate(2, {"fed": 0.95, "taper": 0.31}, {"fed": 9.5, "taper": 3.1}, size=40)
+    rules = GroupingRules(threshold=0.5, merge_threshold=0.5)
+    assert decide(item, [small, large], rules) == Decision(2, (1,))
+
+
 def test_one_shared_word_is_a_topic_not_a_story() -> None:
     item = {"strike": 0.9, "sudan": 0.44}
     lufthansa = _candidate(1, {"strike": 0.9, "lufthansa": 0.44})
