@@ -157,3 +157,25 @@ def test_bundled_configs_pass_check(name: str) -> None:
     assert len(settings.sources) >= 8
     assert settings.feeds
     assert any(s.slug == "islamic-state" for s in settings.series)
+
+
+def test_every_grouping_key_reaches_the_rules_the_daemon_uses(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from aggregator.pipeline import duplicate_rules, grouping_rules
+
+    config = MINIMAL + (
+        "grouping:\n  threshold: 0.21\n  pair_threshold: 0.31\n  unnamed_threshold: 0.27\n"
+        "  merge_threshold: 0.41\n  window: 5h\n  capital_boost: 1.5\n"
+        "  duplicate_threshold: 0.81\n"
+    )
+    settings = load_settings(_write(tmp_path, config), environ={})
+    configured = settings.grouping.model_dump()
+    rules = grouping_rules(settings)
+    shared = [f.name for f in fields(rules) if f.name in configured]
+    assert set(shared) | {"duplicate_threshold"} == set(configured)
+    assert {name: getattr(rules, name) for name in shared} == {
+        name: configured[name] for name in shared
+    }
+    duplicates = duplicate_rules(settings)
+    assert (duplicates.threshold, duplicates.window) == (0.81, timedelta(hours=5))

@@ -33,15 +33,13 @@ def test_terms_drop_stopwords_and_fold_plurals_and_possessives() -> None:
     assert set(found) == {"?fed", "official", "hint", "taper", "continue"}
 
 
-def test_remembered_words_stay_bounded_and_give_the_same_terms(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(stories, "_TERMS_KEPT", 10)
+def test_remembered_words_stay_bounded_and_give_the_same_terms() -> None:
+    stories._term_of.cache_clear()
     first = terms("Fed's officials hint the tapering continues in Geneva")
-    for n in range(50):
-        terms(f"Headline{n} about words{n} never seen{n}")
-        assert len(stories._TERMS) <= 10
     assert terms("Fed's officials hint the tapering continues in Geneva") == first
+    remembered = stories._term_of.cache_info()
+    assert remembered.hits > 0
+    assert remembered.maxsize is not None and remembered.currsize <= remembered.maxsize
 
 
 def test_capitalised_words_after_the_first_are_marked() -> None:
@@ -55,8 +53,8 @@ def test_a_first_word_is_a_name_when_the_stream_capitalises_it_mid_headline() ->
     iran = index.place(terms("Iran rejects the new offer"), T0)
     talks = index.place(terms("Talks collapse over the new offer"), T0)
     # "Iran", capitalised mid-headline before, is a name; "Talks" never was.
-    assert index._names(terms("Iran rejects the new offer")) == {"iran"}
-    assert index._names(terms("Talks collapse over the new offer")) == frozenset()
+    assert index._names_of(terms("Iran rejects the new offer")) == {"iran"}
+    assert index._names_of(terms("Talks collapse over the new offer")) == frozenset()
     assert iran.story != talks.story
 
 

@@ -16,6 +16,7 @@ event often start apart, before its vocabulary settles.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -103,26 +104,15 @@ def terms(title: str, summary: str | None = None, *, outlet: str | None = None) 
     return found
 
 
-_TERMS: dict[str, tuple[str, str, str]] = {}  # word -> its term ("": none), as a name, unsure
-_TERMS_KEPT = 200_000  # words remembered (a few MB); news reuses a small vocabulary
-
-
+@functools.lru_cache(maxsize=200_000)  # a few MB; news reuses a small vocabulary
 def _term_of(word: str) -> tuple[str, str, str]:
-    """The term a word counts as ("" for a stopword, a letter, a short number) and the
-    same marked as a name. Remembered: stemming every word of every headline again was
-    most of the cost of putting a window's stories back at start."""
-    known = _TERMS.get(word)
-    if known is not None:
-        return known
+    """The term a word counts as ("" for a stopword, a letter, a short number), marked
+    as a name ('^') and as unsure ('?'). Remembered: stemming every word of every
+    headline again was most of the cost of putting a window's stories back at start."""
     term = _stem(word.casefold())
     if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and len(term) < 4):
-        known = ("", "", "")
-    else:
-        known = (sys.intern(term), sys.intern(f"^{term}"), sys.intern(f"?{term}"))
-    if len(_TERMS) >= _TERMS_KEPT:
-        _TERMS.clear()
-    _TERMS[word] = known
-    return known
+        return ("", "", "")
+    return (sys.intern(term), sys.intern(f"^{term}"), sys.intern(f"?{term}"))
 
 
 def _is_title_case(words: list[str]) -> bool:
@@ -176,12 +166,17 @@ def weigh(counts: Counter[str], idf: Mapping[str, float], rules: GroupingRules) 
     vector: dict[str, float] = {}
     for marked, count in counts.items():
         capitalised = marked.startswith("^")
-        term = sys.intern(marked[1:]) if marked[:1] in "^?" else marked
+        term = _plain(marked)
         weight = (1 + math.log(count)) * idf.get(term, 1.0)
         if capitalised:
             weight *= rules.capital_boost
         vector[term] = max(vector.get(term, 0.0), weight)
     return _unit(vector)
+
+
+def _plain(marked: str) -> str:
+    """A term without its mark ('^' a name, '?' perhaps one)."""
+    return sys.intern(marked[1:]) if marked[0] in "^?" else marked
 
 
 def _unit(vector: dict[str, float]) -> dict[str, float]:
@@ -250,10 +245,10 @@ def decide(
 
     The item joins the most similar candidate at or above ``threshold`` (for a story of
     one report, ``pair_threshold`` if higher; for an item that names no one, a story
-    that names someone only at ``unnamed_threshold``). Another candidate it also
-    reaches is merged into that story when the two stories are themselves similar
+    that names someone only at ``unnamed_threshold``). Other candidates it also reaches
+    are merged with that story when the stories are themselves similar
     (``merge_threshold``): reports that started apart, before the vocabulary of the
-    event settled, come together.
+    event settled, come together, in the largest of them.
     """
     needed = min(rules.shared_terms, len(item))
     scored = sorted(
@@ -262,9 +257,7 @@ def decide(
             for c in candidates
             if sum(term in c.centroid for term in item) >= needed
             and (not names or not c.names or not names.isdisjoint(c.names))
-            and (score := cosine(item, c.centroid))
-            >= (max(rules.pair_threshold, rules.threshold) if c.size <= 1 else rules.threshold)
-            and (names or not c.names or score >= rules.unnamed_threshold)
+            and (score := cosine(item, c.centroid)) >= _bar(c, bool(names), rules)
         ),
         key=lambda entry: (-entry[0], entry[1].story),
     )
@@ -285,6 +278,16 @@ def decide(
     # into a new one rewrote 300,000 rows in the bench's cold poll (twice its time).
     target = max(group, key=lambda c: c.size)
     return Decision(target.story, tuple(c.story for c in group if c is not target))
+
+
+def _bar(candidate: Candidate, named: bool, rules: GroupingRules) -> float:
+    """The similarity an item needs to join this candidate."""
+    bar = rules.threshold
+    if candidate.size <= 1:  # two headlines alone
+        bar = max(bar, rules.pair_threshold)
+    if not named and candidate.names:  # a headline naming no one, a story naming someone
+        bar = max(bar, rules.unnamed_threshold)
+    return bar
 
 
 def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
@@ -334,10 +337,7 @@ class StoryIndex:
 
     def place(self, counts: Counter[str], when: datetime) -> Placement:
         """Assign an item and say how: a new story or not, and what was merged into it."""
-        plain = {sys.intern(term.lstrip("^?")) for term in counts}
-        self._count_document(plain, when)
-        vector = weigh(counts, self._idf(plain), self.rules)
-        names = self._names(counts)
+        vector, names = self._observe(counts, when)
         decision = decide(vector, self._candidates(vector, when), self.rules, names)
         created = decision.story is None
         story_id = self._new_story(when) if decision.story is None else decision.story
@@ -353,13 +353,11 @@ class StoryIndex:
 
     def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
         """Put back an item assigned before (by another run): no decision, no merge."""
-        plain = {sys.intern(term.lstrip("^?")) for term in counts}
-        self._count_document(plain, when)
+        vector, names = self._observe(counts, when)
         if story_id not in self._stories:
             self._stories[story_id] = _Story({}, {}, when)
             self._next_id = max(self._next_id, story_id + 1)
-        vector = weigh(counts, self._idf(plain), self.rules)
-        self._join(story_id, vector, self._names(counts), when, index_all=False)
+        self._join(story_id, vector, names, when, index_all=False)
 
     def join(self, counts: Counter[str], when: datetime, story_id: int) -> Placement:
         """Add an item to a story decided elsewhere (a near-duplicate joins the story of
@@ -394,23 +392,32 @@ class StoryIndex:
         if self._assigned % _PRUNE_EVERY == 0:
             self.prune(when)
 
-    def _names(self, counts: Counter[str]) -> frozenset[str]:
-        """The item's names: what it capitalised mid-headline, and what it capitalised
-        at the start (or in Title Case) that headlines usually capitalise."""
-        as_name, as_word = self._as_name, self._as_word
-        names = []
+    def _observe(
+        self, counts: Counter[str], when: datetime
+    ) -> tuple[dict[str, float], frozenset[str]]:
+        """Count an item into the stream (document frequencies, how words are
+        capitalised); its weighted vector and its names."""
+        plain = {_plain(marked) for marked in counts}
+        self._count_document(plain, when)
         for marked in counts:
-            if marked[:1] == "^":
-                term = marked[1:]
-                as_name[term] += 1
-                names.append(term)
-            elif marked[:1] == "?":
-                term = marked[1:]
-                if as_name[term] > as_word[term]:
-                    names.append(term)
-            else:
-                as_word[marked] += 1
-        return frozenset(sys.intern(n) for n in names)
+            if marked[0] == "^":
+                self._as_name[_plain(marked)] += 1
+            elif marked[0] != "?":
+                self._as_word[marked] += 1
+        return weigh(counts, self._idf(plain), self.rules), self._names_of(counts)
+
+    def _names_of(self, counts: Counter[str]) -> frozenset[str]:
+        """The item's names: what it capitalised mid-headline, and what it capitalised
+        at the start (or in Title Case) that headlines usually capitalise mid-headline."""
+        names = set()
+        for marked in counts:
+            if marked[0] == "^":
+                names.add(_plain(marked))
+            elif marked[0] == "?":
+                term = _plain(marked)
+                if self._as_name[term] > self._as_word[term]:
+                    names.add(term)
+        return frozenset(names)
 
     def _new_story(self, when: datetime) -> int:
         story_id = self.alone(when).story
