@@ -165,6 +165,7 @@ def grouping_rules(settings: Settings) -> GroupingRules:
         merge_threshold=grouping.merge_threshold,
         window=grouping.window,
         capital_boost=grouping.capital_boost,
+        summary_weight=grouping.summary_weight,
     )
 
 

@@ -169,6 +169,7 @@ class GroupingSettings(_Frozen):
     merge_threshold: float = Field(default=0.3, gt=0, le=1)
     window: Duration = timedelta(hours=72)
     capital_boost: float = Field(default=1.0, ge=1, le=5)
+    summary_weight: float = Field(default=0.4, ge=0, le=1)
     duplicate_threshold: float = Field(default=0.75, gt=0, le=1)
 
 

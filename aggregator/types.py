@@ -290,6 +290,7 @@ class StoryMember:
     story: int | None
     fingerprint: bytes = b""  # sketch of the text (process/duplicates.py)
     duplicate_of: int | None = None  # the item whose text this one repeats
+    summary: str = ""  # the start of its summary (else its content), sanitized markup
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,7 +3,8 @@
     .venv/bin/python bench/stories.py [--items 100000] [--days 60]
 
 Builds a stream from real headlines (the UCI development half and every item title of
-the same-time captures in ../shared/corpus/news-same-story/), repeated as often as
+the same-time captures in ../shared/corpus/news-same-story/, with their summaries as
+the store gives them to the daemon's assignment), repeated as often as
 needed with every word of a repeat tagged with its round ("Fed3 official3 ..."), so a
 repeat is a new event with the same shape rather than more of an old one; timestamps
 are spread evenly over --days. Assigns them in order with the daemon's StoryIndex and prints the
@@ -23,23 +24,33 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from aggregator.parse import parse_feed  # noqa: E402
+from aggregator.process.sanitize import sanitize_html, text_of_sanitized  # noqa: E402
 from aggregator.process.stories import GroupingRules, StoryIndex, terms  # noqa: E402
+from aggregator.store.stories import SUMMARY_MARKUP_CHARS  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "news-same-story"
 
 
-def headlines() -> list[tuple[str, str]]:
+def headlines() -> list[tuple[str, str, str]]:
+    """(title, summary, outlet) of every item."""
     found = []
     with (CORPUS / "uci-news-aggregator" / "uci-dev-stories.csv").open(encoding="utf-8") as f:
-        found += [(row["TITLE"], row["PUBLISHER"]) for row in csv.DictReader(f)]
+        found += [(row["TITLE"], "", row["PUBLISHER"]) for row in csv.DictReader(f)]
     for folder in sorted(p for p in CORPUS.iterdir() if p.is_dir() and "uci" not in p.name):
         for path in sorted(folder.iterdir()):
             try:
                 feed = parse_feed(path.read_bytes(), content_type=None, url="https://x.example/")
             except Exception:  # a capture that is not a feed
                 continue
-            found += [(item.title or "", feed.title or path.stem) for item in feed.items]
-    return [(title, outlet) for title, outlet in found if title]
+            for item in feed.items:
+                markup = sanitize_html(item.summary_html or item.content_html, None) or ""
+                summary = text_of_sanitized(markup[:SUMMARY_MARKUP_CHARS])
+                found.append((item.title or "", summary, feed.title or path.stem))
+    return [(title, summary, outlet) for title, summary, outlet in found if title]
+
+
+def tagged(text: str, tag: int) -> str:
+    return " ".join(f"{word}{tag}" if word[:1].isalpha() else word for word in text.split())
 
 
 def main() -> None:
@@ -53,13 +64,10 @@ def main() -> None:
     step = timedelta(days=args.days) / args.items
     stream = []
     for n in range(args.items):
-        title, outlet = pool[n % len(pool)]
+        title, summary, outlet = pool[n % len(pool)]
         if n >= len(pool):  # a later round: new events, in words no earlier round used
-            tag = n // len(pool)
-            title = " ".join(
-                f"{word}{tag}" if word[:1].isalpha() else word for word in title.split()
-            )
-        stream.append((terms(title, outlet=outlet), start + step * n))
+            title, summary = tagged(title, n // len(pool)), tagged(summary, n // len(pool))
+        stream.append((terms(title, summary, outlet=outlet), start + step * n))
     index = StoryIndex(GroupingRules())
     block = 10_000
     timings = []

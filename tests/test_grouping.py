@@ -322,3 +322,50 @@ def test_wire_copy_under_two_links_is_one_article_crediting_both_outlets(
         e for e in store.feed_entries(series_slugs=None, limit=10) if e.title == copies[0][1]
     ]
     assert [c.source for c in wire_again.credits] == ["japantoday", "npr", "abc"]
+
+
+def _bangladesh(
+    store: Store, url: str, rules: GroupingRules, **summary: str
+) -> tuple[int | None, ...]:
+    """Story ids of the two sworn-in reports and of Foreign Policy's headline that names
+    only Bangladesh, whose summary (or content) says what the event was."""
+    _define(store, "wire", "dawn", "abc", "fp")
+    background = [
+        make_item(f"b{n}", title=f"Unrelated report {n} on markets{n} and weather{n}")
+        for n in range(30)
+    ]
+    save_batch(store, "wire", background, now=T0)
+    sworn = "Tarique Rahman sworn in as Bangladesh's PM after election victory"
+    _save(store, "dawn", "d1", sworn, T0 + timedelta(minutes=1))
+    new_pm = "Bangladesh's new prime minister sworn in after election win"
+    _save(store, "abc", "a1", new_pm, T0 + timedelta(minutes=2))
+    later = T0 + timedelta(minutes=3)
+    chapter = make_item("f1", title="A New Chapter for Bangladesh", published=later, **summary)
+    save_batch(store, "fp", [chapter], now=later)
+    StoryAssigner(store, rules).assign_pending(T0 + timedelta(hours=1))
+    ids = _story_ids(url)
+    return ids[sworn], ids[new_pm], ids["A New Chapter for Bangladesh"]
+
+
+SUMMARY = (
+    "<p>The <b>Bangladesh Nationalist Party</b> claims victory in the country&#x27;s "
+    "first elections.</p>"
+)
+
+
+def test_a_stored_summary_brings_its_item_to_the_story_it_describes(
+    store: Store, database_url: str
+) -> None:
+    sworn, new_pm, chapter = _bangladesh(store, database_url, RULES, summary_html=SUMMARY)
+    assert sworn == new_pm == chapter
+
+
+def test_the_content_speaks_when_an_item_has_no_summary(store: Store, database_url: str) -> None:
+    sworn, _, chapter = _bangladesh(store, database_url, RULES, content_html=SUMMARY)
+    assert sworn == chapter
+
+
+def test_summaries_are_off_at_weight_zero(store: Store, database_url: str) -> None:
+    rules = GroupingRules(summary_weight=0)
+    sworn, new_pm, chapter = _bangladesh(store, database_url, rules, summary_html=SUMMARY)
+    assert sworn == new_pm != chapter

@@ -143,6 +143,69 @@ def test_two_headlines_alone_need_more_in_common_than_a_headline_and_a_story() -
     assert decide(item, [Candidate(1, story, story, size=1)], lower) == Decision(None)
 
 
+def test_a_summary_lead_counts_less_than_the_headline_and_names_no_one() -> None:
+    found = terms(
+        "A New Chapter for Bangladesh",
+        "The Bangladesh Nationalist Party claims victory in the country's first elections "
+        + "filler " * 40
+        + "Tarique",
+    )
+    assert {"^chapter", "^bangladesh", "~bangladesh", "~nationalist", "~election"} <= set(found)
+    assert not any(term.startswith("~") and term[1] in "^?" for term in found)
+    assert "~tarique" not in found  # past the lead
+    vector = stories.weigh(found, {}, GroupingRules(summary_weight=0.4))
+    assert vector["bangladesh"] == vector["chapter"] > 2 * vector["election"]
+    assert "election" not in stories.weigh(found, {}, GroupingRules(summary_weight=0))
+
+
+def test_a_wordpress_footer_is_not_a_summary() -> None:
+    found = terms(
+        "Yes, George Washington led the Siege of Boston",
+        "Washington never wore wooden dentures. The post Yes, George Washington led the "
+        "Siege of Boston appeared first on Boston.com.",
+    )
+    assert "~denture" in found
+    assert "~post" not in found and "~boston" not in found
+
+
+def _story_of(index: StoryIndex, title: str, summary: str | None = None) -> int:
+    return index.assign(terms(title, summary), T0)
+
+
+def _election_stream(rules: GroupingRules | None = None) -> tuple[StoryIndex, int]:
+    index = StoryIndex(rules or GroupingRules())
+    for n in range(30):  # a stream, so that the election's words are not everywhere
+        _story_of(index, f"Unrelated report {n} on markets{n} and weather{n}")
+    sworn = _story_of(index, "Tarique Rahman sworn in as Bangladesh's PM after election victory")
+    assert _story_of(index, "Bangladesh's new prime minister sworn in after election win") == sworn
+    return index, sworn
+
+
+def test_a_summary_brings_its_item_to_the_story_its_headline_names() -> None:
+    index, sworn = _election_stream()
+    assert _story_of(index, "A New Chapter for Bangladesh") != sworn  # one name: a topic
+    index, sworn = _election_stream()
+    summary = "The Bangladesh Nationalist Party claims victory in the country's first elections."
+    assert _story_of(index, "A New Chapter for Bangladesh", summary) == sworn
+    index, sworn = _election_stream(GroupingRules(summary_weight=0))  # summaries off
+    assert _story_of(index, "A New Chapter for Bangladesh", summary) != sworn
+
+
+def test_a_summary_does_not_bring_an_item_that_shares_one_common_word() -> None:
+    index = StoryIndex(GroupingRules())
+    for n in range(30):
+        _story_of(index, f"Unrelated report {n} on markets{n} and weather{n}")
+    capitol = _story_of(index, "Man arrested after running toward capitol with shotgun, say police")
+    assert _story_of(index, "18-Year-Old Man Arrested After Running Toward Capitol") == capitol
+    stabbing = _story_of(
+        index,
+        "Man, 19, released without charge after fatal Arnhem Land stabbing",
+        "Police say a 19-year-old man arrested over the stabbing death of another man "
+        "has been released without charge.",
+    )
+    assert stabbing != capitol
+
+
 def test_a_title_case_headline_marks_no_names() -> None:
     title_case = terms("Botswana: Malaria Claims One As Cases Rise in North West District")
     assert not any(term.startswith("^") for term in title_case)
@@ -233,6 +296,8 @@ def _capture_stories(
     feeds in six languages of 2017-01-07."""
     from aggregator.parse import parse_feed
     from aggregator.process.normalize import normalize_items
+    from aggregator.process.sanitize import text_of_sanitized
+    from aggregator.store.stories import SUMMARY_MARKUP_CHARS
 
     folder = corpus_dir() / "news-same-story" / capture
     items = []
@@ -241,11 +306,15 @@ def _capture_stories(
             path.read_bytes(), content_type=None, url=f"https://x.example/{path.name}"
         )
         for item in normalize_items(feed.items, source_name=path.stem, now=T0):
-            items.append((item.published or T0, path.stem, feed.title or path.stem, item.title))
+            # As the store gives it to the daemon's assignment: summary, else content.
+            markup = (item.summary_html or item.content_html or "")[:SUMMARY_MARKUP_CHARS]
+            summary = text_of_sanitized(markup)
+            outlet = feed.title or path.stem
+            items.append((item.published or T0, path.stem, outlet, item.title, summary))
     items.sort(key=lambda entry: entry[0])
     index = StoryIndex(GroupingRules())
-    assigned = [(index.assign(terms(title, outlet=outlet), when), source, title)
-                for when, source, outlet, title in items]  # fmt: skip
+    assigned = [(index.assign(terms(title, summary, outlet=outlet), when), source, title)
+                for when, source, outlet, title, summary in items]  # fmt: skip
     stories: dict[int, list[tuple[str, str]]] = {}
     for story, source, title in assigned:
         stories.setdefault(index.story_of(story), []).append((source, title))
@@ -264,8 +333,10 @@ def test_same_time_capture_finds_multi_outlet_stories_without_false_merges() -> 
     assert not any("Duvall" in title for _, title in jackson)  # another death, same day
     peru = _story_with(stories, "Jerí")
     assert len({source for source, _ in peru}) >= 6
+    # Bangladesh's new prime minister: four outlets by their headlines, four more
+    # (The Economist, The Week, Foreign Policy, the NYT) by their summaries.
     bangladesh = _story_with(stories, "Tarique Rahman")
-    assert len({source for source, _ in bangladesh}) >= 3
+    assert len({source for source, _ in bangladesh}) >= 8
     assert sum(len({s for s, _ in story}) >= 2 for story in stories) >= 40
     # The two sets of talks in Geneva that week: Iran's with the US, Russia's with Ukraine.
     iran = _story_with(stories, "Iran’s top diplomat")
@@ -280,6 +351,14 @@ def test_same_time_capture_finds_multi_outlet_stories_without_false_merges() -> 
         ("Navalny", "Rubio"),
         ("Navalny", "kidnapped grandfather"),  # "likely" and "say", named by no one
         ("Rafale", "nature-saving business"),  # "boost" and "business"
+        # Once summaries counted: "Washington" and a WordPress footer's "The post ...";
+        # "man" and a summary's "police say ... arrested".
+        ("Washington Post", "Siege of Boston"),
+        ("capitol", "Arnhem Land"),
+        # Strikes that kill people, in a market in Sudan and on boats in the Caribbean;
+        # two people telling the BBC.
+        ("Strike on market in Sudan", "drug"),
+        ("Pelicot", "Mark Kelly"),
     ]:
         assert not any(other in title for _, title in _story_with(stories, one))
 

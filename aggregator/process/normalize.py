@@ -6,7 +6,6 @@ None or empty, and every item of a document gets an ``entry_key`` of its own.
 
 from __future__ import annotations
 
-import html
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -15,7 +14,12 @@ from datetime import UTC, datetime
 
 from aggregator.process.duplicates import fingerprint
 from aggregator.process.identity import content_hash, entry_key, identity, sha256_hex
-from aggregator.process.sanitize import plain_text, sanitize_html, strip_control_chars
+from aggregator.process.sanitize import (
+    plain_text,
+    sanitize_html,
+    strip_control_chars,
+    text_of_sanitized,
+)
 from aggregator.process.urls import absolute_http_url, canonical_url
 from aggregator.types import Category, Enclosure, Item, ParsedItem
 
@@ -94,17 +98,13 @@ def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> It
     )
 
 
-_TAG = re.compile(r"<[^>]*>")
-
-
 _LEAD_CHARS = 8000  # of markup: more than a fingerprint's words, in any real article
 
 
 def _body_text(content_html: str | None, summary_html: str | None) -> str:
     """The words of the lead of the longer of the two bodies (sanitized markup: tags
     are simple)."""
-    body = max(content_html or "", summary_html or "", key=len)[:_LEAD_CHARS]
-    return html.unescape(_TAG.sub(" ", body)) if body else ""
+    return text_of_sanitized(max(content_html or "", summary_html or "", key=len)[:_LEAD_CHARS])
 
 
 def _unique_key(key: str, digest: str, seen: set[str]) -> str:

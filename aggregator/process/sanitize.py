@@ -101,6 +101,15 @@ def plain_text(value: str | None, *, is_html: bool) -> str:
     return _WHITESPACE_RUN.sub(" ", text).strip()
 
 
+_SANITIZED_TAG = re.compile(r"<[^>]*(?:>|$)")  # a tag, or one cut off at the end
+
+
+def text_of_sanitized(markup: str) -> str:
+    """The text of markup ``sanitize_html`` made, cheaply: its tags are well-formed, so
+    dropping them and decoding entities is enough (words only; spacing not kept)."""
+    return html.unescape(_SANITIZED_TAG.sub(" ", markup)) if markup else ""
+
+
 def strip_control_chars(text: str) -> str:
     """Remove NUL and the other control characters no feed should carry."""
     return _CONTROL_CHARS.sub("", text)

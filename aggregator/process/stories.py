@@ -22,11 +22,17 @@ import re
 import sys
 import unicodedata
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 Vector = Mapping[str, float]
+
+
+SUMMARY_WORDS = 30  # of a summary, its lead: what the event is, before the background
+SUMMARY_CHARS = 600  # read of it to find them
+# WordPress ends excerpts with "The post <title> appeared first on <site>.": no lead.
+_WORDPRESS_FOOTER = re.compile(r"\s*\bThe post .*? appeared first on .*", re.DOTALL)
 
 
 def _words(text: str) -> list[str]:
@@ -78,41 +84,55 @@ class GroupingRules:
     capital_boost: float = 1.0  # weight of a term the outlet capitalised mid-title
     max_candidates: int = 30  # stories scored per item, the most recent first
     centroid_terms: int = 200  # a story is its strongest terms, not every word it ever saw
+    summary_weight: float = 0.4  # of a term only the summary has, against the headline's
 
 
 def terms(title: str, summary: str | None = None, *, outlet: str | None = None) -> Counter[str]:
     """An item's significant terms with their counts. A word capitalised mid-headline is
     marked '^' (a name); one capitalised where capitals say nothing (the first word, a
     Title Case headline) is marked '?': ``StoryIndex`` takes it for a name when the
-    stream usually capitalises it mid-headline.
+    stream usually capitalises it mid-headline. The first ``SUMMARY_WORDS`` words of the
+    summary are marked '~': they weigh less than the headline's and name no one.
 
     Segments of the title that only name the outlet ("... - Reuters") are dropped.
     """
     found: Counter[str] = Counter()
-    for text in (strip_outlet_name(title, outlet), summary or ""):
-        words = _WORD.findall(unicodedata.normalize("NFKC", text))
-        marks_names = not _is_title_case(words)
-        for position, word in enumerate(words):
-            plain, name, unsure = _term_of(word)
+    words = _WORD.findall(unicodedata.normalize("NFKC", strip_outlet_name(title, outlet)))
+    marks_names = not _is_title_case(words)
+    for position, word in enumerate(words):
+        plain, name, unsure, _ = _term_of(word)
+        if plain:
+            if not word[:1].isupper():
+                found[plain] += 1
+            elif marks_names and position > 0:
+                found[name] += 1
+            else:  # a capital at the start, or in Title Case: a name or not
+                found[unsure] += 1
+    if summary:
+        summary = _WORDPRESS_FOOTER.sub("", summary[:SUMMARY_CHARS])
+        lead = _WORD.findall(unicodedata.normalize("NFKC", summary))
+        for word in lead[:SUMMARY_WORDS]:
+            plain, _, _, context = _term_of(word)
             if plain:
-                if not word[:1].isupper():
-                    found[plain] += 1
-                elif marks_names and position > 0:
-                    found[name] += 1
-                else:  # a capital at the start, or in Title Case: a name or not
-                    found[unsure] += 1
+                found[context] += 1
     return found
 
 
 @functools.lru_cache(maxsize=200_000)  # a few MB; news reuses a small vocabulary
-def _term_of(word: str) -> tuple[str, str, str]:
+def _term_of(word: str) -> tuple[str, str, str, str]:
     """The term a word counts as ("" for a stopword, a letter, a short number), marked
-    as a name ('^') and as unsure ('?'). Remembered: stemming every word of every
-    headline again was most of the cost of putting a window's stories back at start."""
+    as a name ('^'), as unsure ('?') and as a summary's ('~'). Remembered: stemming every
+    word of every headline again was most of the cost of putting a window's stories back
+    at start."""
     term = _stem(word.casefold())
     if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and len(term) < 4):
-        return ("", "", "")
-    return (sys.intern(term), sys.intern(f"^{term}"), sys.intern(f"?{term}"))
+        return ("", "", "", "")
+    return (
+        sys.intern(term),
+        sys.intern(f"^{term}"),
+        sys.intern(f"?{term}"),
+        sys.intern(f"~{term}"),
+    )
 
 
 def _is_title_case(words: list[str]) -> bool:
@@ -165,18 +185,21 @@ def weigh(counts: Counter[str], idf: Mapping[str, float], rules: GroupingRules) 
     """TF-IDF weights of an item's terms, unit length; capitalised terms boosted."""
     vector: dict[str, float] = {}
     for marked, count in counts.items():
-        capitalised = marked.startswith("^")
         term = _plain(marked)
         weight = (1 + math.log(count)) * idf.get(term, 1.0)
-        if capitalised:
+        if marked[0] == "^":
             weight *= rules.capital_boost
+        elif marked[0] == "~":
+            weight *= rules.summary_weight
+            if not weight:
+                continue
         vector[term] = max(vector.get(term, 0.0), weight)
     return _unit(vector)
 
 
 def _plain(marked: str) -> str:
-    """A term without its mark ('^' a name, '?' perhaps one)."""
-    return sys.intern(marked[1:]) if marked[0] in "^?" else marked
+    """A term without its mark ('^' a name, '?' perhaps one, '~' from the summary)."""
+    return sys.intern(marked[1:]) if marked[0] in "^?~" else marked
 
 
 def _unit(vector: dict[str, float]) -> dict[str, float]:
@@ -240,6 +263,8 @@ def decide(
     candidates: Iterable[Candidate],
     rules: GroupingRules,
     names: frozenset[str] = frozenset(),
+    *,
+    headline: Vector | None = None,
 ) -> Decision:
     """The story an item joins, and the stories it bridges.
 
@@ -250,12 +275,13 @@ def decide(
     (``merge_threshold``): reports that started apart, before the vocabulary of the
     event settled, come together, in the largest of them.
     """
+    own = item if headline is None else headline
     needed = min(rules.shared_terms, len(item))
     scored = sorted(
         (
             (score, c)
             for c in candidates
-            if sum(term in c.centroid for term in item) >= needed
+            if _shares_enough(item, own, names, c.centroid, needed)
             and (not names or not c.names or not names.isdisjoint(c.names))
             and (score := cosine(item, c.centroid)) >= _bar(c, bool(names), rules)
         ),
@@ -266,7 +292,7 @@ def decide(
     best = scored[0][1]
     if len(scored) == 1:
         return Decision(best.story)
-    total = _add(dict(best.total), item)
+    total = _add(dict(best.total), own)
     joined = _unit(total)
     group = [best]
     for _, candidate in scored[1:]:
@@ -278,6 +304,20 @@ def decide(
     # into a new one rewrote 300,000 rows in the bench's cold poll (twice its time).
     target = max(group, key=lambda c: c.size)
     return Decision(target.story, tuple(c.story for c in group if c is not target))
+
+
+def _shares_enough(
+    item: Vector, headline: Collection[str], names: frozenset[str], story: Vector, needed: int
+) -> bool:
+    """Whether the item shares enough terms with the story to be the same event: its
+    headline ``needed`` terms, or one name, and its summary the rest ("A New Chapter for
+    Bangladesh" / "... Bangladesh Nationalist Party claims victory in ... elections")."""
+    shared = [term for term in headline if term in story]
+    if len(shared) >= needed:
+        return True
+    if not shared or names.isdisjoint(shared):
+        return False
+    return sum(term in story for term in item) >= needed
 
 
 def _bar(candidate: Candidate, named: bool, rules: GroupingRules) -> float:
@@ -337,8 +377,14 @@ class StoryIndex:
 
     def place(self, counts: Counter[str], when: datetime) -> Placement:
         """Assign an item and say how: a new story or not, and what was merged into it."""
-        vector, names = self._observe(counts, when)
-        decision = decide(vector, self._candidates(vector, when), self.rules, names)
+        # The summary helps its own item find the story whose headlines say what its
+        # headline does not; stories are made of headlines alone, so that the background
+        # words of summaries (talks, Geneva, officials) do not pull stories together.
+        headline_counts, names = self._observe(counts, when)
+        headline = self._weigh(headline_counts)
+        vector = headline if len(headline_counts) == len(counts) else self._weigh(counts)
+        candidates = self._candidates(vector, when)
+        decision = decide(vector, candidates, self.rules, names, headline=headline)
         created = decision.story is None
         story_id = self._new_story(when) if decision.story is None else decision.story
         story = self._stories[story_id]
@@ -348,16 +394,17 @@ class StoryIndex:
             story.names |= other.names
             story.last_seen = max(story.last_seen, other.last_seen)
             self._merged_into[other_id] = story_id
-        self._join(story_id, vector, names, when, index_all=bool(decision.merge))
+        self._join(story_id, headline, names, when, index_all=bool(decision.merge))
         return Placement(story_id, created, decision.merge, story.last_seen)
 
     def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
         """Put back an item assigned before (by another run): no decision, no merge."""
-        vector, names = self._observe(counts, when)
+        headline_counts, names = self._observe(counts, when)
+        headline = self._weigh(headline_counts)
         if story_id not in self._stories:
             self._stories[story_id] = _Story({}, {}, when)
             self._next_id = max(self._next_id, story_id + 1)
-        self._join(story_id, vector, names, when, index_all=False)
+        self._join(story_id, headline, names, when, index_all=False)
 
     def join(self, counts: Counter[str], when: datetime, story_id: int) -> Placement:
         """Add an item to a story decided elsewhere (a near-duplicate joins the story of
@@ -392,19 +439,20 @@ class StoryIndex:
         if self._assigned % _PRUNE_EVERY == 0:
             self.prune(when)
 
-    def _observe(
-        self, counts: Counter[str], when: datetime
-    ) -> tuple[dict[str, float], frozenset[str]]:
-        """Count an item into the stream (document frequencies, how words are
-        capitalised); its weighted vector and its names."""
-        plain = {_plain(marked) for marked in counts}
-        self._count_document(plain, when)
-        for marked in counts:
+    def _observe(self, counts: Counter[str], when: datetime) -> tuple[Counter[str], frozenset[str]]:
+        """Count an item into the stream (document frequencies; how its headline
+        capitalises words); its headline's terms and its names."""
+        self._count_document({_plain(marked) for marked in counts}, when)
+        headline = Counter({m: n for m, n in counts.items() if m[0] != "~"})
+        for marked in headline:
             if marked[0] == "^":
                 self._as_name[_plain(marked)] += 1
             elif marked[0] != "?":
                 self._as_word[marked] += 1
-        return weigh(counts, self._idf(plain), self.rules), self._names_of(counts)
+        return headline, self._names_of(headline)
+
+    def _weigh(self, counts: Counter[str]) -> dict[str, float]:
+        return weigh(counts, self._idf(_plain(marked) for marked in counts), self.rules)
 
     def _names_of(self, counts: Counter[str]) -> frozenset[str]:
         """The item's names: what it capitalised mid-headline, and what it capitalised
