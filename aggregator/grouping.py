@@ -17,7 +17,6 @@ from collections import Counter
 from datetime import datetime
 
 from aggregator.process.duplicates import DuplicateIndex, DuplicateRules
-from aggregator.process.sanitize import text_of_sanitized
 from aggregator.process.stories import GroupingRules, StoryIndex, terms, window_start
 from aggregator.store import Store
 from aggregator.types import StoryAssignment, StoryMember
@@ -114,4 +113,4 @@ class StoryAssigner:
 
 
 def _terms(member: StoryMember) -> Counter[str]:
-    return terms(member.title, text_of_sanitized(member.summary), outlet=member.outlet)
+    return terms(member.title, member.summary, outlet=member.outlet)

@@ -162,6 +162,7 @@ class Item:
     language: str | None
     content_hash: str
     fingerprint: bytes = b""  # sketch of the text, for near-duplicates (process/duplicates.py)
+    lead: str = ""  # the start of its summary (else of its content), plain: for stories
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,7 +291,7 @@ class StoryMember:
     story: int | None
     fingerprint: bytes = b""  # sketch of the text (process/duplicates.py)
     duplicate_of: int | None = None  # the item whose text this one repeats
-    summary: str = ""  # the start of its summary (else its content), sanitized markup
+    summary: str = ""  # the start of its summary (else of its content), plain text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

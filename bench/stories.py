@@ -3,8 +3,8 @@
     .venv/bin/python bench/stories.py [--items 100000] [--days 60]
 
 Builds a stream from real headlines (the UCI development half and every item title of
-the same-time captures in ../shared/corpus/news-same-story/, with their summaries as
-the store gives them to the daemon's assignment), repeated as often as
+the same-time captures in ../shared/corpus/news-same-story/, with the leads of their
+summaries, as the daemon's assignment reads them), repeated as often as
 needed with every word of a repeat tagged with its round ("Fed3 official3 ..."), so a
 repeat is a new event with the same shape rather than more of an old one; timestamps
 are spread evenly over --days. Assigns them in order with the daemon's StoryIndex and prints the
@@ -24,9 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from aggregator.parse import parse_feed  # noqa: E402
-from aggregator.process.sanitize import sanitize_html, text_of_sanitized  # noqa: E402
+from aggregator.process.normalize import normalize_items  # noqa: E402
 from aggregator.process.stories import GroupingRules, StoryIndex, terms  # noqa: E402
-from aggregator.store.stories import SUMMARY_MARKUP_CHARS  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "news-same-story"
 
@@ -42,10 +41,9 @@ def headlines() -> list[tuple[str, str, str]]:
                 feed = parse_feed(path.read_bytes(), content_type=None, url="https://x.example/")
             except Exception:  # a capture that is not a feed
                 continue
-            for item in feed.items:
-                markup = sanitize_html(item.summary_html or item.content_html, None) or ""
-                summary = text_of_sanitized(markup[:SUMMARY_MARKUP_CHARS])
-                found.append((item.title or "", summary, feed.title or path.stem))
+            now = datetime.now(UTC)
+            for item in normalize_items(feed.items, source_name=path.stem, now=now):
+                found.append((item.title, item.lead, feed.title or path.stem))
     return [(title, summary, outlet) for title, summary, outlet in found if title]
 
 

@@ -328,7 +328,7 @@ def _bangladesh(
     store: Store, url: str, rules: GroupingRules, **summary: str
 ) -> tuple[int | None, ...]:
     """Story ids of the two sworn-in reports and of Foreign Policy's headline that names
-    only Bangladesh, whose summary (or content) says what the event was."""
+    only Bangladesh, whose summary says what the event was."""
     _define(store, "wire", "dawn", "abc", "fp")
     background = [
         make_item(f"b{n}", title=f"Unrelated report {n} on markets{n} and weather{n}")
@@ -347,25 +347,17 @@ def _bangladesh(
     return ids[sworn], ids[new_pm], ids["A New Chapter for Bangladesh"]
 
 
-SUMMARY = (
-    "<p>The <b>Bangladesh Nationalist Party</b> claims victory in the country&#x27;s "
-    "first elections.</p>"
-)
+LEAD = "The Bangladesh Nationalist Party claims victory in the country's first elections."
 
 
-def test_a_stored_summary_brings_its_item_to_the_story_it_describes(
+def test_a_stored_lead_brings_its_item_to_the_story_it_describes(
     store: Store, database_url: str
 ) -> None:
-    sworn, new_pm, chapter = _bangladesh(store, database_url, RULES, summary_html=SUMMARY)
+    sworn, new_pm, chapter = _bangladesh(store, database_url, RULES, lead=LEAD)
     assert sworn == new_pm == chapter
 
 
-def test_the_content_speaks_when_an_item_has_no_summary(store: Store, database_url: str) -> None:
-    sworn, _, chapter = _bangladesh(store, database_url, RULES, content_html=SUMMARY)
-    assert sworn == chapter
-
-
-def test_summaries_are_off_at_weight_zero(store: Store, database_url: str) -> None:
+def test_leads_are_off_at_weight_zero(store: Store, database_url: str) -> None:
     rules = GroupingRules(summary_weight=0)
-    sworn, new_pm, chapter = _bangladesh(store, database_url, rules, summary_html=SUMMARY)
+    sworn, new_pm, chapter = _bangladesh(store, database_url, rules, lead=LEAD)
     assert sworn == new_pm != chapter

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from aggregator.parse import parse_feed
 from aggregator.process.identity import content_hash
-from aggregator.process.normalize import UNTITLED, normalize_item, normalize_items
+from aggregator.process.normalize import LEAD_CHARS, UNTITLED, normalize_item, normalize_items
 from aggregator.process.sanitize import plain_text, sanitize_html
 from aggregator.types import Category, Enclosure, Item, ParsedItem
 
@@ -464,3 +464,25 @@ def test_markup_resolves_against_the_document_base_before_the_item_link() -> Non
     based = replace(parsed, base="https://a.example/feeds/rss.xml")
     from_base = normalize_item(based, source_name="s", now=datetime.now(UTC))
     assert from_base.content_html == '<img src="https://a.example/feeds/img.png">'
+
+
+def test_the_lead_is_the_summary_as_text_else_the_content() -> None:
+    summary = "<p>The <b>Bangladesh Nationalist Party</b> claims victory &amp; more.</p>"
+    assert (
+        normalize(summary_html=summary).lead
+        == "The Bangladesh Nationalist Party claims victory & more."
+    )
+    assert normalize(content_html=summary, summary_html=None).lead.startswith("The Bangladesh")
+    assert normalize(content_html=None, summary_html=None).lead == ""
+
+
+def test_the_lead_is_cut_between_words_and_drops_a_wordpress_footer() -> None:
+    long = "<p>" + "word " * 400 + "</p>"
+    lead = normalize(summary_html=long).lead
+    assert 390 <= len(lead) <= LEAD_CHARS and lead.endswith("word")
+    footer = (
+        "<p>Washington never wore wooden dentures.</p><p>The post Yes, George Washington "
+        'led the Siege of Boston appeared first on <a href="https://www.boston.com">'
+        "Boston.com</a>.</p>"
+    )
+    assert normalize(summary_html=footer).lead == "Washington never wore wooden dentures."

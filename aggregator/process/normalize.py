@@ -77,6 +77,7 @@ def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> It
     title = _title(parsed, content_html, summary_html)
     guid = _clean_guid(parsed.guid)
     digest = content_hash(title, content_html, summary_html)
+    body, lead = _texts(content_html, summary_html)
     key = entry_key(guid, link, digest)
     return Item(
         entry_key=key,
@@ -94,17 +95,28 @@ def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> It
         enclosures=_enclosures(parsed.enclosures),
         language=_language(parsed.language),
         content_hash=digest,
-        fingerprint=fingerprint(title, _body_text(content_html, summary_html)),
+        fingerprint=fingerprint(title, body),
+        lead=lead,
     )
 
 
 _LEAD_CHARS = 8000  # of markup: more than a fingerprint's words, in any real article
+LEAD_CHARS = 400  # of a summary's text: more words than story assignment reads
+# WordPress ends excerpts with "The post <title> appeared first on <site>.": no lead.
+_WORDPRESS_FOOTER = re.compile(r"\s*\bThe post .*? appeared first on .*", re.DOTALL)
 
 
-def _body_text(content_html: str | None, summary_html: str | None) -> str:
-    """The words of the lead of the longer of the two bodies (sanitized markup: tags
-    are simple)."""
-    return text_of_sanitized(max(content_html or "", summary_html or "", key=len)[:_LEAD_CHARS])
+def _texts(content_html: str | None, summary_html: str | None) -> tuple[str, str]:
+    """The words of the start of the longer body (for the fingerprint), and the start
+    of the summary, else of the content, as one line cut between words (for stories)."""
+    longer = max(content_html or "", summary_html or "", key=len)
+    body = text_of_sanitized(longer[:_LEAD_CHARS])
+    summary = summary_html or content_html or ""
+    text = body if summary is longer else text_of_sanitized(summary[: 5 * LEAD_CHARS])
+    lead = " ".join(_WORDPRESS_FOOTER.sub("", text[: 5 * LEAD_CHARS]).split())
+    if len(lead) > LEAD_CHARS:
+        lead = lead[: LEAD_CHARS + 1].rsplit(" ", 1)[0]
+    return body, lead
 
 
 def _unique_key(key: str, digest: str, seen: set[str]) -> str:

@@ -30,9 +30,6 @@ Vector = Mapping[str, float]
 
 
 SUMMARY_WORDS = 30  # of a summary, its lead: what the event is, before the background
-SUMMARY_CHARS = 600  # read of it to find them
-# WordPress ends excerpts with "The post <title> appeared first on <site>.": no lead.
-_WORDPRESS_FOOTER = re.compile(r"\s*\bThe post .*? appeared first on .*", re.DOTALL)
 
 
 def _words(text: str) -> list[str]:
@@ -65,6 +62,12 @@ _STOPWORDS = frozenset(
         il gli della delle di da dei nel nella per che una uno sono
         do dos da das em no na nos nas um uma com ao pelo pela
         i amb del dels els les pel per"""
+    )
+    # When, not what: dates in headlines ("All of Africa Today - February 17, 2026",
+    # "Magazine solutions - February 27, 2026") are no event. "March" is also one.
+    + _words(
+        """january february april may june july august september october november december
+        monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow"""
     )
 )
 
@@ -109,7 +112,6 @@ def terms(title: str, summary: str | None = None, *, outlet: str | None = None) 
             else:  # a capital at the start, or in Title Case: a name or not
                 found[unsure] += 1
     if summary:
-        summary = _WORDPRESS_FOOTER.sub("", summary[:SUMMARY_CHARS])
         lead = _WORD.findall(unicodedata.normalize("NFKC", summary))
         for word in lead[:SUMMARY_WORDS]:
             plain, _, _, context = _term_of(word)
@@ -125,7 +127,7 @@ def _term_of(word: str) -> tuple[str, str, str, str]:
     word of every headline again was most of the cost of putting a window's stories back
     at start."""
     term = _stem(word.casefold())
-    if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and len(term) < 4):
+    if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and not _is_event_number(term)):
         return ("", "", "", "")
     return (
         sys.intern(term),
@@ -133,6 +135,12 @@ def _term_of(word: str) -> tuple[str, str, str, str]:
         sys.intern(f"?{term}"),
         sys.intern(f"~{term}"),
     )
+
+
+def _is_event_number(digits: str) -> bool:
+    """Four digits or more (a flight's number), not a year of 1900-2099: a year, like a
+    day of the month or a small count, says when or how many, not what."""
+    return len(digits) >= 4 and not (len(digits) == 4 and digits[:2] in ("19", "20"))
 
 
 def _is_title_case(words: list[str]) -> bool:
@@ -183,9 +191,21 @@ def _stem(word: str) -> str:
 
 def weigh(counts: Counter[str], idf: Mapping[str, float], rules: GroupingRules) -> dict[str, float]:
     """TF-IDF weights of an item's terms, unit length; capitalised terms boosted."""
+    return _unit(_weights(counts, idf, rules))
+
+
+def _weights(
+    counts: Counter[str],
+    idf: Mapping[str, float],
+    rules: GroupingRules,
+    plain: Mapping[str, str] | None = None,
+) -> dict[str, float]:
+    """TF-IDF weights, capitalised terms boosted, summary terms lowered; a term of both
+    the headline and the summary weighs as the headline's. ``plain``: each marked term
+    without its mark, when the caller has it."""
     vector: dict[str, float] = {}
     for marked, count in counts.items():
-        term = _plain(marked)
+        term = plain[marked] if plain is not None else _plain(marked)
         weight = (1 + math.log(count)) * idf.get(term, 1.0)
         if marked[0] == "^":
             weight *= rules.capital_boost
@@ -194,7 +214,7 @@ def weigh(counts: Counter[str], idf: Mapping[str, float], rules: GroupingRules) 
             if not weight:
                 continue
         vector[term] = max(vector.get(term, 0.0), weight)
-    return _unit(vector)
+    return vector
 
 
 def _plain(marked: str) -> str:
@@ -380,10 +400,13 @@ class StoryIndex:
         # The summary helps its own item find the story whose headlines say what its
         # headline does not; stories are made of headlines alone, so that the background
         # words of summaries (talks, Geneva, officials) do not pull stories together.
-        headline_counts, names = self._observe(counts, when)
-        headline = self._weigh(headline_counts)
-        vector = headline if len(headline_counts) == len(counts) else self._weigh(counts)
-        candidates = self._candidates(vector, when)
+        plain, headline_counts, names = self._observe(counts, when)
+        weights = _weights(counts, self._idf(plain.values()), self.rules, plain)
+        vector = _unit(weights)
+        headline = vector
+        if len(headline_counts) < len(counts):
+            headline = _unit({plain[m]: weights[plain[m]] for m in headline_counts})
+        candidates = self._candidates(headline, when)  # the gate needs a headline term
         decision = decide(vector, candidates, self.rules, names, headline=headline)
         created = decision.story is None
         story_id = self._new_story(when) if decision.story is None else decision.story
@@ -399,8 +422,9 @@ class StoryIndex:
 
     def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
         """Put back an item assigned before (by another run): no decision, no merge."""
-        headline_counts, names = self._observe(counts, when)
-        headline = self._weigh(headline_counts)
+        plain, headline_counts, names = self._observe(counts, when)
+        idf = self._idf(plain[m] for m in headline_counts)
+        headline = _unit(_weights(headline_counts, idf, self.rules, plain))
         if story_id not in self._stories:
             self._stories[story_id] = _Story({}, {}, when)
             self._next_id = max(self._next_id, story_id + 1)
@@ -439,20 +463,21 @@ class StoryIndex:
         if self._assigned % _PRUNE_EVERY == 0:
             self.prune(when)
 
-    def _observe(self, counts: Counter[str], when: datetime) -> tuple[Counter[str], frozenset[str]]:
+    def _observe(
+        self, counts: Counter[str], when: datetime
+    ) -> tuple[dict[str, str], Counter[str], frozenset[str]]:
         """Count an item into the stream (document frequencies; how its headline
-        capitalises words); its headline's terms and its names."""
-        self._count_document({_plain(marked) for marked in counts}, when)
+        capitalises words); each term without its mark, the headline's terms, and the
+        item's names."""
+        plain = {marked: _plain(marked) for marked in counts}
+        self._count_document(set(plain.values()), when)
         headline = Counter({m: n for m, n in counts.items() if m[0] != "~"})
         for marked in headline:
             if marked[0] == "^":
-                self._as_name[_plain(marked)] += 1
+                self._as_name[plain[marked]] += 1
             elif marked[0] != "?":
                 self._as_word[marked] += 1
-        return headline, self._names_of(headline)
-
-    def _weigh(self, counts: Counter[str]) -> dict[str, float]:
-        return weigh(counts, self._idf(_plain(marked) for marked in counts), self.rules)
+        return plain, headline, self._names_of(headline)
 
     def _names_of(self, counts: Counter[str]) -> frozenset[str]:
         """The item's names: what it capitalised mid-headline, and what it capitalised

@@ -228,6 +228,7 @@ def _item_values(item: Item) -> dict[str, Any]:
         "language": item.language,
         "content_hash": item.content_hash,
         "fingerprint": item.fingerprint or None,
+        "lead": item.lead or None,
     }
 
 

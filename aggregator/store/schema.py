@@ -128,6 +128,8 @@ items = Table(
     Column("fingerprint", LargeBinary),
     # The earlier item whose text this one repeats under another link (wire copy).
     Column("duplicate_of", Integer, ForeignKey("items.id", ondelete="SET NULL"), index=True),
+    # The start of its summary (else content) as text: what story assignment reads.
+    Column("lead", Text),
     Index("ix_items_sort_at_id", "sort_at", "id"),
 )
 

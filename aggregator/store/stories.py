@@ -18,10 +18,6 @@ from aggregator.store.entries import entries_of
 from aggregator.store.schema import item_sources, items, sources, stories
 from aggregator.types import StoryAssignment, StoryMember, StorySummary, StoryView
 
-# Of an item's summary (else content) markup, what story assignment reads: enough for
-# the words it takes (process/stories.py SUMMARY_WORDS) behind a few tags.
-SUMMARY_MARKUP_CHARS = 1000
-
 
 def unassigned(connection: Connection, limit: int) -> tuple[StoryMember, ...]:
     """Items no story has yet, oldest first."""
@@ -109,11 +105,7 @@ def _members() -> Select[Any]:
         items.c.story_id,
         items.c.fingerprint,
         items.c.duplicate_of,
-        func.substr(
-            func.coalesce(func.nullif(items.c.summary_html, ""), items.c.content_html),
-            1,
-            SUMMARY_MARKUP_CHARS,
-        ).label("summary"),
+        items.c.lead,
         sources.c.name.label("source"),
         sources.c.title.label("outlet"),
     ).join(sources, sources.c.id == items.c.origin_source_id)
@@ -129,7 +121,7 @@ def _member(row: Any) -> StoryMember:
         story=row.story_id,
         fingerprint=row.fingerprint or b"",
         duplicate_of=row.duplicate_of,
-        summary=row.summary or "",
+        summary=row.lead or "",
     )
 
 
