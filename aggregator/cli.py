@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("serve", parents=[common], help="serve merged feeds without polling")
     commands.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
+    commands.add_parser(
+        "regroup",
+        parents=[common],
+        help="decide every stored item's series again, after the series rules changed",
+    )
     sources = commands.add_parser(
         "sources", parents=[common], help="print every source's polling state"
     )
@@ -143,6 +148,22 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
         print(f"database schema is up to date (revision {after})")
     else:
         print(f"database schema upgraded from {before or 'empty'} to revision {after}")
+    return EXIT_OK
+
+
+def cmd_regroup(settings: Settings, _args: argparse.Namespace) -> int:
+    from aggregator.series import regroup
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    try:
+        report = regroup(store, settings)
+    finally:
+        store.close()
+    print(
+        f"regrouped {report.items} items: {report.memberships} series memberships "
+        f"in {report.series} of {len(settings.series)} series"
+    )
     return EXIT_OK
 
 
@@ -264,6 +285,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "migrate": cmd_migrate,
     "poll": cmd_poll,
+    "regroup": cmd_regroup,
     "sources": cmd_sources,
     "eval-grouping": cmd_eval_grouping,
 }

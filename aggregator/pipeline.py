@@ -42,8 +42,9 @@ from aggregator.process.schedule import (
     next_poll_time,
     observe_new_items,
 )
-from aggregator.process.series import SeriesRule, compile_rule
+from aggregator.process.series import SeriesRule
 from aggregator.process.stories import GroupingRules
+from aggregator.series import regroup_if_changed, rules_for_source, series_rules
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import (
@@ -79,6 +80,7 @@ class DocumentProcessor(Protocol):
         source_name: str,
         now: datetime,
         rules: Sequence[SeriesRule],
+        split_categories: str | None,
     ) -> ProcessedDocument: ...
 
 
@@ -128,6 +130,7 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
     fetcher = HTTPFetcher(fetch_limits(settings))
     pool = parse_pool(settings)
     try:
+        regroup_if_changed(store, settings)
         yield Pipeline(
             settings=settings,
             store=store,
@@ -172,12 +175,6 @@ def grouping_rules(settings: Settings) -> GroupingRules:
 def duplicate_rules(settings: Settings) -> DuplicateRules:
     grouping = settings.grouping
     return DuplicateRules(threshold=grouping.duplicate_threshold, window=grouping.window)
-
-
-def series_rules(settings: Settings) -> tuple[SeriesRule, ...]:
-    return tuple(
-        compile_rule(s.slug, s.match.categories, s.match.keywords) for s in settings.series
-    )
 
 
 def source_definitions(settings: Settings) -> tuple[SourceDefinition, ...]:
@@ -274,13 +271,15 @@ class Pipeline:
                     self.store.save_not_modified([record])
                 return PollOutcome(source=source.name, status="not_modified", http_status=304)
             now = self.clock.now()
+            settings = self.settings.source(source.name)
             document = self.processor(
                 result.content,
                 content_type=result.content_type,
                 url=result.url,
                 source_name=source.name,
                 now=now,
-                rules=self.rules,
+                rules=rules_for_source(self.rules, self.settings, source.name),
+                split_categories=settings.split_categories if settings else None,
             )
             batch = document.items
             hints = replace(result.hints, ttl=document.ttl)

@@ -180,15 +180,44 @@ class SourceSettings(_Frozen):
     interval: Interval | None = None
     tags: tuple[str, ...] = ()
     dedupe: bool = True  # false: the outlet's items are never grouped with others' reports
+    # The separator of an outlet that packs several tags into one category.
+    split_categories: str | None = Field(default=None, min_length=1)
 
     @property
     def display_title(self) -> str:
         return self.title or self.name
 
 
+def parse_category_match(value: object) -> object:
+    """A category rule: "Term" alone, or {term: ..., domain: pattern}."""
+    return {"term": value} if isinstance(value, str) else value
+
+
+def parse_regex(value: object) -> str:
+    """A regular expression (Python syntax), checked to compile."""
+    text = str(value)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression {text!r}: {exc}") from None
+    return text
+
+
+class CategoryMatch(_Frozen):
+    term: str = Field(min_length=1)
+    # A glob over the category's domain (or scheme), "*" for any part: NYT's running
+    # stories are "*/keywords/des", the Guardian's tags "https://www.theguardian.com/*".
+    domain: str | None = None
+
+
 class SeriesMatch(_Frozen):
-    categories: tuple[str, ...] = ()
-    keywords: tuple[str, ...] = ()
+    categories: tuple[Annotated[CategoryMatch, BeforeValidator(parse_category_match)], ...] = ()
+    keywords: tuple[str, ...] = ()  # whole words or phrases, in the title or summary
+    regex: tuple[Annotated[str, BeforeValidator(parse_regex)], ...] = ()  # over the title
+    sources: tuple[str, ...] = ()  # only items these sources carry
+    tags: tuple[str, ...] = ()  # only items sources with one of these tags carry
+    exclude: tuple[str, ...] = ()  # words or phrases that keep an item out
+    min_score: int = Field(default=1, ge=1)  # signals (a category, a keyword, a regex) needed
 
 
 class SeriesSettings(_Frozen):
@@ -534,8 +563,23 @@ def _cross_check(
         if series.slug in series_slugs:
             problem(("series", index, "slug"), f"duplicate series slug {series.slug!r}")
         series_slugs.setdefault(series.slug, index)
-        if not series.match.categories and not series.match.keywords:
-            problem(("series", index, "match"), "give at least one of categories or keywords")
+        match = series.match
+        if not (match.categories or match.keywords or match.regex):
+            problem(
+                ("series", index, "match"), "give at least one of categories, keywords or regex"
+            )
+        signals = len(match.categories) + len(match.keywords) + len(match.regex)
+        if signals and match.min_score > signals:
+            problem(
+                ("series", index, "match", "min_score"),
+                f"min_score {match.min_score} needs more signals than the {signals} given",
+            )
+        for i, name in enumerate(match.sources):
+            if name not in source_names:
+                problem(("series", index, "match", "sources", i), f"unknown source {name!r}")
+        for i, tag in enumerate(match.tags):
+            if tag not in all_tags:
+                problem(("series", index, "match", "tags", i), f"no source has the tag {tag!r}")
 
     feed_slugs: dict[str, int] = {}
     for index, feed in enumerate(settings.feeds):

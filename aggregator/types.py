@@ -166,11 +166,40 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesMembership:
+    """An item's place in a series, and why: the signals it showed (process/series.py)."""
+
+    slug: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredItemText:
+    """A stored item as series matching reads it, with the sources that carry it."""
+
+    item_id: int
+    title: str
+    summary_html: str | None
+    content_html: str | None
+    categories: tuple[Category, ...]
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorySeries:
+    """A story's place in a series: which of its items brought it there, and why."""
+
+    slug: str
+    reason: str
+    item_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessedDocument:
     """One fetched document, parsed and normalized: what a parse worker hands back."""
 
     items: tuple[Item, ...]
-    series: dict[str, tuple[str, ...]]  # entry key -> series slugs, only for members
+    series: dict[str, tuple[SeriesMembership, ...]]  # entry key -> its series, members only
     ttl: timedelta | None
     warning: str | None
 
@@ -315,6 +344,7 @@ class StoryView:
     first_seen: datetime
     last_seen: datetime
     entries: tuple[PublishedEntry, ...]
+    series: tuple[StorySeries, ...] = ()
 
 
 FeedKind = Literal["feeds", "series"]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aggregator.types import Category, Item, ParsedItem, PollSchedule
+from aggregator.types import Category, Item, ParsedItem, PollSchedule, SeriesMembership
 
 if TYPE_CHECKING:
     from aggregator.store import Store
@@ -51,11 +51,15 @@ def save_batch(
     etag: str | None = None,
 ) -> int:
     """One successful poll of ``source`` that read ``batch``, as the pipeline saves it;
-    the number of items new to the source."""
+    the number of items new to the source. ``series``: entry key -> series slugs."""
+    memberships = {
+        key: tuple(SeriesMembership(slug=slug, reason=f"test {slug}") for slug in slugs)
+        for key, slugs in (series or {}).items()
+    }
     return store.save_poll(
         source,
         batch=batch,
-        series=series or {},
+        series=memberships,
         http_status=200,
         etag=etag,
         last_modified=None,

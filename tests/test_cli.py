@@ -24,7 +24,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-COMMANDS = ["check", "run", "poll", "serve", "migrate", "sources"]
+COMMANDS = ["check", "run", "poll", "serve", "migrate", "regroup", "sources"]
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])

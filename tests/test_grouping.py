@@ -361,3 +361,24 @@ def test_leads_are_off_at_weight_zero(store: Store, database_url: str) -> None:
     rules = GroupingRules(summary_weight=0)
     sworn, new_pm, chapter = _bangladesh(store, database_url, rules, lead=LEAD)
     assert sworn == new_pm != chapter
+
+
+def test_a_story_one_outlet_tagged_brings_every_report_into_the_series(store: Store) -> None:
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON + OTHERS):
+        when = T0 + timedelta(minutes=n)
+        item = make_item(
+            f"i{n}", title=title, link=f"https://{source}.example/i{n}", published=when
+        )
+        tagged = {"guid:i0": ("civil-rights",)} if n == 0 else None  # BBC's report only
+        save_batch(store, source, [item], now=when, series=tagged)
+    before = store.feed_entries(series_slugs=["civil-rights"], limit=10, merge="none")
+    assert [e.title for e in before] == [JACKSON[0][1]]  # no stories yet: the tagged one
+    StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=1))
+    copies = store.feed_entries(series_slugs=["civil-rights"], limit=10, merge="none")
+    assert sorted(e.title for e in copies) == sorted(title for _, title in JACKSON)
+    assert all(e.series == ("civil-rights",) for e in copies)
+    (story,) = store.feed_entries(series_slugs=["civil-rights"], limit=10, merge="story")
+    assert {c.source for c in story.credits} == {"bbc", "npr", "abc"}
+    everything = store.feed_entries(series_slugs=None, limit=10, merge="none")
+    assert {e.title: e.series for e in everything}[OTHERS[0][1]] == ()

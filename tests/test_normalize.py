@@ -486,3 +486,14 @@ def test_the_lead_is_cut_between_words_and_drops_a_wordpress_footer() -> None:
         "Boston.com</a>.</p>"
     )
     assert normalize(summary_html=footer).lead == "Washington never wore wooden dentures."
+
+
+def test_categories_packed_into_one_are_split_when_the_source_says_so() -> None:
+    packed = (Category(term="Politics, Latin America, United States", domain=None),)
+    assert [c.term for c in normalize(categories=packed).categories] == [
+        "Politics, Latin America, United States"
+    ]
+    split = normalize_item(
+        parsed(categories=packed), source_name="mercopress", now=NOW, split_categories=","
+    )
+    assert [c.term for c in split.categories] == ["Politics", "Latin America", "United States"]

@@ -92,6 +92,24 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
             "config.yaml:4: feeds[0].series[0]: unknown series 'nope'",
         ),
         (
+            "series:\n  - slug: s\n    title: S\n    match:\n      regex: ['(unclosed']\n",
+            "config.yaml:5: series[0].match.regex[0]: not a valid regular expression",
+        ),
+        (
+            "series:\n  - slug: s\n    title: S\n    match:\n      keywords: [a]\n"
+            "      min_score: 2\n",
+            "config.yaml:6: series[0].match.min_score: min_score 2 needs more signals",
+        ),
+        (
+            "series:\n  - slug: s\n    title: S\n    match:\n      keywords: [a]\n"
+            "      sources: [nope]\n",
+            "config.yaml:6: series[0].match.sources[0]: unknown source 'nope'",
+        ),
+        (
+            "series:\n  - slug: s\n    title: S\n    match:\n      sources: [bbc]\n",
+            "series[0].match: give at least one of categories, keywords or regex",
+        ),
+        (
             "database: ${DB_URL}\n",
             "config.yaml:1: database: environment variable DB_URL is not set",
         ),
@@ -179,3 +197,28 @@ def test_every_grouping_key_reaches_the_rules_the_daemon_uses(tmp_path: Path) ->
     }
     duplicates = duplicate_rules(settings)
     assert (duplicates.threshold, duplicates.window) == (0.81, timedelta(hours=5))
+
+
+def test_series_rules_take_categories_with_domains_and_every_signal(tmp_path: Path) -> None:
+    config = MINIMAL.replace(
+        "      keywords: [ISIS]\n",
+        "      keywords: [ISIS]\n"
+        "      categories:\n"
+        "        - Islamic State\n"
+        "        - {term: 'Islamic State (2014)', domain: '*/keywords/des'}\n"
+        "      regex: ['\\bIS\\b']\n"
+        "      exclude: [Islamic State of Mind]\n"
+        "      tags: [world]\n"
+        "      min_score: 2\n",
+    )
+    settings = load_settings(_write(tmp_path, config), environ={})
+    match = settings.series[0].match
+    assert [(c.term, c.domain) for c in match.categories] == [
+        ("Islamic State", None),
+        ("Islamic State (2014)", "*/keywords/des"),
+    ]
+    assert match.regex == (r"\bIS\b",) and match.min_score == 2 and match.tags == ("world",)
+    from aggregator.series import series_rules
+
+    (rule,) = series_rules(settings)
+    assert rule.applies_to("bbc", ("world",)) and not rule.applies_to("local", ())

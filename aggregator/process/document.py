@@ -20,14 +20,18 @@ def process_document(
     source_name: str,
     now: datetime,
     rules: Sequence[SeriesRule],
+    split_categories: str | None = None,
 ) -> ProcessedDocument:
-    """Raises ParseError when the bytes are not a feed."""
+    """Raises ParseError when the bytes are not a feed. ``rules``: the series rules
+    that apply to this source."""
     parsed = parse_feed(content, content_type=content_type, url=url)
-    items = normalize_items(parsed.items, source_name=source_name, now=now)
+    items = normalize_items(
+        parsed.items, source_name=source_name, now=now, split_categories=split_categories
+    )
     series = {item.entry_key: series_for(item, rules) for item in items}
     return ProcessedDocument(
         items=items,
-        series={key: slugs for key, slugs in series.items() if slugs},
+        series={key: found for key, found in series.items() if found},
         ttl=parsed.ttl,
         warning=parsed.warning,
     )

@@ -32,7 +32,11 @@ _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
 
 def normalize_items(
-    items: Iterable[ParsedItem], *, source_name: str, now: datetime
+    items: Iterable[ParsedItem],
+    *,
+    source_name: str,
+    now: datetime,
+    split_categories: str | None = None,
 ) -> tuple[Item, ...]:
     """Normalize every item of one document; entry keys come out unique within it.
 
@@ -41,7 +45,10 @@ def normalize_items(
     (else its content): keys then stay with their articles when the feed reorders.
     Items with the same content hash are identical, and are told apart by position.
     """
-    normalized = [normalize_item(parsed, source_name=source_name, now=now) for parsed in items]
+    normalized = [
+        normalize_item(parsed, source_name=source_name, now=now, split_categories=split_categories)
+        for parsed in items
+    ]
     shared = {key for key, count in Counter(i.entry_key for i in normalized).items() if count > 1}
     seen_keys: set[str] = set()
     unique: list[Item] = []
@@ -62,8 +69,11 @@ def normalize_items(
     return tuple(unique)
 
 
-def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> Item:
-    """One item made safe to store and republish.
+def normalize_item(
+    parsed: ParsedItem, *, source_name: str, now: datetime, split_categories: str | None = None
+) -> Item:
+    """One item made safe to store and republish. ``split_categories``: the separator of
+    a source that packs several tags into one category ("Politics, Latin America").
 
     ``now`` is part of the stage's contract; dates are deliberately not judged
     against it here (a future date is kept, the store clamps the sort order).
@@ -91,7 +101,7 @@ def normalize_item(parsed: ParsedItem, *, source_name: str, now: datetime) -> It
         published=_utc(parsed.published),
         updated=_utc(parsed.updated),
         authors=_authors(parsed.authors),
-        categories=_categories(parsed.categories),
+        categories=_categories(parsed.categories, split_categories),
         enclosures=_enclosures(parsed.enclosures),
         language=_language(parsed.language),
         content_hash=digest,
@@ -165,7 +175,9 @@ def _authors(authors: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in names if name))
 
 
-def _categories(categories: tuple[Category, ...]) -> tuple[Category, ...]:
+def _categories(
+    categories: tuple[Category, ...], separator: str | None = None
+) -> tuple[Category, ...]:
     kept: dict[tuple[str, str | None], Category] = {}
     for category in categories:
         term = plain_text(category.term, is_html=False)
@@ -173,6 +185,11 @@ def _categories(categories: tuple[Category, ...]) -> tuple[Category, ...]:
             continue
         domain = _category_domain(category.domain)
         label = plain_text(category.label, is_html=False) or None
+        if separator and separator in term:
+            for part in (p.strip() for p in term.split(separator)):
+                if part:
+                    kept.setdefault((part, domain), Category(term=part, domain=domain))
+            continue
         kept.setdefault((term, domain), Category(term=term, domain=domain, label=label))
     return tuple(kept.values())
 

@@ -22,6 +22,15 @@ def render_story_json(story: StoryView, *, base_url: str) -> bytes:
         "first_seen": _iso(story.first_seen),
         "last_seen": _iso(story.last_seen),
         "outlets": [{"source": name, "title": title} for name, title in outlets.items()],
+        "series": [
+            {
+                "slug": found.slug,
+                "feed_url": f"{base_url}/series/{found.slug}.json",
+                "reason": found.reason,
+                "item": found.item_id,
+            }
+            for found in story.series
+        ],
         "items": [
             {
                 "id": entry.id,

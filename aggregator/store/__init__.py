@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aggregator.exceptions import StoreError
 from aggregator.store import entries as _entries
 from aggregator.store import items as _items
+from aggregator.store import series as _series
 from aggregator.store import sources as _sources
 from aggregator.store import stories as _stories
 from aggregator.store.database import (
@@ -32,10 +33,12 @@ from aggregator.types import (
     Item,
     PollSchedule,
     PublishedEntry,
+    SeriesMembership,
     SourceDefinition,
     SourceForPoll,
     SourceNotModified,
     SourceState,
+    StoredItemText,
     StoryAssignment,
     StoryMember,
     StorySummary,
@@ -70,6 +73,26 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {describe(exc)}") from exc
 
+    # --- series ------------------------------------------------------------------
+
+    def item_texts(self, after_id: int, limit: int) -> tuple[StoredItemText, ...]:
+        with self._transaction() as connection:
+            return _series.item_texts(connection, after_id, limit)
+
+    def replace_series_memberships(
+        self, item_ids: Sequence[int], memberships: Sequence[tuple[int, SeriesMembership]]
+    ) -> None:
+        with self._transaction() as connection:
+            _series.replace_memberships(connection, item_ids, memberships)
+
+    def state(self, key: str) -> str | None:
+        with self._transaction() as connection:
+            return _series.read_state(connection, key)
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._transaction() as connection:
+            _series.write_state(connection, key, value)
+
     def ping(self) -> None:
         with self._transaction() as connection:
             connection.execute(text("SELECT 1"))
@@ -99,7 +122,7 @@ class Store:
         name: str,
         *,
         batch: Sequence[Item],
-        series: Mapping[str, tuple[str, ...]],
+        series: Mapping[str, tuple[SeriesMembership, ...]],
         http_status: int | None,
         etag: str | None,
         last_modified: str | None,

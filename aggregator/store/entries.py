@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, exists, func, or_, select
 
 from aggregator.store.dialect import chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
@@ -113,12 +113,21 @@ def _filtered(query: Any, source_filters: Sequence[Sequence[str]], series: Any) 
             .where(sources.c.name.in_(list(names)))
         )
     if series is not None:
-        query = query.where(
-            exists()
-            .where(item_series.c.item_id == items.c.id)
-            .where(item_series.c.series_slug.in_(list(series)))
-        )
+        query = query.where(in_series(list(series)))
     return query
+
+
+def in_series(slugs: Sequence[str]) -> Any:
+    """Items of these series: members, and every item of a story a member is in (an
+    outlet that never tags joins the series through the story it shares)."""
+    members = select(item_series.c.item_id).where(item_series.c.series_slug.in_(slugs))
+    member = items.alias("member")
+    stories = (
+        select(member.c.story_id)
+        .where(member.c.id.in_(members))
+        .where(member.c.story_id.is_not(None))
+    )
+    return or_(items.c.id.in_(members), items.c.story_id.in_(stories))
 
 
 def _story_entry(
@@ -205,16 +214,22 @@ def _one_per_outlet(credits: list[Credit]) -> list[Credit]:
 
 
 def _series(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-    found: dict[int, list[str]] = defaultdict(list)
+    """The series of each item: its own, and those of every item of its story."""
+    found: dict[int, set[str]] = defaultdict(set)
+    member = items.alias("member")
     for part in chunks(ids):
-        rows = connection.execute(
-            select(item_series.c.item_id, item_series.c.series_slug)
-            .where(item_series.c.item_id.in_(part))
-            .order_by(item_series.c.series_slug)
+        own = select(item_series.c.item_id, item_series.c.series_slug).where(
+            item_series.c.item_id.in_(part)
         )
-        for row in rows:
-            found[row.item_id].append(row.series_slug)
-    return {item_id: tuple(slugs) for item_id, slugs in found.items()}
+        through_story = (
+            select(items.c.id.label("item_id"), item_series.c.series_slug)
+            .join(member, member.c.story_id == items.c.story_id)
+            .join(item_series, item_series.c.item_id == member.c.id)
+            .where(items.c.id.in_(part))
+        )
+        for row in connection.execute(own.union(through_story)):
+            found[row.item_id].add(row.series_slug)
+    return {item_id: tuple(sorted(slugs)) for item_id, slugs in found.items()}
 
 
 def _entry(row: Any, credits: tuple[Credit, ...], series: tuple[str, ...]) -> PublishedEntry:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, exists, func, select
 
 from aggregator.store.dialect import chunks, upsert
 from aggregator.store.schema import item_series, item_sources, items
-from aggregator.types import Item
+from aggregator.types import Item, SeriesMembership
 
 # Undated items of one document sort in document order: each is stamped this much
 # earlier than the one before it.
@@ -121,13 +121,13 @@ def save_items(
     *,
     source_id: int,
     batch: Sequence[Item],
-    series: Mapping[str, tuple[str, ...]],
+    series: Mapping[str, tuple[SeriesMembership, ...]],
     now: datetime,
 ) -> int:
     """Store one poll's items for one source; return how many were new to that source.
 
     ``batch`` must have unique ``entry_key`` values, in document order; ``series`` maps
-    entry keys to the series slugs the item belongs to.
+    entry keys to the series the item belongs to.
     """
     if not batch:
         return 0
@@ -431,14 +431,14 @@ def _add_memberships(
     connection: Connection,
     touched: Sequence[Item],
     ids: Mapping[str, int],
-    series: Mapping[str, tuple[str, ...]],
+    series: Mapping[str, tuple[SeriesMembership, ...]],
 ) -> None:
     rows = sorted(
         {
-            (slug, ids[item.identity])
+            (found.slug, ids[item.identity], found.reason)
             for item in touched
             if item.identity in ids
-            for slug in series.get(item.entry_key, ())
+            for found in series.get(item.entry_key, ())
         }
     )
     if rows:
@@ -446,5 +446,5 @@ def _add_memberships(
             upsert(connection, item_series).on_conflict_do_nothing(
                 index_elements=["series_slug", "item_id"]
             ),
-            [{"series_slug": slug, "item_id": item_id} for slug, item_id in rows],
+            [{"series_slug": s, "item_id": i, "reason": reason} for s, i, reason in rows],
         )

@@ -149,7 +149,18 @@ item_series = Table(
     metadata,
     Column("series_slug", String(64), primary_key=True),
     Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
+    # The signals the item showed ("category 'Davos 2026', keyword 'Davos'").
+    Column("reason", Text, nullable=False, server_default=""),
     Index("ix_item_series_item_id", "item_id"),
+)
+
+# Small facts the store keeps about itself, by key: which series rules its memberships
+# were computed with ("series_rules": a digest), so that changed rules regroup.
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 __all__ = [
@@ -159,5 +170,6 @@ __all__ = [
     "items",
     "metadata",
     "sources",
+    "state",
     "stories",
 ]

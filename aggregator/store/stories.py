@@ -16,7 +16,8 @@ from sqlalchemy import Connection, Select, bindparam, func, select, update
 from aggregator.store.dialect import chunks
 from aggregator.store.entries import entries_of
 from aggregator.store.schema import item_sources, items, sources, stories
-from aggregator.types import StoryAssignment, StoryMember, StorySummary, StoryView
+from aggregator.store.series import memberships_of
+from aggregator.types import StoryAssignment, StoryMember, StorySeries, StorySummary, StoryView
 
 
 def unassigned(connection: Connection, limit: int) -> tuple[StoryMember, ...]:
@@ -92,8 +93,17 @@ def story_view(connection: Connection, story_id: int) -> StoryView | None:
         .order_by(items.c.sort_at.desc(), items.c.id.desc())
     ).all()
     entries = entries_of(connection, members)
+    own = memberships_of(connection, [member.id for member in members])
+    series: dict[str, StorySeries] = {}
+    for member in reversed(members):  # the earliest member that brought each series
+        for slug, reason in own.get(member.id, ()):
+            series.setdefault(slug, StorySeries(slug=slug, reason=reason, item_id=member.id))
     return StoryView(
-        id=row.id, first_seen=row.first_seen, last_seen=row.last_seen, entries=tuple(entries)
+        id=row.id,
+        first_seen=row.first_seen,
+        last_seen=row.last_seen,
+        entries=tuple(entries),
+        series=tuple(series[slug] for slug in sorted(series)),
     )
 
 

@@ -1,0 +1,97 @@
+"""Series memberships in the store: reading items back to decide them again, and
+replacing what was decided (``aggregator regroup``); the store's own small state."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, delete, select
+
+from aggregator.store.dialect import chunks, upsert
+from aggregator.store.schema import item_series, item_sources, items, sources, state
+from aggregator.types import Category, SeriesMembership, StoredItemText
+
+
+def item_texts(connection: Connection, after_id: int, limit: int) -> tuple[StoredItemText, ...]:
+    """Up to ``limit`` items with ids above ``after_id``, in id order, with the names of
+    the sources that carry them."""
+    rows = connection.execute(
+        select(
+            items.c.id,
+            items.c.title,
+            items.c.summary_html,
+            items.c.content_html,
+            items.c.categories,
+        )
+        .where(items.c.id > after_id)
+        .order_by(items.c.id)
+        .limit(limit)
+    ).all()
+    carriers: dict[int, list[str]] = defaultdict(list)
+    for part in chunks([row.id for row in rows]):
+        credits = connection.execute(
+            select(item_sources.c.item_id, sources.c.name)
+            .join(sources, sources.c.id == item_sources.c.source_id)
+            .where(item_sources.c.item_id.in_(part))
+            .order_by(sources.c.name)
+        )
+        for credit in credits:
+            carriers[credit.item_id].append(credit.name)
+    return tuple(
+        StoredItemText(
+            item_id=row.id,
+            title=row.title,
+            summary_html=row.summary_html,
+            content_html=row.content_html,
+            categories=tuple(Category(**c) for c in row.categories),
+            sources=tuple(carriers.get(row.id, ())),
+        )
+        for row in rows
+    )
+
+
+def replace_memberships(
+    connection: Connection,
+    item_ids: Sequence[int],
+    memberships: Sequence[tuple[int, SeriesMembership]],
+) -> None:
+    """The series of these items become exactly ``memberships``."""
+    for part in chunks(sorted(item_ids)):
+        connection.execute(delete(item_series).where(item_series.c.item_id.in_(part)))
+    rows = sorted({(found.slug, item_id, found.reason) for item_id, found in memberships})
+    if rows:
+        connection.execute(
+            item_series.insert(),
+            [{"series_slug": s, "item_id": i, "reason": reason} for s, i, reason in rows],
+        )
+
+
+def memberships_of(
+    connection: Connection, item_ids: Sequence[int]
+) -> dict[int, list[tuple[str, str]]]:
+    """(slug, reason) of each item's own memberships."""
+    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for part in chunks(sorted(item_ids)):
+        rows = connection.execute(
+            select(item_series.c.item_id, item_series.c.series_slug, item_series.c.reason)
+            .where(item_series.c.item_id.in_(part))
+            .order_by(item_series.c.series_slug)
+        )
+        for row in rows:
+            found[row.item_id].append((row.series_slug, row.reason))
+    return found
+
+
+def read_state(connection: Connection, key: str) -> str | None:
+    value: str | None = connection.execute(
+        select(state.c.value).where(state.c.key == key)
+    ).scalar_one_or_none()
+    return value
+
+
+def write_state(connection: Connection, key: str, value: str) -> None:
+    statement = upsert(connection, state).values(key=key, value=value)
+    connection.execute(
+        statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+    )

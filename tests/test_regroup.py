@@ -1,0 +1,159 @@
+"""Series memberships decided again from the store when the rules change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from aggregator.grouping import StoryAssigner
+from aggregator.process.stories import GroupingRules
+from aggregator.series import regroup, regroup_if_changed
+from aggregator.settings import Settings
+from aggregator.store import Store
+from aggregator.types import Category, SourceDefinition
+from tests.builders import make_item, save_batch
+
+T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
+NYT_DES = "http://www.nytimes.com/namespaces/keywords/des"
+
+
+def _settings(*series: dict[str, Any]) -> Settings:
+    return Settings.model_validate(
+        {
+            "sources": [
+                {"name": "nyt", "url": "https://nyt.example/f", "tags": ["us"]},
+                {"name": "bbc", "url": "https://bbc.example/f", "tags": ["uk"]},
+            ],
+            "series": list(series),
+        }
+    )
+
+
+UKRAINE = {"slug": "ukraine", "title": "Ukraine", "match": {"keywords": ["Ukraine"]}}
+
+
+def _fill(store: Store) -> None:
+    store.sync_sources(
+        [SourceDefinition(name=n, title=n, url=f"https://{n}.example/f") for n in ("nyt", "bbc")],
+        T0,
+    )
+    save_batch(
+        store,
+        "nyt",
+        [
+            make_item(
+                "n1",
+                title="Peace talks resume in Geneva",
+                categories=(Category(term="Russian Invasion of Ukraine (2022)", domain=NYT_DES),),
+            ),
+            make_item("n2", title="Davos opens", categories=()),
+        ],
+    )
+    save_batch(store, "bbc", [make_item("b1", title="Ukraine talks in Geneva", categories=())])
+
+
+def _series_of(store: Store) -> dict[str, tuple[str, ...]]:
+    entries = store.feed_entries(series_slugs=None, limit=50, merge="none")
+    return {e.title: e.series for e in entries}
+
+
+def test_regroup_decides_every_stored_item_again(store: Store) -> None:
+    _fill(store)
+    assert set(_series_of(store).values()) == {()}  # stored before any series existed
+    report = regroup(store, _settings(UKRAINE))
+    assert (report.items, report.memberships, report.series) == (3, 1, 1)
+    assert _series_of(store)["Ukraine talks in Geneva"] == ("ukraine",)
+    tagged = dict(
+        UKRAINE, match={"categories": [{"term": "Russian Invasion of Ukraine", "domain": "*/des"}]}
+    )
+    regroup(store, _settings(tagged))
+    assert _series_of(store) == {
+        "Peace talks resume in Geneva": ("ukraine",),
+        "Ukraine talks in Geneva": (),  # no longer: the rule changed
+        "Davos opens": (),
+    }
+
+
+def test_rules_that_listen_to_some_sources_regroup_only_their_items(store: Store) -> None:
+    _fill(store)
+    only_uk = dict(UKRAINE, match={"keywords": ["Geneva"], "tags": ["uk"]})
+    regroup(store, _settings(only_uk))
+    assert _series_of(store)["Ukraine talks in Geneva"] == ("ukraine",)
+    assert _series_of(store)["Peace talks resume in Geneva"] == ()
+
+
+def test_regroup_runs_by_itself_only_when_the_rules_changed(store: Store) -> None:
+    _fill(store)
+    settings = _settings(UKRAINE)
+    first = regroup_if_changed(store, settings)
+    assert first is not None and first.memberships == 1
+    assert regroup_if_changed(store, settings) is None
+    renamed = _settings(dict(UKRAINE, match={"keywords": ["Davos"]}))
+    again = regroup_if_changed(store, renamed)
+    assert again is not None and _series_of(store)["Davos opens"] == ("ukraine",)
+
+
+def test_a_story_lists_its_series_with_the_reason(store: Store, database_url: str) -> None:
+    _fill(store)
+    regroup(store, _settings(UKRAINE))
+    StoryAssigner(store, GroupingRules()).assign_pending(T0)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, title, story_id FROM items")).all()
+    engine.dispose()
+    ids = {row.title: (row.id, row.story_id) for row in rows}
+    item_id, story_id = ids["Ukraine talks in Geneva"]
+    view = store.story(story_id)
+    assert view is not None
+    assert [(s.slug, s.reason, s.item_id) for s in view.series] == [
+        ("ukraine", "keyword 'Ukraine'", item_id)
+    ]
+    other = store.story(ids["Davos opens"][1])
+    assert other is not None and other.series == ()
+
+
+def test_regroup_command(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path / 'a.db'}\n"
+        "sources:\n  - name: nyt\n    url: https://nyt.example/f\n"
+        "series:\n  - slug: ukraine\n    title: Ukraine\n    match:\n      keywords: [Ukraine]\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "aggregator.cli", "--config", str(config), "regroup"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "regrouped 0 items: 0 series memberships in 0 of 1 series" in result.stdout
+
+
+def test_the_story_json_shows_each_series_and_its_reason() -> None:
+    import json
+
+    from aggregator.publish.story_json import render_story_json
+    from aggregator.types import StorySeries, StoryView
+
+    view = StoryView(
+        id=7,
+        first_seen=T0,
+        last_seen=T0,
+        entries=(),
+        series=(StorySeries(slug="ukraine", reason="keyword 'Ukraine'", item_id=3),),
+    )
+    document = json.loads(render_story_json(view, base_url="http://x"))
+    assert document["series"] == [
+        {
+            "slug": "ukraine",
+            "feed_url": "http://x/series/ukraine.json",
+            "reason": "keyword 'Ukraine'",
+            "item": 3,
+        }
+    ]
