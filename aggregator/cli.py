@@ -9,8 +9,9 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator import __version__
 from aggregator.clock import SystemClock
@@ -18,6 +19,9 @@ from aggregator.exceptions import AggregatorError, ConfigError
 from aggregator.memory import limit_malloc_arenas
 from aggregator.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 from aggregator.types import PollOutcome, SourceState
+
+if TYPE_CHECKING:
+    from aggregator.process.series_tags import SeriesSuggestion
 
 log = logging.getLogger("aggregator")
 
@@ -64,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
         "regroup",
         parents=[common],
         help="decide every stored item's series again, after the series rules changed",
+    )
+    series = commands.add_parser("series", parents=[common], help="work with series")
+    series_commands = series.add_subparsers(dest="series_command", required=True, metavar="ACTION")
+    suggest = series_commands.add_parser(
+        "suggest",
+        parents=[common],
+        help="list outlets' recurring tags that look like running stories, as YAML to paste",
+    )
+    suggest.add_argument(
+        "--days", type=int, default=30, help="read the items of this many days (default 30)"
+    )
+    suggest.add_argument("--min-items", type=int, default=3, help="items a tag needs (default 3)")
+    suggest.add_argument(
+        "--min-days", type=int, default=2, help="distinct days a tag needs (default 2)"
     )
     sources = commands.add_parser(
         "sources", parents=[common], help="print every source's polling state"
@@ -165,6 +183,45 @@ def cmd_regroup(settings: Settings, _args: argparse.Namespace) -> int:
         f"in {report.series} of {len(settings.series)} series"
     )
     return EXIT_OK
+
+
+def cmd_series(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.process.series_tags import suggest_series
+    from aggregator.series import series_rules
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    try:
+        uses, per_source = store.tag_uses(datetime.now(UTC) - timedelta(days=args.days))
+    finally:
+        store.close()
+    suggestions = suggest_series(
+        uses,
+        per_source,
+        declared=series_rules(settings),
+        min_items=args.min_items,
+        min_days=args.min_days,
+    )
+    if not suggestions:
+        print(
+            f"no recurring tags that look like running stories in {sum(per_source.values())} "
+            f"items of the last {args.days} days (try --days, --min-items, --min-days)"
+        )
+        return EXIT_OK
+    print(format_suggestions(suggestions))
+    print("\n# ready to paste under series:")
+    print("\n".join(s.yaml() for s in suggestions))
+    return EXIT_OK
+
+
+def format_suggestions(suggestions: Sequence[SeriesSuggestion]) -> str:
+    width = max(len(s.slug) for s in suggestions)
+    lines = [f"{'series':<{width}}  items  days  first       last        outlets"]
+    for s in suggestions:
+        outlets = ", ".join(f"{name} {count}" for name, count in s.outlets)
+        span = f"{s.first_seen}  {s.last_seen}"
+        lines.append(f"{s.slug:<{width}}  {s.items:>5}  {s.days:>4}  {span}  {outlets}")
+    return "\n".join(lines)
 
 
 def cmd_poll(settings: Settings, _args: argparse.Namespace) -> int:
@@ -286,6 +343,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "poll": cmd_poll,
     "regroup": cmd_regroup,
+    "series": cmd_series,
     "sources": cmd_sources,
     "eval-grouping": cmd_eval_grouping,
 }

@@ -217,7 +217,9 @@ class SeriesMatch(_Frozen):
     sources: tuple[str, ...] = ()  # only items these sources carry
     tags: tuple[str, ...] = ()  # only items sources with one of these tags carry
     exclude: tuple[str, ...] = ()  # words or phrases that keep an item out
-    min_score: int = Field(default=1, ge=1)  # signals (a category, a keyword, a regex) needed
+    # What the signals must weigh: 2 for a category, a keyword in the title or a regex;
+    # 1 for a keyword only the summary has.
+    min_score: int = Field(default=2, ge=1)
 
 
 class SeriesSettings(_Frozen):
@@ -568,11 +570,11 @@ def _cross_check(
             problem(
                 ("series", index, "match"), "give at least one of categories, keywords or regex"
             )
-        signals = len(match.categories) + len(match.keywords) + len(match.regex)
-        if signals and match.min_score > signals:
+        most = 2 * (len(match.categories) + len(match.keywords) + len(match.regex))
+        if most and match.min_score > most:
             problem(
                 ("series", index, "match", "min_score"),
-                f"min_score {match.min_score} needs more signals than the {signals} given",
+                f"min_score {match.min_score} is more than the given signals can weigh ({most})",
             )
         for i, name in enumerate(match.sources):
             if name not in source_names:

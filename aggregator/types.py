@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 # --- config -> store ---------------------------------------------------------
@@ -183,6 +183,16 @@ class StoredItemText:
     content_html: str | None
     categories: tuple[Category, ...]
     sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagUse:
+    """One item's tag as its outlet sent it, and the day of the item."""
+
+    source: str
+    term: str
+    domain: str | None
+    day: date
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -97,8 +97,8 @@ def test_minimal_config_loads_with_defaults(tmp_path: Path) -> None:
         ),
         (
             "series:\n  - slug: s\n    title: S\n    match:\n      keywords: [a]\n"
-            "      min_score: 2\n",
-            "config.yaml:6: series[0].match.min_score: min_score 2 needs more signals",
+            "      min_score: 3\n",
+            "config.yaml:6: series[0].match.min_score: min_score 3 is more than the given",
         ),
         (
             "series:\n  - slug: s\n    title: S\n    match:\n      keywords: [a]\n"
@@ -209,7 +209,7 @@ def test_series_rules_take_categories_with_domains_and_every_signal(tmp_path: Pa
         "      regex: ['\\bIS\\b']\n"
         "      exclude: [Islamic State of Mind]\n"
         "      tags: [world]\n"
-        "      min_score: 2\n",
+        "      min_score: 4\n",
     )
     settings = load_settings(_write(tmp_path, config), environ={})
     match = settings.series[0].match
@@ -217,7 +217,7 @@ def test_series_rules_take_categories_with_domains_and_every_signal(tmp_path: Pa
         ("Islamic State", None),
         ("Islamic State (2014)", "*/keywords/des"),
     ]
-    assert match.regex == (r"\bIS\b",) and match.min_score == 2 and match.tags == ("world",)
+    assert match.regex == (r"\bIS\b",) and match.min_score == 4 and match.tags == ("world",)
     from aggregator.series import series_rules
 
     (rule,) = series_rules(settings)

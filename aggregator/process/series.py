@@ -2,8 +2,10 @@
 
 A rule's signals are its categories (an outlet's tag, optionally of a given domain), its
 keywords (whole words or phrases in the title or summary) and its regular expressions
-(over the title). An item matches when it shows at least ``min_score`` of them and none
-of the rule's ``exclude`` words; the match keeps the signals it saw, as its reason.
+(over the title). Each weighs ``STRONG`` but a keyword only the summary has, ``WEAK``. An
+item matches when its signals weigh at least ``min_score`` (by default one strong or two
+weak ones) and it has none of the rule's ``exclude`` words; the match keeps the signals it
+saw, as its reason.
 Which sources a rule listens to (``sources``, ``tags``) is the caller's to apply
 (``SeriesRule.applies_to``): the item alone does not say who carried it.
 """
@@ -24,6 +26,12 @@ _SPACE_RE = re.compile(r"\s+")
 _COUNT_SUFFIX_RE = re.compile(r"\s*\(\d+\)\s*$")
 SUMMARY_FALLBACK_CHARS = 600
 MAX_REASONS = 3  # signals kept as a match's reason
+# What a signal weighs: an outlet's tag, a keyword in the headline or a regex over it
+# says what the article is about; a keyword in the summary may be background ("...
+# talks on Ukraine and Iran"), so one alone is not enough at the default min_score.
+STRONG = 2
+WEAK = 1
+DEFAULT_MIN_SCORE = STRONG
 
 
 class SeriesText(Protocol):
@@ -61,7 +69,7 @@ class SeriesRule:
     exclude: re.Pattern[str] | None = None
     sources: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
-    min_score: int = 1
+    min_score: int = DEFAULT_MIN_SCORE
 
     def applies_to(self, source: str, tags: Iterable[str]) -> bool:
         """Whether items this source carries are matched against the rule at all."""
@@ -79,7 +87,7 @@ def compile_rule(
     exclude: Sequence[str] = (),
     sources: Iterable[str] = (),
     tags: Iterable[str] = (),
-    min_score: int = 1,
+    min_score: int = DEFAULT_MIN_SCORE,
 ) -> SeriesRule:
     """Categories match exactly (case-insensitive, a trailing running count ignored),
     their domain by glob; keywords and exclusions as whole words or phrases; regular
@@ -104,36 +112,46 @@ def series_for(item: SeriesText, rules: Sequence[SeriesRule]) -> tuple[SeriesMem
     if not rules:
         return ()
     categories = [(category_key(c.term), c.domain) for c in item.categories]
-    text: str | None = None
+    summary: str | None = None
     matched = []
     for rule in rules:
         signals = [
-            f"category {cat.term!r}"
+            (STRONG, f"category {cat.term!r}")
             for cat in rule.categories
             if any(cat.matches(key, domain) for key, domain in categories)
         ]
         if rule.keyword_pattern is not None or rule.exclude is not None:
-            text = matchable_text(item) if text is None else text
+            summary = summary_text(item) if summary is None else summary
         if rule.keyword_pattern is not None:
-            found = {m.lastindex or 0 for m in rule.keyword_pattern.finditer(text or "")}
-            signals += [f"keyword {rule.keywords[i - 1]!r}" for i in sorted(found) if i]
-        signals += [f"title /{r.pattern}/" for r in rule.regexes if r.search(item.title)]
-        if len(signals) < rule.min_score:
+            in_title = _found(rule.keyword_pattern, item.title)
+            in_summary = _found(rule.keyword_pattern, summary or "") - in_title
+            signals += [(STRONG, f"keyword {rule.keywords[i]!r}") for i in sorted(in_title)]
+            signals += [
+                (WEAK, f"keyword {rule.keywords[i]!r} in the summary") for i in sorted(in_summary)
+            ]
+        signals += [(STRONG, f"title /{r.pattern}/") for r in rule.regexes if r.search(item.title)]
+        if sum(weight for weight, _ in signals) < rule.min_score:
             continue
-        if rule.exclude is not None and rule.exclude.search(text or ""):
+        if rule.exclude is not None and (
+            rule.exclude.search(item.title) or rule.exclude.search(summary or "")
+        ):
             continue
-        matched.append(SeriesMembership(slug=rule.slug, reason=", ".join(signals[:MAX_REASONS])))
+        reason = ", ".join(signal for _, signal in signals[:MAX_REASONS])
+        matched.append(SeriesMembership(slug=rule.slug, reason=reason))
     return tuple(matched)
 
 
-def matchable_text(item: SeriesText) -> str:
-    """Title and summary as plain text (the content's opening when there is no summary)."""
+def _found(pattern: re.Pattern[str], text: str) -> set[int]:
+    """Indexes of the keywords (group n + 1 is keyword n) found in the text."""
+    return {m.lastindex - 1 for m in pattern.finditer(text) if m.lastindex}
+
+
+def summary_text(item: SeriesText) -> str:
+    """The summary as plain text (the content's opening when there is no summary)."""
     if item.summary_html is not None:
-        body = plain_text(item.summary_html, is_html=True)
-    else:
-        opening = (item.content_html or "")[: SUMMARY_FALLBACK_CHARS * 4]
-        body = plain_text(opening, is_html=True)[:SUMMARY_FALLBACK_CHARS]
-    return f"{item.title}\n{body}"
+        return plain_text(item.summary_html, is_html=True)
+    opening = (item.content_html or "")[: SUMMARY_FALLBACK_CHARS * 4]
+    return plain_text(opening, is_html=True)[:SUMMARY_FALLBACK_CHARS]
 
 
 def category_key(term: str) -> str:

@@ -43,6 +43,7 @@ from aggregator.types import (
     StoryMember,
     StorySummary,
     StoryView,
+    TagUse,
 )
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ class Store:
     ) -> None:
         with self._transaction() as connection:
             _series.replace_memberships(connection, item_ids, memberships)
+
+    def tag_uses(self, since: datetime) -> tuple[list[TagUse], dict[str, int]]:
+        """The tags of items dated ``since`` or later, and items per source."""
+        with self._transaction() as connection:
+            return _series.tag_uses(connection, since)
 
     def state(self, key: str) -> str | None:
         with self._transaction() as connection:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Connection, delete, select
 
 from aggregator.store.dialect import chunks, upsert
 from aggregator.store.schema import item_series, item_sources, items, sources, state
-from aggregator.types import Category, SeriesMembership, StoredItemText
+from aggregator.types import Category, SeriesMembership, StoredItemText, TagUse
 
 
 def item_texts(connection: Connection, after_id: int, limit: int) -> tuple[StoredItemText, ...]:
@@ -95,3 +96,28 @@ def write_state(connection: Connection, key: str, value: str) -> None:
     connection.execute(
         statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
     )
+
+
+def tag_uses(connection: Connection, since: datetime) -> tuple[list[TagUse], dict[str, int]]:
+    """Every tag of the items dated ``since`` or later, with the source that brought
+    each item; and how many such items each source brought."""
+    rows = connection.execute(
+        select(items.c.categories, items.c.sort_at, sources.c.name)
+        .join(sources, sources.c.id == items.c.origin_source_id)
+        .where(items.c.sort_at >= since)
+    )
+    uses: list[TagUse] = []
+    per_source: dict[str, int] = defaultdict(int)
+    for row in rows:
+        per_source[row.name] += 1
+        day = row.sort_at.date()
+        for category in row.categories:
+            uses.append(
+                TagUse(
+                    source=row.name,
+                    term=category["term"],
+                    domain=category.get("domain"),
+                    day=day,
+                )
+            )
+    return uses, dict(per_source)

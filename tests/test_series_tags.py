@@ -1,0 +1,107 @@
+"""Series from outlets' own tags, on real feeds: which tags look like running stories,
+and how a tagged story brings other outlets' reports into its series."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aggregator.parse import parse_feed
+from aggregator.process.normalize import normalize_items
+from aggregator.process.series import compile_rule, series_for
+from aggregator.process.series_tags import (
+    SeriesSuggestion,
+    is_noise,
+    names_no_story,
+    suggest_series,
+)
+from aggregator.types import Item, TagUse
+
+DATA = Path(__file__).parent / "data" / "series"
+NOW = datetime(2026, 2, 18, 3, 0, tzinfo=UTC)
+
+
+def _items(name: str, split: str | None = None) -> tuple[Item, ...]:
+    path = next(DATA.glob(f"{name}.*"))
+    feed = parse_feed(path.read_bytes(), content_type=None, url=f"https://x.example/{path.name}")
+    return normalize_items(feed.items, source_name=name, now=NOW, split_categories=split)
+
+
+def _uses(name: str, items: tuple[Item, ...]) -> list[TagUse]:
+    return [
+        TagUse(source=name, term=c.term, domain=c.domain, day=(i.published or NOW).date())
+        for i in items
+        for c in i.categories
+    ]
+
+
+def _suggest(*names: str, min_days: int = 2) -> dict[str, SeriesSuggestion]:
+    uses: list[TagUse] = []
+    counts: dict[str, int] = {}
+    for name in names:
+        items = _items(name, "," if name == "mercopress" else None)
+        uses += _uses(name, items)
+        counts[name] = len(items)
+    return {s.slug: s for s in suggest_series(uses, counts, min_days=min_days)}
+
+
+def test_nyt_running_stories_are_candidates_and_places_and_people_are_not() -> None:
+    found = _suggest("nyt-world")
+    assert {"russian-invasion-of-ukraine", "olympic-games"} <= set(found)
+    ukraine = found["russian-invasion-of-ukraine"]
+    assert ukraine.dated and ukraine.outlets == (("nyt-world", 7),)
+    domains = {d for s in found.values() for _, d in s.categories}
+    assert domains == {"http://www.nytimes.com/namespaces/keywords/des"}
+    assert not {"trump-donald-j", "putin-vladimir-v", "iran", "europe", "european-union"} & set(
+        found
+    )
+    assert "internal-open-access-from-nl" not in found  # an identifier, on 26 of 57 items
+
+
+def test_each_guardian_tag_page_is_one_series_and_section_fronts_are_none() -> None:
+    items = _items("guardian-international")
+    found = _suggest("guardian-international", min_days=1)
+    sotu = found["state-of-the-union-address"]
+    (category,) = sotu.categories
+    assert category == (
+        "State of the Union address",
+        "https://www.theguardian.com/us-news/state-of-the-union-address",
+    )
+    assert all(len({d for _, d in s.categories}) == 1 for s in found.values())
+    assert not {"world-news", "us-news", "sport", "culture"} & set(found)  # section fronts
+    rule = compile_rule(sotu.slug, sotu.categories)
+    members = [i for i in items if series_for(i, [rule])]
+    tagged = [i for i in items if any(c.domain == category[1] for c in i.categories)]
+    assert members == tagged and len(members) == sotu.items == 7
+    assert '- {term: "State of the Union address", domain: "https://' in sotu.yaml()
+
+
+def test_content_system_tags_and_numbers_are_no_candidates() -> None:
+    found = _suggest("time-world", "abcnews-international")
+    assert "davos-2026" in found and found["davos-2026"].items == 8
+    noise = {"uncategorized", "news-desk", "overnight", "sponsorshipblock", "international"}
+    assert not noise & set(found)
+    assert not any(slug.isdigit() for slug in found)
+    assert is_noise("Uncategorized") and is_noise("17") and is_noise("homepage_regional_europe")
+    assert not is_noise("Davos 2026") and not is_noise("AI")
+    assert names_no_story("http://www.nytimes.com/namespaces/keywords/nyt_geo")
+    assert not names_no_story("http://www.nytimes.com/namespaces/keywords/des")
+
+
+def test_packed_categories_are_tags_of_their_own_once_split() -> None:
+    packed = {c.term for i in _items("mercopress") for c in i.categories}
+    split = {c.term for i in _items("mercopress", ",") for c in i.categories}
+    assert any("," in term for term in packed)
+    assert {"Politics", "Latin America", "Argentina"} <= split
+    assert not any("," in term for term in split)
+
+
+def test_a_declared_series_leaves_its_tags_out_of_the_suggestions() -> None:
+    items = _items("nyt-world")
+    declared = compile_rule(
+        "ukraine", [("Russian Invasion of Ukraine", "*/keywords/des")], ["Ukraine"]
+    )
+    found = suggest_series(
+        _uses("nyt-world", items), {"nyt-world": len(items)}, declared=[declared]
+    )
+    assert "russian-invasion-of-ukraine" not in {s.slug for s in found}
