@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from aggregator.exceptions import ConfigError, ConfigProblem
-from aggregator.types import FeedMerge
+from aggregator.types import SERIES_STORY_SHARE, FeedMerge
 
 DEFAULT_CONFIG_PATH = Path("config/aggregator.yaml")
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
@@ -170,6 +170,8 @@ class GroupingSettings(_Frozen):
     window: Duration = timedelta(hours=72)
     capital_boost: float = Field(default=1.0, ge=1, le=5)
     summary_weight: float = Field(default=0.4, ge=0, le=1)
+    # The share of a story's reports that must be in a series for the whole story to be.
+    series_story_share: float = Field(default=SERIES_STORY_SHARE, ge=0, le=1)
     duplicate_threshold: float = Field(default=0.75, gt=0, le=1)
 
 

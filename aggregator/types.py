@@ -165,12 +165,21 @@ class Item:
     lead: str = ""  # the start of its summary (else of its content), plain: for stories
 
 
+# The share of a story's reports whose text must match a series for the whole story to
+# belong to it (a report an outlet tagged for the series always takes its story): a
+# story that mentions a subject in passing (two reports in thirty) is not about it.
+SERIES_STORY_SHARE = 0.15
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SeriesMembership:
     """An item's place in a series, and why: the signals it showed (process/series.py)."""
 
     slug: str
     reason: str
+    # The outlet tagged it so (a category signal): the outlet says what the article is
+    # about, and the story it is in is about that too, however few others tag.
+    tagged: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

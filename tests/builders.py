@@ -49,11 +49,15 @@ def save_batch(
     now: datetime = T0,
     series: dict[str, tuple[str, ...]] | None = None,
     etag: str | None = None,
+    tagged: bool = False,
 ) -> int:
     """One successful poll of ``source`` that read ``batch``, as the pipeline saves it;
-    the number of items new to the source. ``series``: entry key -> series slugs."""
+    the number of items new to the source. ``series``: entry key -> series slugs (as an
+    outlet's tag when ``tagged``)."""
     memberships = {
-        key: tuple(SeriesMembership(slug=slug, reason=f"test {slug}") for slug in slugs)
+        key: tuple(
+            SeriesMembership(slug=slug, reason=f"test {slug}", tagged=tagged) for slug in slugs
+        )
         for key, slugs in (series or {}).items()
     }
     return store.save_poll(

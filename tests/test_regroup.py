@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from aggregator.grouping import StoryAssigner
 from aggregator.process.stories import GroupingRules
 from aggregator.series import regroup, regroup_if_changed
-from aggregator.settings import Settings
+from aggregator.settings import GroupingSettings, Settings
 from aggregator.store import Store
 from aggregator.types import Category, SourceDefinition
 from tests.builders import make_item, save_batch
@@ -157,3 +158,45 @@ def test_the_story_json_shows_each_series_and_its_reason() -> None:
             "item": 3,
         }
     ]
+
+
+def _story_of_four(store: Store, *, tagged: bool = False) -> None:
+    """Four reports of one story; only the first is in the series."""
+    store.sync_sources(
+        [SourceDefinition(name=n, title=n, url=f"https://{n}.example/f") for n in ("a", "b")], T0
+    )
+    titles = [
+        "Jesse Jackson, civil rights leader, dies at 84",
+        "Civil rights leader Jesse Jackson dies aged 84",
+        "US civil rights leader Jesse Jackson dies at 84",
+        "Jesse Jackson dies: civil rights leader was 84",
+    ]
+    for n, title in enumerate(titles):
+        item = make_item(f"j{n}", title=title)
+        series = {f"guid:j{n}": ("rights",)} if n == 0 else None
+        save_batch(store, "ab"[n % 2], [item], series=series, tagged=tagged)
+    StoryAssigner(store, GroupingRules()).assign_pending(T0)
+
+
+@pytest.mark.parametrize(("share", "shown"), [(0.2, 4), (0.3, 1)])
+def test_a_story_is_in_a_series_when_enough_of_it_is(
+    store: Store, share: float, shown: int
+) -> None:
+    from aggregator.publish.catalog import StoreCatalog
+
+    _story_of_four(store)
+    settings = _settings(
+        {"slug": "rights", "title": "Civil rights", "match": {"keywords": ["rights"]}}
+    ).model_copy(update={"grouping": GroupingSettings(series_story_share=share)})
+    page = StoreCatalog(settings, store).feed_page("series", "rights")
+    assert page is not None
+    assert sum(max(1, len(e.reports)) for e in page.entries) == shown
+    copies = store.feed_entries(series_slugs=["rights"], limit=10, merge="none", story_share=share)
+    assert len(copies) == shown
+
+
+def test_a_report_an_outlet_tagged_takes_its_whole_story_into_the_series(store: Store) -> None:
+    _story_of_four(store, tagged=True)
+    copies = store.feed_entries(series_slugs=["rights"], limit=10, merge="none", story_share=0.9)
+    assert len(copies) == 4
+    assert all(entry.series == ("rights",) for entry in copies)

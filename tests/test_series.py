@@ -110,3 +110,10 @@ def test_a_rule_listens_to_its_sources_or_tags_only() -> None:
     assert rule.applies_to("nyt", ())
     assert rule.applies_to("dw", ("world", "europe"))
     assert not rule.applies_to("bbc", ("world",))
+
+
+def test_a_match_by_an_outlets_tag_is_marked_tagged() -> None:
+    rule = compile_rule("ukraine", [("Ukraine", None)], ["Ukraine"])
+    (by_tag,) = series_for(make_item("a", categories=(Category(term="Ukraine"),)), [rule])
+    (by_word,) = series_for(make_item("b", title="Ukraine talks", categories=()), [rule])
+    assert by_tag.tagged and not by_word.tagged

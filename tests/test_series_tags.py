@@ -15,7 +15,7 @@ from aggregator.process.series_tags import (
     names_no_story,
     suggest_series,
 )
-from aggregator.types import Item, TagUse
+from aggregator.types import FeedPage, Item, TagUse
 
 DATA = Path(__file__).parent / "data" / "series"
 NOW = datetime(2026, 2, 18, 3, 0, tzinfo=UTC)
@@ -105,3 +105,68 @@ def test_a_declared_series_leaves_its_tags_out_of_the_suggestions() -> None:
         _uses("nyt-world", items), {"nyt-world": len(items)}, declared=[declared]
     )
     assert "russian-invasion-of-ukraine" not in {s.slug for s in found}
+
+
+def _capture_config(tmp_path: Path) -> Path:
+    from tests.conftest import corpus_dir
+
+    folder = corpus_dir() / "news-same-story" / "kagi-fastfeedparser-2026-02-18"
+    lines = [f"database: sqlite:///{tmp_path / 'capture.db'}", "sources:"]
+    lines += [f"  - {{name: {p.stem}, url: '{p.as_uri()}'}}" for p in sorted(folder.iterdir())]
+    lines += [
+        "series:",
+        "  - slug: ukraine",
+        "    title: Russia and Ukraine",
+        "    match:",
+        "      keywords: [Ukraine, Ukrainian, Ukrainians, Kyiv, Zelensky, Zelenskyy]",
+        "  - slug: ukraine-nyt",
+        "    title: Russian Invasion of Ukraine, as the New York Times tags it",
+        "    match:",
+        "      categories: [{term: Russian Invasion of Ukraine, domain: '*/keywords/des'}]",
+    ]
+    config = tmp_path / "capture.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def _reports(page: FeedPage) -> set[tuple[str, str]]:
+    """(source, title) of every report a series page lists."""
+    found = set()
+    for entry in page.entries:
+        if entry.reports:
+            found |= {(r.source, r.title) for r in entry.reports}
+        else:
+            found |= {(c.source, entry.title) for c in entry.credits}
+    return found
+
+
+def test_series_on_the_2026_capture_follow_stories_across_outlets(tmp_path: Path) -> None:
+    from aggregator.pipeline import open_pipeline
+    from aggregator.publish.catalog import StoreCatalog
+    from aggregator.settings import load_settings
+
+    settings = load_settings(_capture_config(tmp_path), environ={})
+    with open_pipeline(settings) as pipeline:
+        outcomes = pipeline.poll_all()
+        assert all(o.status == "ok" for o in outcomes), outcomes
+        catalog = StoreCatalog(settings, pipeline.store)
+        keywords = catalog.feed_page("series", "ukraine")
+        tagged = catalog.feed_page("series", "ukraine-nyt")
+    assert keywords is not None and tagged is not None
+    reports = _reports(keywords)
+    titles = {title for _, title in reports}
+    assert len({source for source, _ in reports}) >= 5
+    # Stories that mention Ukraine in passing stay out: the Iran talks in Geneva, where
+    # two NPR reports name "Iran, Ukraine and Gaza"; the Olympics, where four DW reports
+    # are about a Ukrainian athlete's helmet.
+    assert "Iran says 'guiding principles' agreed with US at nuclear talks" not in titles
+    assert not any("Bobsledder" in title or "hockey" in title for title in titles)
+    # Only the New York Times tags; BBC, CBS, the Washington Post... join through the
+    # stories they share with it.
+    nyt_only = {r.source for e in tagged.entries for r in e.reports}
+    assert "nyt-world" in nyt_only and len(nyt_only) >= 5
+    assert any(
+        "First day of Russia-Ukraine peace talks" in r.title
+        for e in tagged.entries
+        for r in e.reports
+    )

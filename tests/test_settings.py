@@ -191,7 +191,8 @@ def test_every_grouping_key_reaches_the_rules_the_daemon_uses(tmp_path: Path) ->
     configured = settings.grouping.model_dump()
     rules = grouping_rules(settings)
     shared = [f.name for f in fields(rules) if f.name in configured]
-    assert set(shared) | {"duplicate_threshold"} == set(configured)
+    # series_story_share is the publishing side's (tests/test_regroup.py).
+    assert set(shared) | {"duplicate_threshold", "series_story_share"} == set(configured)
     assert {name: getattr(rules, name) for name in shared} == {
         name: configured[name] for name in shared
     }

@@ -373,3 +373,19 @@ def test_multilingual_capture_joins_an_event_across_languages_not_common_words()
     assert {"lemonde-fr", "spiegel-online-de"} <= outlets
     satire = _story_with(stories, "La cruche")
     assert not any("Charlie Hebdo" in title for _, title in satire)  # they share only "la"
+
+
+def test_an_item_older_than_a_story_by_more_than_the_window_does_not_join_it() -> None:
+    # An outlet's archive, read after newer reports: "Beijing signals readiness to talk
+    # to Trump's team" of January 2025 had begun a chain into Iran's talks of 2026.
+    index = StoryIndex(GroupingRules())
+    talks = index.assign(terms("Trump says Iran talks in Geneva will resume"), T0)
+    assert index.assign(terms("Trump says Iran talks in Geneva may resume"), T0) == talks
+    a_year_before = T0 - timedelta(days=365)
+    assert (
+        index.assign(terms("Trump says Iran talks in Geneva could resume"), a_year_before) != talks
+    )
+    assert (
+        index.assign(terms("Trump says Iran talks in Geneva to resume"), T0 - timedelta(hours=70))
+        == talks
+    )

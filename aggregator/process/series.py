@@ -137,7 +137,8 @@ def series_for(item: SeriesText, rules: Sequence[SeriesRule]) -> tuple[SeriesMem
         ):
             continue
         reason = ", ".join(signal for _, signal in signals[:MAX_REASONS])
-        matched.append(SeriesMembership(slug=rule.slug, reason=reason))
+        tagged = any(signal.startswith("category ") for _, signal in signals)
+        matched.append(SeriesMembership(slug=rule.slug, reason=reason, tagged=tagged))
     return tuple(matched)
 
 

@@ -103,38 +103,34 @@ def terms(title: str, summary: str | None = None, *, outlet: str | None = None) 
     words = _WORD.findall(unicodedata.normalize("NFKC", strip_outlet_name(title, outlet)))
     marks_names = not _is_title_case(words)
     for position, word in enumerate(words):
-        plain, name, unsure, _ = _term_of(word)
-        if plain:
+        term = _term_of(word)
+        if term:
             if not word[:1].isupper():
-                found[plain] += 1
+                found[term] += 1
             elif marks_names and position > 0:
-                found[name] += 1
+                found["^" + term] += 1
             else:  # a capital at the start, or in Title Case: a name or not
-                found[unsure] += 1
+                found["?" + term] += 1
     if summary:
         lead = _WORD.findall(unicodedata.normalize("NFKC", summary))
         for word in lead[:SUMMARY_WORDS]:
-            plain, _, _, context = _term_of(word)
-            if plain:
-                found[context] += 1
+            term = _term_of(word)
+            if term:
+                found["~" + term] += 1
     return found
 
 
-@functools.lru_cache(maxsize=200_000)  # a few MB; news reuses a small vocabulary
-def _term_of(word: str) -> tuple[str, str, str, str]:
-    """The term a word counts as ("" for a stopword, a letter, a short number), marked
-    as a name ('^'), as unsure ('?') and as a summary's ('~'). Remembered: stemming every
-    word of every headline again was most of the cost of putting a window's stories back
-    at start."""
+# A window's vocabulary is some tens of thousands of words; each remembered costs about
+# 250 bytes (the word, its term, the cache's own node), so this stays near 15 MB.
+@functools.lru_cache(maxsize=60_000)
+def _term_of(word: str) -> str:
+    """The term a word counts as ("" for a stopword, a letter, a short number).
+    Remembered: stemming every word of every headline again was most of the cost of
+    putting a window's stories back at start."""
     term = _stem(word.casefold())
     if len(term) < 2 or term in _STOPWORDS or (term.isdigit() and not _is_event_number(term)):
-        return ("", "", "", "")
-    return (
-        sys.intern(term),
-        sys.intern(f"^{term}"),
-        sys.intern(f"?{term}"),
-        sys.intern(f"~{term}"),
-    )
+        return ""
+    return sys.intern(term)
 
 
 def _is_event_number(digits: str) -> bool:
@@ -219,7 +215,7 @@ def _weights(
 
 def _plain(marked: str) -> str:
     """A term without its mark ('^' a name, '?' perhaps one, '~' from the summary)."""
-    return sys.intern(marked[1:]) if marked[0] in "^?~" else marked
+    return marked[1:] if marked[0] in "^?~" else marked
 
 
 def _unit(vector: dict[str, float]) -> dict[str, float]:
@@ -276,6 +272,14 @@ def window_start(moment: datetime, window: timedelta) -> datetime:
         return moment - window
     except OverflowError:
         return datetime.min.replace(tzinfo=moment.tzinfo)
+
+
+def window_end(moment: datetime, window: timedelta) -> datetime:
+    """``moment + window``, or the latest datetime when that is past year 9999."""
+    try:
+        return moment + window
+    except OverflowError:
+        return datetime.max.replace(tzinfo=moment.tzinfo)
 
 
 def decide(
@@ -357,6 +361,7 @@ def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
 
 
 _PRUNE_EVERY = 5000
+_STALE_SKIPS = 8  # stories past the window passed over per term, before the rest are too
 _HOUR = timedelta(hours=1)
 _EXACT_UP_TO = 32  # a story's centroid is recomputed on every join up to this size,
 _REFRESH_EVERY = 8  # then on every 8th  # assignments between two sweeps of expired stories
@@ -366,6 +371,7 @@ _REFRESH_EVERY = 8  # then on every 8th  # assignments between two sweeps of exp
 class _Story:
     total: dict[str, float]  # sum of member vectors
     centroid: dict[str, float]
+    first_seen: datetime
     last_seen: datetime
     names: frozenset[str] = frozenset()
     size: int = 0  # items joined (merged stories' not counted)
@@ -416,6 +422,7 @@ class StoryIndex:
             _add(story.total, other.total)
             story.names |= other.names
             story.last_seen = max(story.last_seen, other.last_seen)
+            story.first_seen = min(story.first_seen, other.first_seen)
             self._merged_into[other_id] = story_id
         self._join(story_id, headline, names, when, index_all=bool(decision.merge))
         return Placement(story_id, created, decision.merge, story.last_seen)
@@ -426,7 +433,7 @@ class StoryIndex:
         idf = self._idf(plain[m] for m in headline_counts)
         headline = _unit(_weights(headline_counts, idf, self.rules, plain))
         if story_id not in self._stories:
-            self._stories[story_id] = _Story({}, {}, when)
+            self._stories[story_id] = _Story({}, {}, when, when)
             self._next_id = max(self._next_id, story_id + 1)
         self._join(story_id, headline, names, when, index_all=False)
 
@@ -494,7 +501,7 @@ class StoryIndex:
 
     def _new_story(self, when: datetime) -> int:
         story_id = self.alone(when).story
-        self._stories[story_id] = _Story({}, {}, when)
+        self._stories[story_id] = _Story({}, {}, when, when)
         return story_id
 
     def _join(
@@ -518,6 +525,7 @@ class StoryIndex:
             # One more report moves a large story's centroid little: refreshed in steps.
             story.centroid = _unit(_top(story.total, cap))
         story.last_seen = max(story.last_seen, when)
+        story.first_seen = min(story.first_seen, when)
         for term in story.centroid if index_all else vector:
             postings = self._postings[term]
             postings.pop(story_id, None)
@@ -537,11 +545,15 @@ class StoryIndex:
         expired = [i for i, story in self._stories.items() if story.last_seen < oldest]
         for story_id in expired:
             del self._stories[story_id]
+        stories = self._stories
         for term in list(self._postings):
             postings = self._postings[term]
-            for story_id in list(postings):
-                if story_id in self._stories:
-                    break  # the rest are newer
+            # Gone: expired and merged stories, and the terms a story's vector has
+            # dropped (a long story would otherwise be posted under every word any of
+            # its reports ever used, and be found, and scored, through each).
+            for story_id in [
+                s for s in postings if s not in stories or term not in stories[s].total
+            ]:
                 del postings[story_id]
             if not postings:
                 del self._postings[term]
@@ -568,9 +580,14 @@ class StoryIndex:
         }
 
     def _candidates(self, vector: Vector, when: datetime) -> Sequence[Candidate]:
+        """Stories active within the window around ``when``: on both sides, since an
+        outlet's archive (a source added late, a feed back after months) brings items
+        older than stories the index already holds, which must not join them."""
         oldest = window_start(when, self.rules.window)
+        newest = window_end(when, self.rules.window)
         seen: dict[int, None] = {}
         for term in sorted(vector, key=vector.__getitem__, reverse=True):
+            stale = 0
             for story_id in reversed(self._postings.get(term, {})):
                 story = self._stories.get(story_id)
                 if story is None:
@@ -578,7 +595,14 @@ class StoryIndex:
                 if len(seen) >= self.rules.max_candidates:
                     break
                 if story.last_seen < oldest:
-                    break  # postings run oldest to newest: the rest are older still
+                    # Postings run in the order items came, mostly oldest to newest: the
+                    # rest are older still, but for the few an archive brought late.
+                    stale += 1
+                    if stale > _STALE_SKIPS:
+                        break
+                    continue
+                if story.first_seen > newest:
+                    continue  # began after this item's time
                 seen[story_id] = None
         stories = self._stories
         return [

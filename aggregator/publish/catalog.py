@@ -39,13 +39,19 @@ class StoreCatalog:
                 series_slugs=feed.series,
                 limit=feed.limit,
                 merge=feed.merge,
+                story_share=self.settings.grouping.series_story_share,
             )
             title, description = feed.title, feed.description or feed.title
         else:
             series = next((s for s in self.settings.series if s.slug == slug), None)
             if series is None:
                 return None
-            entries = self.store.feed_entries(series_slugs=(series.slug,), limit=SERIES_PAGE_LIMIT)
+            entries = self.store.feed_entries(
+                series_slugs=(series.slug,),
+                limit=SERIES_PAGE_LIMIT,
+                merge="story",
+                story_share=self.settings.grouping.series_story_share,
+            )
             title, description = series.title, series.description or series.title
         return FeedPage(
             slug=slug,
@@ -66,7 +72,7 @@ class StoreCatalog:
         self.store.ping()
 
     def story(self, story_id: int) -> StoryView | None:
-        return self.store.story(story_id)
+        return self.store.story(story_id, story_share=self.settings.grouping.series_story_share)
 
 
 def _info(kind: FeedKind, declared: FeedSettings | SeriesSettings) -> FeedInfo:

@@ -29,6 +29,7 @@ from aggregator.store.database import (
     migrate,
 )
 from aggregator.types import (
+    SERIES_STORY_SHARE,
     FeedMerge,
     Item,
     PollSchedule,
@@ -230,9 +231,9 @@ class Store:
         with self._transaction() as connection:
             return _stories.recent_stories(connection, limit=limit, min_outlets=min_outlets)
 
-    def story(self, story_id: int) -> StoryView | None:
+    def story(self, story_id: int, *, story_share: float = SERIES_STORY_SHARE) -> StoryView | None:
         with self._transaction() as connection:
-            return _stories.story_view(connection, story_id)
+            return _stories.story_view(connection, story_id, story_share)
 
     # --- reading for publication ----------------------------------------------------
 
@@ -243,10 +244,11 @@ class Store:
         series_slugs: Sequence[str] | None,
         limit: int,
         merge: FeedMerge = "duplicates",
+        story_share: float = SERIES_STORY_SHARE,
     ) -> tuple[PublishedEntry, ...]:
         """The feed's entries, newest first: one per article (``duplicates``), one per
         story (``story``: its earliest report, listing every report) or one per outlet's
-        copy (``none``)."""
+        copy (``none``). A story is in a series when ``story_share`` of its items are."""
         read = {
             "story": _entries.story_entries,
             "duplicates": _entries.feed_entries,
@@ -254,5 +256,9 @@ class Store:
         }[merge]
         with self._transaction() as connection:
             return read(
-                connection, source_filters=source_filters, series_slugs=series_slugs, limit=limit
+                connection,
+                source_filters=source_filters,
+                series_slugs=series_slugs,
+                limit=limit,
+                story_share=story_share,
             )

@@ -8,11 +8,18 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, or_, select
+from sqlalchemy import Connection, case, exists, func, or_, select
 
 from aggregator.store.dialect import chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
-from aggregator.types import Category, Credit, Enclosure, PublishedEntry, Report
+from aggregator.types import (
+    SERIES_STORY_SHARE,
+    Category,
+    Credit,
+    Enclosure,
+    PublishedEntry,
+    Report,
+)
 
 
 def feed_entries(
@@ -21,12 +28,13 @@ def feed_entries(
     source_filters: Sequence[Sequence[str]] = (),
     series_slugs: Sequence[str] | None,
     limit: int,
+    story_share: float = SERIES_STORY_SHARE,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per article, newest first: an item and the near-duplicates that repeat
     its text under other links (wire copy), crediting every outlet. Each source filter
     requires a credit from one of its sources; ``series_slugs`` None: no series filter."""
     group = func.coalesce(items.c.duplicate_of, items.c.id)
-    return _grouped_entries(connection, group, source_filters, series_slugs, limit)
+    return _grouped_entries(connection, group, source_filters, series_slugs, limit, story_share)
 
 
 def story_entries(
@@ -35,11 +43,12 @@ def story_entries(
     source_filters: Sequence[Sequence[str]] = (),
     series_slugs: Sequence[str] | None,
     limit: int,
+    story_share: float = SERIES_STORY_SHARE,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per story among the items the filters select, newest story first (by
     its latest such item). An item without a story stands alone."""
     group = func.coalesce(items.c.story_id, -items.c.id)  # story ids are positive
-    return _grouped_entries(connection, group, source_filters, series_slugs, limit)
+    return _grouped_entries(connection, group, source_filters, series_slugs, limit, story_share)
 
 
 def _grouped_entries(
@@ -48,6 +57,7 @@ def _grouped_entries(
     source_filters: Sequence[Sequence[str]],
     series_slugs: Sequence[str] | None,
     limit: int,
+    story_share: float,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per ``group`` value among the selected items, newest group first (by its
     latest item): the group's earliest report, crediting every outlet and listing
@@ -59,16 +69,18 @@ def _grouped_entries(
         .order_by(latest.desc(), group.desc())
         .limit(limit)
     )
-    groups = connection.execute(_filtered(groups_query, source_filters, series_slugs)).all()
+    selected = _filtered(groups_query, source_filters, series_slugs, story_share)
+    groups = connection.execute(selected).all()
     order = [row.entry_group for row in groups]
     members: dict[int, list[Any]] = defaultdict(list)
     for part in chunks(order):
         query = select(items, group.label("entry_group")).where(group.in_(part))
-        for row in connection.execute(_filtered(query, source_filters, series_slugs)):
+        query = _filtered(query, source_filters, series_slugs, story_share)
+        for row in connection.execute(query):
             members[row.entry_group].append(row)
     ids = [row.id for rows in members.values() for row in rows]
     credits = _credits(connection, ids)
-    series = _series(connection, ids)
+    series = _series(connection, ids, story_share)
     return tuple(_story_entry(members[key], credits, series) for key in order if members[key])
 
 
@@ -78,6 +90,7 @@ def outlet_entries(
     source_filters: Sequence[Sequence[str]] = (),
     series_slugs: Sequence[str] | None,
     limit: int,
+    story_share: float = SERIES_STORY_SHARE,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per outlet's copy of each selected item, newest first, each crediting
     only its outlet and linking to its copy. Outlets must satisfy every source filter."""
@@ -90,10 +103,10 @@ def outlet_entries(
     )
     for names in source_filters:
         query = query.where(sources.c.name.in_(list(names)))
-    rows = connection.execute(_filtered(query, (), series_slugs).limit(limit)).all()
+    rows = connection.execute(_filtered(query, (), series_slugs, story_share).limit(limit)).all()
     ids = sorted({row.id for row in rows})
     credits = _credits(connection, ids)
-    series = _series(connection, ids)
+    series = _series(connection, ids, story_share)
     entries = []
     for row in rows:
         outlet = row.outlet_name
@@ -104,7 +117,9 @@ def outlet_entries(
     return tuple(entries)
 
 
-def _filtered(query: Any, source_filters: Sequence[Sequence[str]], series: Any) -> Any:
+def _filtered(
+    query: Any, source_filters: Sequence[Sequence[str]], series: Any, story_share: float
+) -> Any:
     for names in source_filters:
         query = query.where(
             exists()
@@ -113,21 +128,33 @@ def _filtered(query: Any, source_filters: Sequence[Sequence[str]], series: Any) 
             .where(sources.c.name.in_(list(names)))
         )
     if series is not None:
-        query = query.where(in_series(list(series)))
+        query = query.where(in_series(list(series), story_share))
     return query
 
 
-def in_series(slugs: Sequence[str]) -> Any:
-    """Items of these series: members, and every item of a story a member is in (an
-    outlet that never tags joins the series through the story it shares)."""
+def in_series(slugs: Sequence[str], story_share: float = SERIES_STORY_SHARE) -> Any:
+    """Items of these series: members, and every item of a story that a member an
+    outlet tagged is in (an outlet that never tags joins the series through the story it
+    shares with one that does), or at least ``story_share`` of whose items are members."""
     members = select(item_series.c.item_id).where(item_series.c.series_slug.in_(slugs))
     member = items.alias("member")
+    tagged = (
+        select(member.c.story_id)
+        .join(item_series, item_series.c.item_id == member.c.id)
+        .where(item_series.c.series_slug.in_(slugs))
+        .where(item_series.c.tagged)
+        .where(member.c.story_id.is_not(None))
+    )
+    every = items.alias("every")
+    size = select(func.count()).where(every.c.story_id == member.c.story_id).scalar_subquery()
     stories = (
         select(member.c.story_id)
         .where(member.c.id.in_(members))
         .where(member.c.story_id.is_not(None))
+        .group_by(member.c.story_id)
+        .having(func.count(func.distinct(member.c.id)) >= story_share * size)
     )
-    return or_(items.c.id.in_(members), items.c.story_id.in_(stories))
+    return or_(items.c.id.in_(members), items.c.story_id.in_(tagged), items.c.story_id.in_(stories))
 
 
 def _story_entry(
@@ -165,11 +192,13 @@ def _story_entry(
     )
 
 
-def entries_of(connection: Connection, rows: Sequence[Any]) -> list[PublishedEntry]:
+def entries_of(
+    connection: Connection, rows: Sequence[Any], story_share: float = SERIES_STORY_SHARE
+) -> list[PublishedEntry]:
     """Item rows as entries, in the rows' order, with their credits and series."""
     ids = [row.id for row in rows]
     credits = _credits(connection, ids)
-    series = _series(connection, ids)
+    series = _series(connection, ids, story_share)
     return [_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows]
 
 
@@ -213,23 +242,62 @@ def _one_per_outlet(credits: list[Credit]) -> list[Credit]:
     return kept
 
 
-def _series(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-    """The series of each item: its own, and those of every item of its story."""
+def _series(
+    connection: Connection, ids: Sequence[int], story_share: float
+) -> dict[int, tuple[str, ...]]:
+    """The series of each item: its own, and those of its story (see ``in_series``)."""
     found: dict[int, set[str]] = defaultdict(set)
-    member = items.alias("member")
+    story_of: dict[int, int] = {}
     for part in chunks(ids):
-        own = select(item_series.c.item_id, item_series.c.series_slug).where(
-            item_series.c.item_id.in_(part)
+        rows = connection.execute(select(items.c.id, items.c.story_id).where(items.c.id.in_(part)))
+        story_of.update({row.id: row.story_id for row in rows if row.story_id is not None})
+        own = connection.execute(
+            select(item_series.c.item_id, item_series.c.series_slug).where(
+                item_series.c.item_id.in_(part)
+            )
         )
-        through_story = (
-            select(items.c.id.label("item_id"), item_series.c.series_slug)
-            .join(member, member.c.story_id == items.c.story_id)
-            .join(item_series, item_series.c.item_id == member.c.id)
-            .where(items.c.id.in_(part))
-        )
-        for row in connection.execute(own.union(through_story)):
+        for row in own:
             found[row.item_id].add(row.series_slug)
-    return {item_id: tuple(sorted(slugs)) for item_id, slugs in found.items()}
+    story_series = story_series_of(connection, sorted(set(story_of.values())), story_share)
+    for item_id, story_id in story_of.items():
+        found[item_id].update(story_series.get(story_id, ()))
+    return {item_id: tuple(sorted(slugs)) for item_id, slugs in found.items() if slugs}
+
+
+def story_series_of(
+    connection: Connection, story_ids: Sequence[int], story_share: float
+) -> dict[int, set[str]]:
+    """The series each story belongs to: those an outlet tagged one of its items for,
+    and those at least ``story_share`` of its items are in."""
+    matching: dict[tuple[int, str], tuple[int, bool]] = {}
+    sizes: dict[int, int] = {}
+    for part in chunks(story_ids):
+        any_tagged = func.max(case((item_series.c.tagged, 1), else_=0))
+        counted = connection.execute(
+            select(
+                items.c.story_id,
+                item_series.c.series_slug,
+                func.count().label("n"),
+                any_tagged.label("tagged"),
+            )
+            .join(item_series, item_series.c.item_id == items.c.id)
+            .where(items.c.story_id.in_(part))
+            .group_by(items.c.story_id, item_series.c.series_slug)
+        )
+        matching.update(
+            {(row.story_id, row.series_slug): (row.n, bool(row.tagged)) for row in counted}
+        )
+        sized = connection.execute(
+            select(items.c.story_id, func.count().label("n"))
+            .where(items.c.story_id.in_(part))
+            .group_by(items.c.story_id)
+        )
+        sizes.update({row.story_id: row.n for row in sized})
+    belongs: dict[int, set[str]] = defaultdict(set)
+    for (story_id, slug), (count, tagged) in matching.items():
+        if tagged or count >= story_share * sizes.get(story_id, count):
+            belongs[story_id].add(slug)
+    return belongs
 
 
 def _entry(row: Any, credits: tuple[Credit, ...], series: tuple[str, ...]) -> PublishedEntry:

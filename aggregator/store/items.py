@@ -435,7 +435,7 @@ def _add_memberships(
 ) -> None:
     rows = sorted(
         {
-            (found.slug, ids[item.identity], found.reason)
+            (found.slug, ids[item.identity], found.reason, found.tagged)
             for item in touched
             if item.identity in ids
             for found in series.get(item.entry_key, ())
@@ -446,5 +446,8 @@ def _add_memberships(
             upsert(connection, item_series).on_conflict_do_nothing(
                 index_elements=["series_slug", "item_id"]
             ),
-            [{"series_slug": s, "item_id": i, "reason": reason} for s, i, reason in rows],
+            [
+                {"series_slug": s, "item_id": i, "reason": reason, "tagged": tagged}
+                for s, i, reason, tagged in rows
+            ],
         )

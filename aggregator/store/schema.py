@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -151,6 +153,9 @@ item_series = Table(
     Column("item_id", Integer, ForeignKey("items.id"), primary_key=True),
     # The signals the item showed ("category 'Davos 2026', keyword 'Davos'").
     Column("reason", Text, nullable=False, server_default=""),
+    # The outlet tagged it for the series: its story belongs to the series, however
+    # few of the story's other reports match.
+    Column("tagged", Boolean, nullable=False, server_default=false()),
     Index("ix_item_series_item_id", "item_id"),
 )
 

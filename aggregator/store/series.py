@@ -60,11 +60,16 @@ def replace_memberships(
     """The series of these items become exactly ``memberships``."""
     for part in chunks(sorted(item_ids)):
         connection.execute(delete(item_series).where(item_series.c.item_id.in_(part)))
-    rows = sorted({(found.slug, item_id, found.reason) for item_id, found in memberships})
+    rows = sorted(
+        {(found.slug, item_id, found.reason, found.tagged) for item_id, found in memberships}
+    )
     if rows:
         connection.execute(
             item_series.insert(),
-            [{"series_slug": s, "item_id": i, "reason": reason} for s, i, reason in rows],
+            [
+                {"series_slug": s, "item_id": i, "reason": reason, "tagged": tagged}
+                for s, i, reason, tagged in rows
+            ],
         )
 
 

@@ -14,10 +14,17 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, func, select, update
 
 from aggregator.store.dialect import chunks
-from aggregator.store.entries import entries_of
+from aggregator.store.entries import entries_of, story_series_of
 from aggregator.store.schema import item_sources, items, sources, stories
 from aggregator.store.series import memberships_of
-from aggregator.types import StoryAssignment, StoryMember, StorySeries, StorySummary, StoryView
+from aggregator.types import (
+    SERIES_STORY_SHARE,
+    StoryAssignment,
+    StoryMember,
+    StorySeries,
+    StorySummary,
+    StoryView,
+)
 
 
 def unassigned(connection: Connection, limit: int) -> tuple[StoryMember, ...]:
@@ -78,8 +85,11 @@ def save_assignments(connection: Connection, assignments: Sequence[StoryAssignme
         )
 
 
-def story_view(connection: Connection, story_id: int) -> StoryView | None:
-    """A story and its members, newest first; a merged story is followed to where it went."""
+def story_view(
+    connection: Connection, story_id: int, story_share: float = SERIES_STORY_SHARE
+) -> StoryView | None:
+    """A story and its members, newest first; a merged story is followed to where it went.
+    Its series are those enough of its members belong to (``entries.in_series``)."""
     row = connection.execute(select(stories).where(stories.c.id == story_id)).first()
     seen = {story_id}
     while row is not None and row.merged_into is not None and row.merged_into not in seen:
@@ -92,12 +102,14 @@ def story_view(connection: Connection, story_id: int) -> StoryView | None:
         .where(items.c.story_id == row.id)
         .order_by(items.c.sort_at.desc(), items.c.id.desc())
     ).all()
-    entries = entries_of(connection, members)
+    entries = entries_of(connection, members, story_share)
+    belongs = story_series_of(connection, [row.id], story_share).get(row.id, set())
     own = memberships_of(connection, [member.id for member in members])
     series: dict[str, StorySeries] = {}
     for member in reversed(members):  # the earliest member that brought each series
         for slug, reason in own.get(member.id, ()):
-            series.setdefault(slug, StorySeries(slug=slug, reason=reason, item_id=member.id))
+            if slug in belongs:
+                series.setdefault(slug, StorySeries(slug=slug, reason=reason, item_id=member.id))
     return StoryView(
         id=row.id,
         first_seen=row.first_seen,
