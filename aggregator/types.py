@@ -379,6 +379,18 @@ class FeedInfo:
     slug: str
     title: str
     description: str
+    counts: SeriesCounts | None = None  # for a series: what it holds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesCounts:
+    """What a series holds: its reports (the outlets' "(1881)"), stories and outlets."""
+
+    items: int
+    stories: int
+    outlets: tuple[tuple[str, int], ...]  # (source, items), most first
+    first_seen: datetime | None
+    last_seen: datetime | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

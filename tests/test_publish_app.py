@@ -25,6 +25,7 @@ from aggregator.types import (
     FeedPage,
     Listing,
     PublishedEntry,
+    SeriesCounts,
     SourceState,
 )
 
@@ -100,9 +101,15 @@ class FakeCatalog:
         return self
 
     def with_series(
-        self, slug: str, *entries: PublishedEntry, title: str | None = None
+        self,
+        slug: str,
+        *entries: PublishedEntry,
+        title: str | None = None,
+        counts: SeriesCounts | None = None,
     ) -> FakeCatalog:
-        return self.with_feed(slug, *entries, kind="series", title=title)
+        self.with_feed(slug, *entries, kind="series", title=title)
+        self._infos[("series", slug)] = replace(self._infos[("series", slug)], counts=counts)
+        return self
 
     def with_source(self, name: str, **state: Any) -> FakeCatalog:
         values: dict[str, Any] = {
@@ -467,3 +474,39 @@ def test_sources_json_reports_every_source_state() -> None:
     assert sources["moved"]["moved_to"] == "https://new.example/feed"
     assert sources["moved"]["consecutive_errors"] == 2
     assert catalog.calls_on_event_loop == 0
+
+
+def test_series_are_listed_with_what_they_hold() -> None:
+    counts = SeriesCounts(
+        items=1881,
+        stories=412,
+        outlets=(("nyt", 900), ("bbc & co", 981)),
+        first_seen=NOW - timedelta(days=30),
+        last_seen=NOW,
+    )
+    catalog = FakeCatalog().with_series("is", title="Islamic State", counts=counts)
+    client = TestClient(create_app(catalog, base_url=BASE_URL))
+    listed = client.get("/series/")
+    assert listed.status_code == 200
+    assert listed.json() == {
+        "series": [
+            {
+                "slug": "is",
+                "title": "Islamic State",
+                "description": "",
+                "feeds": {
+                    "rss": f"{BASE_URL}/series/is.rss",
+                    "atom": f"{BASE_URL}/series/is.atom",
+                    "json": f"{BASE_URL}/series/is.json",
+                },
+                "items": 1881,
+                "stories": 412,
+                "outlets": [{"source": "nyt", "items": 900}, {"source": "bbc & co", "items": 981}],
+                "first_seen": "2026-01-30T12:00:00Z",
+                "last_seen": "2026-03-01T12:00:00Z",
+            }
+        ]
+    }
+    page = client.get("/").text
+    assert "1881 reports in 412 stories; 2026-01-30 to 2026-03-01" in page
+    assert "2 outlets: nyt (900), bbc &amp; co (981)" in page

@@ -200,3 +200,13 @@ def test_a_report_an_outlet_tagged_takes_its_whole_story_into_the_series(store: 
     copies = store.feed_entries(series_slugs=["rights"], limit=10, merge="none", story_share=0.9)
     assert len(copies) == 4
     assert all(entry.series == ("rights",) for entry in copies)
+
+
+def test_series_counts_are_what_the_series_feed_shows(store: Store) -> None:
+    _story_of_four(store, tagged=True)
+    counts = store.series_counts("rights", story_share=0.9)
+    assert (counts.items, counts.stories) == (4, 1)
+    assert counts.outlets == (("a", 2), ("b", 2))
+    assert counts.first_seen is not None and counts.first_seen == counts.last_seen
+    empty = store.series_counts("nothing")
+    assert (empty.items, empty.stories, empty.outlets, empty.first_seen) == (0, 0, (), None)

@@ -5,6 +5,7 @@
     GET /        HTML index        GET /opml   OPML of the merged feeds
     GET /healthz 200 "ok", or 503 when the store cannot be reached
     GET /sources.json   every source's polling state
+    GET /series/        every series: its feeds, reports, stories, outlets, first and last seen
     GET /stories/{id}.json   a story: every report of one event, with its outlets
     GET /stories/{id}        the same as a page
 
@@ -32,7 +33,7 @@ from aggregator.exceptions import StoreError
 from aggregator.publish import FEED_FORMATS, FeedFormat, page_etag, page_last_modified
 from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
-from aggregator.publish.status import source_status
+from aggregator.publish.status import series_status, source_status
 from aggregator.publish.story_json import render_story_json
 from aggregator.publish.story_page import render_story_page
 from aggregator.types import FeedKind, FeedPage, Listing, SourceState, StoryView
@@ -136,6 +137,13 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
             headers={"Cache-Control": "no-cache"},
         )
 
+    async def series_list(request: Request) -> Response:
+        listing = await run_in_threadpool(catalog.listing)
+        return JSONResponse(
+            {"series": [series_status(info, base) for info in listing.series]},
+            headers={"Cache-Control": CACHE_CONTROL},
+        )
+
     async def story(request: Request) -> Response:
         story_id: int = request.path_params["story_id"]
         as_json = request.url.path.endswith(".json")
@@ -169,6 +177,7 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
             Route("/stories/{story_id:int}.json", story, methods=["GET"]),
             Route("/stories/{story_id:int}", story, methods=["GET"]),
             Route("/feeds/{filename}", merged_feed, methods=["GET", "HEAD"]),
+            Route("/series/", series_list, methods=["GET"]),
             Route("/series/{filename}", series_feed, methods=["GET", "HEAD"]),
         ],
         exception_handlers={StoreError: _store_unavailable},

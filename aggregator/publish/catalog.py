@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aggregator.settings import FeedSettings, SeriesSettings, Settings
@@ -25,7 +26,15 @@ class StoreCatalog:
     def listing(self) -> Listing:
         return Listing(
             feeds=tuple(_info("feeds", f) for f in self.settings.feeds),
-            series=tuple(_info("series", s) for s in self.settings.series),
+            series=tuple(
+                replace(
+                    _info("series", s),
+                    counts=self.store.series_counts(
+                        s.slug, story_share=self.settings.grouping.series_story_share
+                    ),
+                )
+                for s in self.settings.series
+            ),
             stories=tuple(self.store.recent_stories(limit=RECENT_STORIES)),
         )
 

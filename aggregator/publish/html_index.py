@@ -110,6 +110,25 @@ def _feed_item(info: FeedInfo, base: str) -> str:
     description = f"<p>{escape(info.description)}</p>" if info.description else ""
     return (
         f'<li id="{escape(f"{info.kind}-{info.slug}")}">'
-        f"<h3>{escape(info.title)}</h3>{description}"
+        f"<h3>{escape(info.title)}</h3>{description}{_counts(info)}"
         f'<p class="subscribe">{subscribe}</p></li>'
+    )
+
+
+def _counts(info: FeedInfo) -> str:
+    """A series' reports, stories and outlets, and when it was first and last seen."""
+    counts = info.counts
+    if counts is None:
+        return ""
+    if not counts.items:
+        return "<p>No reports yet.</p>"
+    outlets = ", ".join(f"{name} ({n})" for name, n in counts.outlets)
+    span = ""
+    if counts.first_seen and counts.last_seen:
+        span = (
+            f"; {counts.first_seen.strftime('%Y-%m-%d')} to {counts.last_seen.strftime('%Y-%m-%d')}"
+        )
+    return (
+        f"<p>{counts.items} reports in {counts.stories} stories{escape(span)}</p>"
+        f"<p>{len(counts.outlets)} outlets: {escape(outlets)}</p>"
     )

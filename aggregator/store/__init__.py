@@ -34,6 +34,7 @@ from aggregator.types import (
     Item,
     PollSchedule,
     PublishedEntry,
+    SeriesCounts,
     SeriesMembership,
     SourceDefinition,
     SourceForPoll,
@@ -86,6 +87,10 @@ class Store:
     ) -> None:
         with self._transaction() as connection:
             _series.replace_memberships(connection, item_ids, memberships)
+
+    def series_counts(self, slug: str, *, story_share: float = SERIES_STORY_SHARE) -> SeriesCounts:
+        with self._transaction() as connection:
+            return _series.series_counts(connection, slug, story_share)
 
     def tag_uses(self, since: datetime) -> tuple[list[TagUse], dict[str, int]]:
         """The tags of items dated ``since`` or later, and items per source."""

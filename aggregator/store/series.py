@@ -7,11 +7,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from aggregator.store.dialect import chunks, upsert
+from aggregator.store.entries import in_series
 from aggregator.store.schema import item_series, item_sources, items, sources, state
-from aggregator.types import Category, SeriesMembership, StoredItemText, TagUse
+from aggregator.types import Category, SeriesCounts, SeriesMembership, StoredItemText, TagUse
 
 
 def item_texts(connection: Connection, after_id: int, limit: int) -> tuple[StoredItemText, ...]:
@@ -126,3 +127,33 @@ def tag_uses(connection: Connection, since: datetime) -> tuple[list[TagUse], dic
                 )
             )
     return uses, dict(per_source)
+
+
+def series_counts(connection: Connection, slug: str, story_share: float) -> SeriesCounts:
+    """What a series holds, as its feed shows it (see ``entries.in_series``)."""
+    selected = in_series([slug], story_share)
+    row = connection.execute(
+        select(
+            func.count(items.c.id).label("items"),
+            func.count(func.distinct(func.coalesce(items.c.story_id, -items.c.id))).label(
+                "stories"
+            ),
+            func.min(items.c.sort_at).label("first"),
+            func.max(items.c.sort_at).label("last"),
+        ).where(selected)
+    ).one()
+    outlets = connection.execute(
+        select(sources.c.name, func.count(func.distinct(items.c.id)).label("n"))
+        .join(item_sources, item_sources.c.item_id == items.c.id)
+        .join(sources, sources.c.id == item_sources.c.source_id)
+        .where(selected)
+        .group_by(sources.c.name)
+        .order_by(func.count(func.distinct(items.c.id)).desc(), sources.c.name)
+    )
+    return SeriesCounts(
+        items=row.items,
+        stories=row.stories,
+        outlets=tuple((o.name, o.n) for o in outlets),
+        first_seen=row.first,
+        last_seen=row.last,
+    )
