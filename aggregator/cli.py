@@ -170,35 +170,38 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_regroup(settings: Settings, _args: argparse.Namespace) -> int:
-    from aggregator.series import regroup
+    from aggregator.series import refresh_auto_series, regroup
     from aggregator.store import Store
 
     store = Store.open(settings.database)
     try:
-        report = regroup(store, settings)
+        auto = refresh_auto_series(store, settings, datetime.now(UTC))
+        report = regroup(store, settings, auto)
     finally:
         store.close()
+    made = f" ({len(auto)} made from outlets' tags)" if auto else ""
     print(
         f"regrouped {report.items} items: {report.memberships} series memberships "
-        f"in {report.series} of {len(settings.series)} series"
+        f"in {report.series} of {len(settings.series) + len(auto)} series{made}"
     )
     return EXIT_OK
 
 
 def cmd_series(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.process.series_tags import suggest_series
-    from aggregator.series import series_rules
+    from aggregator.series import series_rules, stored_auto_series
     from aggregator.store import Store
 
     store = Store.open(settings.database)
     try:
         uses, per_source = store.tag_uses(datetime.now(UTC) - timedelta(days=args.days))
+        auto = stored_auto_series(store)
     finally:
         store.close()
     suggestions = suggest_series(
         uses,
         per_source,
-        declared=series_rules(settings),
+        declared=series_rules(settings, auto),
         min_items=args.min_items,
         min_days=args.min_days,
     )

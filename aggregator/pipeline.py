@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from random import Random
 from typing import Any, Protocol
 
@@ -44,7 +44,12 @@ from aggregator.process.schedule import (
 )
 from aggregator.process.series import SeriesRule
 from aggregator.process.stories import GroupingRules
-from aggregator.series import regroup_if_changed, rules_for_source, series_rules
+from aggregator.series import (
+    refresh_auto_series,
+    regroup_if_changed,
+    rules_for_source,
+    series_rules,
+)
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import (
@@ -130,10 +135,12 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
     fetcher = HTTPFetcher(fetch_limits(settings))
     pool = parse_pool(settings)
     try:
-        regroup_if_changed(store, settings)
+        auto = refresh_auto_series(store, settings, datetime.now(UTC))
+        regroup_if_changed(store, settings, auto)
         yield Pipeline(
             settings=settings,
             store=store,
+            rules=series_rules(settings, auto),
             fetcher=fetcher,
             clock=SystemClock(),
             processor=PooledProcessor(pool),

@@ -1,10 +1,12 @@
 """Series in the store: the store's side of ``process/series.py``.
 
-The configured series become rules (``series_rules``); a source's documents are matched
-against the rules that listen to it (``rules_for_source``) when they are stored. When the
-rules change, ``regroup`` decides every stored item's series again from what the store
-holds, without fetching anything; ``regroup_if_changed`` does it when the rules differ
-from those the memberships were decided by (a digest kept in the store).
+The configured series, and with ``series.auto`` those made from outlets' tags that look
+like running stories (kept in the store, so they stay once made), become rules
+(``series_rules``); a source's documents are matched against the rules that listen to it
+(``rules_for_source``) when they are stored. When the rules change, ``regroup`` decides
+every stored item's series again from what the store holds, without fetching anything;
+``regroup_if_changed`` does it when the rules differ from those the memberships were
+decided by (a digest kept in the store).
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from aggregator.process.series import SeriesRule, compile_rule, series_for
+from aggregator.process.series_tags import suggest_series
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.types import SeriesMembership
+from aggregator.types import AutoSeries, SeriesMembership
 
 log = logging.getLogger(__name__)
 
 BATCH = 2000  # items read, decided and written per transaction
 RULES_STATE = "series_rules"
+AUTO_STATE = "auto_series"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +38,8 @@ class RegroupReport:
     series: int  # series with at least one member
 
 
-def series_rules(settings: Settings) -> tuple[SeriesRule, ...]:
-    return tuple(
+def series_rules(settings: Settings, auto: Sequence[AutoSeries] = ()) -> tuple[SeriesRule, ...]:
+    declared = tuple(
         compile_rule(
             s.slug,
             [(c.term, c.domain) for c in s.match.categories],
@@ -47,6 +52,7 @@ def series_rules(settings: Settings) -> tuple[SeriesRule, ...]:
         )
         for s in settings.series
     )
+    return declared + tuple(compile_rule(a.slug, a.categories) for a in auto)
 
 
 def rules_for_source(
@@ -58,18 +64,19 @@ def rules_for_source(
     return tuple(rule for rule in rules if rule.applies_to(name, tags))
 
 
-def rules_digest(settings: Settings) -> str:
+def rules_digest(settings: Settings, auto: Sequence[AutoSeries] = ()) -> str:
     """What memberships depend on: the series' rules, and which source has which tags."""
     described = {
         "series": [{"slug": s.slug, "match": s.match.model_dump()} for s in settings.series],
+        "auto": [{"slug": a.slug, "categories": a.categories} for a in auto],
         "tags": {s.name: sorted(s.tags) for s in settings.sources},
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
 
-def regroup(store: Store, settings: Settings) -> RegroupReport:
+def regroup(store: Store, settings: Settings, auto: Sequence[AutoSeries] = ()) -> RegroupReport:
     """Decide every stored item's series again, in batches of one transaction each."""
-    rules = series_rules(settings)
+    rules = series_rules(settings, auto)
     by_source: dict[str, tuple[SeriesRule, ...]] = {}
     after, seen, found_total = 0, 0, 0
     slugs: set[str] = set()
@@ -88,15 +95,17 @@ def regroup(store: Store, settings: Settings) -> RegroupReport:
         seen += len(batch)
         found_total += len(memberships)
         slugs.update(found.slug for _, found in memberships)
-    store.set_state(RULES_STATE, rules_digest(settings))
+    store.set_state(RULES_STATE, rules_digest(settings, auto))
     return RegroupReport(items=seen, memberships=found_total, series=len(slugs))
 
 
-def regroup_if_changed(store: Store, settings: Settings) -> RegroupReport | None:
+def regroup_if_changed(
+    store: Store, settings: Settings, auto: Sequence[AutoSeries] = ()
+) -> RegroupReport | None:
     """``regroup`` when the rules differ from those the memberships were decided by."""
-    if store.state(RULES_STATE) == rules_digest(settings):
+    if store.state(RULES_STATE) == rules_digest(settings, auto):
         return None
-    report = regroup(store, settings)
+    report = regroup(store, settings, auto)
     log.info(
         "series rules changed: %d items regrouped, %d memberships in %d series",
         report.items,
@@ -104,3 +113,61 @@ def regroup_if_changed(store: Store, settings: Settings) -> RegroupReport | None
         report.series,
     )
     return report
+
+
+def stored_auto_series(store: Store) -> tuple[AutoSeries, ...]:
+    """The series ``series.auto`` has made, oldest first."""
+    raw = store.state(AUTO_STATE)
+    if not raw:
+        return ()
+    return tuple(
+        AutoSeries(
+            slug=entry["slug"],
+            title=entry["title"],
+            categories=tuple((term, domain) for term, domain in entry["categories"]),
+            created=datetime.fromisoformat(entry["created"]),
+        )
+        for entry in json.loads(raw)
+    )
+
+
+def refresh_auto_series(store: Store, settings: Settings, now: datetime) -> tuple[AutoSeries, ...]:
+    """With ``series.auto``, make a series of every outlet tag of the last ``days`` that
+    looks like a running story and no series takes yet; series once made stay."""
+    known = stored_auto_series(store)
+    auto = settings.auto_series
+    if not auto.enabled:
+        return known
+    uses, per_source = store.tag_uses(now - timedelta(days=auto.days))
+    suggestions = suggest_series(
+        uses,
+        per_source,
+        declared=series_rules(settings, known),
+        min_items=auto.min_items,
+        min_days=auto.min_days,
+    )
+    taken = {s.slug for s in settings.series} | {a.slug for a in known}
+    made = list(known)
+    for suggestion in suggestions:
+        slug = suggestion.slug if suggestion.slug not in taken else f"{suggestion.slug}-auto"
+        if slug in taken:
+            continue
+        taken.add(slug)
+        made.append(
+            AutoSeries(
+                slug=slug, title=suggestion.title, categories=suggestion.categories, created=now
+            )
+        )
+    if len(made) > len(known):
+        store.set_state(AUTO_STATE, json.dumps([_described(a) for a in made]))
+        log.info("series.auto: %d new series from outlets' tags", len(made) - len(known))
+    return tuple(made)
+
+
+def _described(auto: AutoSeries) -> dict[str, object]:
+    return {
+        "slug": auto.slug,
+        "title": auto.title,
+        "categories": [list(category) for category in auto.categories],
+        "created": auto.created.isoformat(),
+    }

@@ -231,6 +231,24 @@ class SeriesSettings(_Frozen):
     match: SeriesMatch
 
 
+def parse_auto_series(value: object) -> object:
+    """``auto: true`` alone, or the thresholds of ``aggregator series suggest``."""
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if isinstance(value, dict):
+        return {"enabled": True, **value}
+    return value
+
+
+class AutoSeriesSettings(_Frozen):
+    """Series made from outlets' tags that look like running stories."""
+
+    enabled: bool = False
+    days: int = Field(default=30, ge=1, le=3650)  # the items read to find them
+    min_items: int = Field(default=3, ge=1)
+    min_days: int = Field(default=2, ge=1)
+
+
 class FeedSettings(_Frozen):
     slug: Slug
     title: PlainText
@@ -251,7 +269,11 @@ class Settings(_Frozen):
     polling: PollingSettings = PollingSettings()
     grouping: GroupingSettings = GroupingSettings()
     sources: tuple[SourceSettings, ...] = ()
-    series: tuple[SeriesSettings, ...] = ()
+    series: tuple[SeriesSettings, ...] = ()  # declared; YAML: a list, or series.declared
+    # YAML: series.auto, when series is a mapping.
+    auto_series: Annotated[AutoSeriesSettings, BeforeValidator(parse_auto_series)] = (
+        AutoSeriesSettings()
+    )
     feeds: tuple[FeedSettings, ...] = ()
 
     # (the sources tuple it was built from, name -> source): model_copy() keeps private
@@ -336,14 +358,52 @@ def load_settings(
         raise ConfigError(
             [ConfigProblem(file, 1, "", "expected a mapping of settings at top level")]
         )
+    data, lines = _series_section(data, document.lines, file)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_validation_problems(exc, document.lines, file)) from None
-    problems = _cross_check(settings, document.lines, file)
+        raise ConfigError(_validation_problems(exc, lines, file)) from None
+    problems = _cross_check(settings, lines, file)
     if problems:
         raise ConfigError(problems)
     return _resolve_paths(settings, config_path.resolve().parent)
+
+
+_SERIES_KEYS = ("auto", "declared")
+
+
+def _series_section(
+    data: dict[str, Any], lines: Mapping[KeyPath, int], file: str
+) -> tuple[dict[str, Any], Mapping[KeyPath, int]]:
+    """``series:`` is a list of declared series, or a mapping of ``auto`` and
+    ``declared``: the model reads the mapping as ``series`` and ``auto_series``, and
+    mistakes inside it are located where the YAML has them."""
+    section = data.get("series")
+    if not isinstance(section, dict):
+        return data, lines
+    unknown = [key for key in section if key not in _SERIES_KEYS]
+    if unknown:
+        loc: KeyPath = ("series", unknown[0])
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file,
+                    _line_for(loc, lines),
+                    _dotted(loc),
+                    f"unknown key {unknown[0]!r} (expected one of: {', '.join(_SERIES_KEYS)})",
+                )
+            ]
+        )
+    moved = {**data, "series": section.get("declared") or []}
+    if "auto" in section:
+        moved["auto_series"] = section["auto"]
+    located = dict(lines)
+    for path, line in lines.items():
+        if path[:2] == ("series", "declared"):
+            located[("series", *path[2:])] = line
+        elif path[:2] == ("series", "auto"):
+            located[("auto_series", *path[2:])] = line
+    return moved, located
 
 
 # libyaml's loader when PyYAML was built with it: the pure-Python one spends a second

@@ -183,6 +183,16 @@ class SeriesMembership:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AutoSeries:
+    """A series made from an outlet's tag that looks like a running story."""
+
+    slug: str
+    title: str
+    categories: tuple[tuple[str, str | None], ...]  # (term, domain) as outlets sent them
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredItemText:
     """A stored item as series matching reads it, with the sources that carry it."""
 
@@ -380,6 +390,7 @@ class FeedInfo:
     title: str
     description: str
     counts: SeriesCounts | None = None  # for a series: what it holds
+    auto: bool = False  # a series made from outlets' tags (series.auto), not declared
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -494,6 +494,7 @@ def test_series_are_listed_with_what_they_hold() -> None:
                 "slug": "is",
                 "title": "Islamic State",
                 "description": "",
+                "auto": False,
                 "feeds": {
                     "rss": f"{BASE_URL}/series/is.rss",
                     "atom": f"{BASE_URL}/series/is.atom",
@@ -510,3 +511,17 @@ def test_series_are_listed_with_what_they_hold() -> None:
     page = client.get("/").text
     assert "1881 reports in 412 stories; 2026-01-30 to 2026-03-01" in page
     assert "2 outlets: nyt (900), bbc &amp; co (981)" in page
+    assert "Series from outlets" not in page  # no series made from tags
+
+
+def test_series_made_from_outlets_tags_are_listed_apart() -> None:
+    catalog = FakeCatalog().with_series("declared", title="Declared")
+    catalog.with_series("davos-2026", title="Davos 2026")
+    key = ("series", "davos-2026")
+    catalog._infos[key] = replace(catalog._infos[key], auto=True)
+    client = TestClient(create_app(catalog, base_url=BASE_URL))
+    listed = {s["slug"]: s["auto"] for s in client.get("/series/").json()["series"]}
+    assert listed == {"declared": False, "davos-2026": True}
+    page = client.get("/").text
+    declared_at, auto_heading = page.index("<h3>Declared</h3>"), page.index("Series from outlets")
+    assert declared_at < auto_heading < page.index("<h3>Davos 2026</h3>")

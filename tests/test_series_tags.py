@@ -176,3 +176,53 @@ def test_series_on_the_2026_capture_follow_stories_across_outlets(tmp_path: Path
         for e in tagged.entries
         for r in e.reports
     )
+
+
+def _auto_config(tmp_path: Path, auto: str) -> Path:
+    lines = [f"database: sqlite:///{tmp_path / 'auto.db'}", "sources:"]
+    for name in ("nyt-world", "time-world", "abcnews-international"):
+        path = next(DATA.glob(f"{name}.*"))
+        lines.append(f"  - {{name: {name}, url: '{path.as_uri()}'}}")
+    lines += [
+        "series:",
+        f"  auto: {auto}",
+        "  declared:",
+        "    - slug: olympics",
+        "      title: Winter Olympics",
+        "      match:",
+        "        categories: ['Olympic Games (2026)']",
+    ]
+    config = tmp_path / f"auto-{auto}.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def test_series_auto_makes_series_of_running_story_tags_and_keeps_them(tmp_path: Path) -> None:
+    from aggregator.pipeline import open_pipeline
+    from aggregator.publish.catalog import StoreCatalog
+    from aggregator.series import refresh_auto_series, stored_auto_series
+    from aggregator.settings import load_settings
+
+    # The tags are a month old: look back far enough.
+    settings = load_settings(_auto_config(tmp_path, "{days: 3650}"), environ={})
+    with open_pipeline(settings) as pipeline:  # an empty store: nothing to make yet
+        assert stored_auto_series(pipeline.store) == ()
+        pipeline.poll_all()
+    with open_pipeline(settings) as pipeline:  # made at start, from what is stored
+        made = {a.slug: a for a in stored_auto_series(pipeline.store)}
+        assert {"russian-invasion-of-ukraine", "davos-2026"} <= set(made)
+        assert "olympic-games" not in made  # a declared series takes that tag
+        assert not {"uncategorized", "international", "trump-donald-j"} & set(made)
+        listing = StoreCatalog(settings, pipeline.store).listing()
+        ukraine = next(s for s in listing.series if s.slug == "russian-invasion-of-ukraine")
+        assert ukraine.auto and ukraine.counts is not None
+        assert ukraine.counts.items >= 7 and ukraine.counts.outlets[0][0] == "nyt-world"
+        declared = next(s for s in listing.series if s.slug == "olympics")
+        assert not declared.auto
+        page = StoreCatalog(settings, pipeline.store).feed_page("series", "davos-2026")
+        assert page is not None and len(page.entries) >= 1
+        again = refresh_auto_series(pipeline.store, settings, datetime.now(UTC))
+        assert [a.slug for a in again] == list(made)  # kept, none made twice
+    off = load_settings(_auto_config(tmp_path, "false"), environ={})
+    with open_pipeline(off) as pipeline:  # made series stay when auto is turned off
+        assert {a.slug for a in stored_auto_series(pipeline.store)} == set(made)

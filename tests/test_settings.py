@@ -223,3 +223,35 @@ def test_series_rules_take_categories_with_domains_and_every_signal(tmp_path: Pa
 
     (rule,) = series_rules(settings)
     assert rule.applies_to("bbc", ("world",)) and not rule.applies_to("local", ())
+
+
+def test_series_may_be_a_mapping_of_auto_and_declared(tmp_path: Path) -> None:
+    config = MINIMAL.replace(
+        "series:\n  - slug: is\n",
+        "series:\n  auto: {min_items: 4}\n  declared:\n  - slug: is\n",
+    )
+    settings = load_settings(_write(tmp_path, config), environ={})
+    assert [s.slug for s in settings.series] == ["is"]
+    assert settings.auto_series.enabled and settings.auto_series.min_items == 4
+    plain = load_settings(_write(tmp_path, MINIMAL), environ={})
+    assert not plain.auto_series.enabled
+    on = MINIMAL.replace(
+        "series:\n  - slug: is\n", "series:\n  auto: true\n  declared:\n  - slug: is\n"
+    )
+    assert load_settings(_write(tmp_path, on), environ={}).auto_series.enabled
+
+
+def test_mistakes_in_the_series_mapping_are_located(tmp_path: Path) -> None:
+    wrong = "series:\n  auto: true\n  declared:\n    - slug: Bad Slug\n      title: X\n"
+    wrong += "      match:\n        keywords: [x]\n"
+    problems = _problems(tmp_path, wrong)
+    assert any(
+        p.endswith("config.yaml:4: series[0].slug: expected lower-case letters, digits and -")
+        or "config.yaml:4: series[0].slug" in p
+        for p in problems
+    ), problems
+    unknown = _problems(tmp_path, "series:\n  automatic: true\n")
+    assert unknown == [
+        f"{tmp_path / 'config.yaml'}:2: series.automatic: "
+        "unknown key 'automatic' (expected one of: auto, declared)"
+    ]

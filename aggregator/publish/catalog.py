@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from aggregator.series import stored_auto_series
 from aggregator.settings import FeedSettings, SeriesSettings, Settings
 from aggregator.store import Store
-from aggregator.types import FeedInfo, FeedKind, FeedPage, Listing, SourceState, StoryView
+from aggregator.types import (
+    FeedInfo,
+    FeedKind,
+    FeedPage,
+    Listing,
+    SeriesCounts,
+    SourceState,
+    StoryView,
+)
 
 # What an empty feed reports as its last change: a fixed date keeps its ETag stable.
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
@@ -26,17 +35,27 @@ class StoreCatalog:
     def listing(self) -> Listing:
         return Listing(
             feeds=tuple(_info("feeds", f) for f in self.settings.feeds),
-            series=tuple(
-                replace(
-                    _info("series", s),
-                    counts=self.store.series_counts(
-                        s.slug, story_share=self.settings.grouping.series_story_share
-                    ),
-                )
-                for s in self.settings.series
-            ),
+            series=tuple(replace(info, counts=self._counts(info.slug)) for info in self._series()),
             stories=tuple(self.store.recent_stories(limit=RECENT_STORIES)),
         )
+
+    def _series(self) -> list[FeedInfo]:
+        """Declared series, then those series.auto made from outlets' tags."""
+        declared = [_info("series", s) for s in self.settings.series]
+        made = [
+            FeedInfo(
+                kind="series",
+                slug=a.slug,
+                title=a.title,
+                description=f"{a.title}, as outlets tag it",
+                auto=True,
+            )
+            for a in stored_auto_series(self.store)
+        ]
+        return declared + made
+
+    def _counts(self, slug: str) -> SeriesCounts:
+        return self.store.series_counts(slug, story_share=self.settings.grouping.series_story_share)
 
     def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
         if kind == "feeds":
@@ -52,7 +71,7 @@ class StoreCatalog:
             )
             title, description = feed.title, feed.description or feed.title
         else:
-            series = next((s for s in self.settings.series if s.slug == slug), None)
+            series = next((s for s in self._series() if s.slug == slug), None)
             if series is None:
                 return None
             entries = self.store.feed_entries(

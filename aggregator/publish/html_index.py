@@ -34,7 +34,20 @@ def render_index(listing: Listing, *, base_url: str) -> bytes:
             "<p>Each feed merges what several outlets report, crediting every outlet.",
             f'All feeds at once: <a href="{escape(base)}/opml">OPML</a>.</p>',
             *_section("feeds", "Feeds", listing.feeds, base, empty="No merged feeds yet."),
-            *_section("series", "Series", listing.series, base, empty="No series yet."),
+            *_section(
+                "series",
+                "Series",
+                tuple(s for s in listing.series if not s.auto),
+                base,
+                empty="No series yet.",
+            ),
+            *_section(
+                "auto-series",
+                "Series from outlets' tags",
+                tuple(s for s in listing.series if s.auto),
+                base,
+                empty=None,
+            ),
             *_stories(listing.stories, base),
         ],
     )
@@ -74,11 +87,14 @@ def _autodiscovery_links(infos: Iterable[FeedInfo], base: str) -> list[str]:
 
 
 def _section(
-    section_id: str, heading: str, infos: tuple[FeedInfo, ...], base: str, *, empty: str
+    section_id: str, heading: str, infos: tuple[FeedInfo, ...], base: str, *, empty: str | None
 ) -> list[str]:
+    """A list of feeds; with nothing to list, ``empty`` says so (None: no section)."""
+    if not infos and empty is None:
+        return []
     lines = [f'<section id="{section_id}">', f"<h2>{escape(heading)}</h2>"]
     if not infos:
-        lines.append(f"<p>{escape(empty)}</p>")
+        lines.append(f"<p>{escape(empty or '')}</p>")
     else:
         lines.append("<ul>")
         lines.extend(_feed_item(info, base) for info in infos)

@@ -42,6 +42,7 @@ def series_status(info: FeedInfo, base_url: str) -> dict[str, Any]:
         "slug": info.slug,
         "title": info.title,
         "description": info.description,
+        "auto": info.auto,
         "feeds": {
             f.name: feed_url(base_url, "series", info.slug, f.name) for f in FEED_FORMATS.values()
         },
