@@ -70,7 +70,7 @@ class StoryAssigner:
         for member in recent:
             assert member.story is not None
             if member.source not in self.standalone:
-                index.restore(_terms(member), member.when, member.story)
+                index.restore(_terms(member, self.rules), member.when, member.story)
                 if member.duplicate_of is None:
                     self._duplicates.add(
                         member.item_id, member.fingerprint, member.when, member.story
@@ -91,9 +91,9 @@ class StoryAssigner:
                 original = self._duplicates.original_of(member.fingerprint, member.when)
                 if original is not None and original.item != member.item_id:
                     duplicate_of = original.item
-                    placement = index.join(_terms(member), member.when, original.story)
+                    placement = index.join(_terms(member, self.rules), member.when, original.story)
                 else:
-                    placement = index.place(_terms(member), member.when)
+                    placement = index.place(_terms(member, self.rules), member.when)
                     self._duplicates.add(
                         member.item_id, member.fingerprint, member.when, placement.story
                     )
@@ -112,5 +112,6 @@ class StoryAssigner:
         )
 
 
-def _terms(member: StoryMember) -> Counter[str]:
-    return terms(member.title, member.summary, outlet=member.outlet)
+def _terms(member: StoryMember, rules: GroupingRules) -> Counter[str]:
+    summary = member.summary if rules.summary_weight > 0 else None  # 0: summaries off
+    return terms(member.title, summary, outlet=member.outlet)

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 BATCH = 2000  # items read, decided and written per transaction
 RULES_STATE = "series_rules"
+# Raised when process/series.py decides differently (weights, folding): stored
+# memberships are then decided again, as after an edit of the rules.
+MATCHING_VERSION = 1
+PROGRESS_EVERY = 50  # batches between two progress lines of a long regroup
 AUTO_STATE = "auto_series"
 
 
@@ -67,6 +71,7 @@ def rules_for_source(
 def rules_digest(settings: Settings, auto: Sequence[AutoSeries] = ()) -> str:
     """What memberships depend on: the series' rules, and which source has which tags."""
     described = {
+        "matching": MATCHING_VERSION,
         "series": [{"slug": s.slug, "match": s.match.model_dump()} for s in settings.series],
         "auto": [{"slug": a.slug, "categories": a.categories} for a in auto],
         "tags": {s.name: sorted(s.tags) for s in settings.sources},
@@ -77,6 +82,10 @@ def rules_digest(settings: Settings, auto: Sequence[AutoSeries] = ()) -> str:
 def regroup(store: Store, settings: Settings, auto: Sequence[AutoSeries] = ()) -> RegroupReport:
     """Decide every stored item's series again, in batches of one transaction each."""
     rules = series_rules(settings, auto)
+    if not rules:  # nothing can match: the memberships go, with no item read
+        store.clear_series_memberships()
+        store.set_state(RULES_STATE, rules_digest(settings, auto))
+        return RegroupReport(items=0, memberships=0, series=0)
     by_source: dict[str, tuple[SeriesRule, ...]] = {}
     after, seen, found_total = 0, 0, 0
     slugs: set[str] = set()
@@ -93,6 +102,8 @@ def regroup(store: Store, settings: Settings, auto: Sequence[AutoSeries] = ()) -
         store.replace_series_memberships([item.item_id for item in batch], memberships)
         after = batch[-1].item_id
         seen += len(batch)
+        if seen % (BATCH * PROGRESS_EVERY) == 0:
+            log.info("regrouping series: %d items so far", seen)
         found_total += len(memberships)
         slugs.update(found.slug for _, found in memberships)
     store.set_state(RULES_STATE, rules_digest(settings, auto))

@@ -210,3 +210,56 @@ def test_series_counts_are_what_the_series_feed_shows(store: Store) -> None:
     assert counts.first_seen is not None and counts.first_seen == counts.last_seen
     empty = store.series_counts("nothing")
     assert (empty.items, empty.stories, empty.outlets, empty.first_seen) == (0, 0, (), None)
+
+
+def test_memberships_written_twice_keep_one_row_with_the_latest_reason(
+    store: Store, database_url: str
+) -> None:
+    from aggregator.types import SeriesMembership
+
+    _fill(store)
+    regroup(store, _settings(UKRAINE))
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        (item_id,) = connection.execute(text("SELECT item_id FROM item_series")).scalars()
+    before = SeriesMembership(slug="ukraine", reason="keyword 'Ukraine'")
+    after = SeriesMembership(slug="ukraine", reason="category 'Ukraine'", tagged=True)
+    # What a poll and a regroup (or two regroups) writing at once come to: no failure.
+    store.replace_series_memberships([], [(item_id, before)])
+    store.replace_series_memberships([], [(item_id, after)])
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT series_slug, reason, tagged FROM item_series"))
+        assert [tuple(row) for row in rows] == [("ukraine", "category 'Ukraine'", True)]
+    engine.dispose()
+
+
+def test_each_series_needs_its_own_share_of_a_story(store: Store) -> None:
+    store.sync_sources(
+        [SourceDefinition(name=n, title=n, url=f"https://{n}.example/f") for n in ("a", "b")], T0
+    )
+    titles = [
+        "Jesse Jackson, civil rights leader, dies at 84",
+        "Civil rights leader Jesse Jackson dies aged 84",
+        "US civil rights leader Jesse Jackson dies at 84",
+        "Jesse Jackson dies: civil rights leader was 84",
+    ]
+    tags = {0: ("rights",), 1: ("obituaries",)}
+    for n, title in enumerate(titles):
+        series = {f"guid:j{n}": tags[n]} if n in tags else None
+        save_batch(store, "ab"[n % 2], [make_item(f"j{n}", title=title)], series=series)
+    StoryAssigner(store, GroupingRules()).assign_pending(T0)
+    both = store.feed_entries(
+        series_slugs=["rights", "obituaries"], limit=10, merge="none", story_share=0.3
+    )
+    # One report in four for each: not the story's subject, though two in four match one.
+    assert sorted(e.title for e in both) == sorted(titles[:2])
+    assert {e.title: e.series for e in both} == {titles[0]: ("rights",), titles[1]: ("obituaries",)}
+
+
+def test_with_no_series_left_a_regroup_drops_every_membership(store: Store) -> None:
+    _fill(store)
+    regroup(store, _settings(UKRAINE))
+    assert _series_of(store)["Ukraine talks in Geneva"] == ("ukraine",)
+    report = regroup(store, _settings())
+    assert (report.items, report.memberships) == (0, 0)  # nothing read
+    assert set(_series_of(store).values()) == {()}

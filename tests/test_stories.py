@@ -389,3 +389,12 @@ def test_an_item_older_than_a_story_by_more_than_the_window_does_not_join_it() -
         index.assign(terms("Trump says Iran talks in Geneva to resume"), T0 - timedelta(hours=70))
         == talks
     )
+
+
+def test_an_archive_read_late_does_not_hide_the_live_story() -> None:
+    index = StoryIndex(GroupingRules())
+    live = index.assign(terms("Trump says Iran talks in Geneva will resume"), T0)
+    for n in range(20):  # an outlet's archive: old stories on the same words, posted later
+        old = T0 - timedelta(days=30 + 4 * n)  # each its own story
+        index.assign(terms(f"Trump says Iran talks in Geneva may resume, round {1000 + n}"), old)
+    assert index.assign(terms("Trump says Iran talks in Geneva to resume"), T0) == live

@@ -300,7 +300,9 @@ def decide(
     event settled, come together, in the largest of them.
     """
     own = item if headline is None else headline
-    needed = min(rules.shared_terms, len(item))
+    # As many as the headline has, at most shared_terms: a one-word headline needs one,
+    # with a summary or without.
+    needed = min(rules.shared_terms, len(own))
     scored = sorted(
         (
             (score, c)
@@ -361,7 +363,6 @@ def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
 
 
 _PRUNE_EVERY = 5000
-_STALE_SKIPS = 8  # stories past the window passed over per term, before the rest are too
 _HOUR = timedelta(hours=1)
 _EXACT_UP_TO = 32  # a story's centroid is recomputed on every join up to this size,
 _REFRESH_EVERY = 8  # then on every 8th  # assignments between two sweeps of expired stories
@@ -586,24 +587,27 @@ class StoryIndex:
         oldest = window_start(when, self.rules.window)
         newest = window_end(when, self.rules.window)
         seen: dict[int, None] = {}
+        expired: list[tuple[str, int]] = []
         for term in sorted(vector, key=vector.__getitem__, reverse=True):
-            stale = 0
             for story_id in reversed(self._postings.get(term, {})):
                 story = self._stories.get(story_id)
-                if story is None:
-                    continue  # merged into another
+                if story is None or story.last_seen < oldest:
+                    # Merged, or past this item's window and so past that of any item
+                    # as new: forgotten here, once, rather than passed over by every
+                    # later search. Postings run mostly oldest to newest, but an archive
+                    # read late breaks the order, so the search goes on past them.
+                    expired.append((term, story_id))
+                    continue
                 if len(seen) >= self.rules.max_candidates:
                     break
-                if story.last_seen < oldest:
-                    # Postings run in the order items came, mostly oldest to newest: the
-                    # rest are older still, but for the few an archive brought late.
-                    stale += 1
-                    if stale > _STALE_SKIPS:
-                        break
-                    continue
                 if story.first_seen > newest:
                     continue  # began after this item's time
                 seen[story_id] = None
+        for term, story_id in expired:
+            postings = self._postings[term]
+            postings.pop(story_id, None)
+            if not postings:
+                del self._postings[term]
         stories = self._stories
         return [
             Candidate(i, stories[i].centroid, stories[i].total, stories[i].names, stories[i].size)

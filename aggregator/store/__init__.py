@@ -97,6 +97,10 @@ class Store:
         with self._transaction() as connection:
             return _series.tag_uses(connection, since)
 
+    def clear_series_memberships(self) -> None:
+        with self._transaction() as connection:
+            _series.clear_memberships(connection)
+
     def state(self, key: str) -> str | None:
         with self._transaction() as connection:
             return _series.read_state(connection, key)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, exists, func, or_, select
+from sqlalchemy import Connection, case, exists, func, select, union
 
 from aggregator.store.dialect import chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
@@ -135,26 +135,26 @@ def _filtered(
 def in_series(slugs: Sequence[str], story_share: float = SERIES_STORY_SHARE) -> Any:
     """Items of these series: members, and every item of a story that a member an
     outlet tagged is in (an outlet that never tags joins the series through the story it
-    shares with one that does), or at least ``story_share`` of whose items are members."""
-    members = select(item_series.c.item_id).where(item_series.c.series_slug.in_(slugs))
+    shares with one that does), or at least ``story_share`` of whose items are members
+    of one of the series. One IN over a union: an OR of the three made PostgreSQL scan
+    every item."""
+    matched = select(item_series.c.item_id).where(item_series.c.series_slug.in_(slugs))
     member = items.alias("member")
-    tagged = (
+    every = items.alias("every")
+    size = select(func.count()).where(every.c.story_id == member.c.story_id).scalar_subquery()
+    members = (
         select(member.c.story_id)
         .join(item_series, item_series.c.item_id == member.c.id)
         .where(item_series.c.series_slug.in_(slugs))
-        .where(item_series.c.tagged)
         .where(member.c.story_id.is_not(None))
     )
-    every = items.alias("every")
-    size = select(func.count()).where(every.c.story_id == member.c.story_id).scalar_subquery()
-    stories = (
-        select(member.c.story_id)
-        .where(member.c.id.in_(members))
-        .where(member.c.story_id.is_not(None))
-        .group_by(member.c.story_id)
-        .having(func.count(func.distinct(member.c.id)) >= story_share * size)
+    tagged = members.where(item_series.c.tagged)
+    shared = members.group_by(member.c.story_id, item_series.c.series_slug).having(
+        func.count(func.distinct(member.c.id)) >= story_share * size
     )
-    return or_(items.c.id.in_(members), items.c.story_id.in_(tagged), items.c.story_id.in_(stories))
+    reported = items.alias("reported")
+    via_story = select(reported.c.id).where(reported.c.story_id.in_(union(tagged, shared)))
+    return items.c.id.in_(union(matched, via_story))
 
 
 def _story_entry(

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, exists, func, select
 
 from aggregator.store.dialect import chunks, upsert
 from aggregator.store.schema import item_series, item_sources, items
+from aggregator.store.series import write_memberships
 from aggregator.types import Item, SeriesMembership
 
 # Undated items of one document sort in document order: each is stamped this much
@@ -433,21 +434,12 @@ def _add_memberships(
     ids: Mapping[str, int],
     series: Mapping[str, tuple[SeriesMembership, ...]],
 ) -> None:
-    rows = sorted(
-        {
-            (found.slug, ids[item.identity], found.reason, found.tagged)
+    write_memberships(
+        connection,
+        [
+            (ids[item.identity], found)
             for item in touched
             if item.identity in ids
             for found in series.get(item.entry_key, ())
-        }
+        ],
     )
-    if rows:
-        connection.execute(
-            upsert(connection, item_series).on_conflict_do_nothing(
-                index_elements=["series_slug", "item_id"]
-            ),
-            [
-                {"series_slug": s, "item_id": i, "reason": reason, "tagged": tagged}
-                for s, i, reason, tagged in rows
-            ],
-        )

@@ -61,32 +61,56 @@ def replace_memberships(
     """The series of these items become exactly ``memberships``."""
     for part in chunks(sorted(item_ids)):
         connection.execute(delete(item_series).where(item_series.c.item_id.in_(part)))
+    write_memberships(connection, memberships)
+
+
+def clear_memberships(connection: Connection) -> None:
+    connection.execute(delete(item_series))
+
+
+def write_memberships(
+    connection: Connection, memberships: Sequence[tuple[int, SeriesMembership]]
+) -> None:
+    """Insert these memberships, or update their reason where they exist: a poll and a
+    regroup (or two) may write the same rows at once."""
     rows = sorted(
         {(found.slug, item_id, found.reason, found.tagged) for item_id, found in memberships}
     )
-    if rows:
-        connection.execute(
-            item_series.insert(),
-            [
-                {"series_slug": s, "item_id": i, "reason": reason, "tagged": tagged}
-                for s, i, reason, tagged in rows
-            ],
-        )
+    if not rows:
+        return
+    statement = upsert(connection, item_series)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["series_slug", "item_id"],
+            set_={"reason": statement.excluded.reason, "tagged": statement.excluded.tagged},
+        ),
+        [
+            {"series_slug": s, "item_id": i, "reason": reason, "tagged": tagged}
+            for s, i, reason, tagged in rows
+        ],
+    )
 
 
 def memberships_of(
     connection: Connection, item_ids: Sequence[int]
-) -> dict[int, list[tuple[str, str]]]:
-    """(slug, reason) of each item's own memberships."""
-    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+) -> dict[int, list[SeriesMembership]]:
+    """Each item's own memberships."""
+    found: dict[int, list[SeriesMembership]] = defaultdict(list)
     for part in chunks(sorted(item_ids)):
         rows = connection.execute(
-            select(item_series.c.item_id, item_series.c.series_slug, item_series.c.reason)
+            select(
+                item_series.c.item_id,
+                item_series.c.series_slug,
+                item_series.c.reason,
+                item_series.c.tagged,
+            )
             .where(item_series.c.item_id.in_(part))
             .order_by(item_series.c.series_slug)
         )
         for row in rows:
-            found[row.item_id].append((row.series_slug, row.reason))
+            found[row.item_id].append(
+                SeriesMembership(slug=row.series_slug, reason=row.reason, tagged=row.tagged)
+            )
     return found
 
 

@@ -105,11 +105,17 @@ def story_view(
     entries = entries_of(connection, members, story_share)
     belongs = story_series_of(connection, [row.id], story_share).get(row.id, set())
     own = memberships_of(connection, [member.id for member in members])
+    # For each series, the member that brought the story in: the earliest an outlet
+    # tagged, else the earliest that matched.
     series: dict[str, StorySeries] = {}
-    for member in reversed(members):  # the earliest member that brought each series
-        for slug, reason in own.get(member.id, ()):
-            if slug in belongs:
-                series.setdefault(slug, StorySeries(slug=slug, reason=reason, item_id=member.id))
+    for tagged_first in (True, False):
+        for member in reversed(members):
+            for found in own.get(member.id, ()):
+                if found.slug in belongs and (found.tagged or not tagged_first):
+                    series.setdefault(
+                        found.slug,
+                        StorySeries(slug=found.slug, reason=found.reason, item_id=member.id),
+                    )
     return StoryView(
         id=row.id,
         first_seen=row.first_seen,
