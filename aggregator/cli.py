@@ -77,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="list outlets' recurring tags that look like running stories, as YAML to paste",
     )
     suggest.add_argument(
-        "--days", type=int, default=30, help="read the items of this many days (default 30)"
+        "--days",
+        type=_days,
+        default=30,
+        help="read the items of this many days, 1 to 36500 (default 30)",
     )
     suggest.add_argument("--min-items", type=int, default=3, help="items a tag needs (default 3)")
     suggest.add_argument(
@@ -98,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=float, help="override grouping.threshold for this run"
     )
     return parser
+
+
+def _days(text: str) -> int:
+    days = int(text)
+    if not 1 <= days <= 36_500:
+        raise argparse.ArgumentTypeError(f"expected 1 to 36500 days, got {days}")
+    return days
 
 
 def main(argv: Sequence[str] | None = None) -> int:

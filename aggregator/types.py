@@ -208,6 +208,7 @@ class StoredItemText:
 class TagUse:
     """One item's tag as its outlet sent it, and the day of the item."""
 
+    item: int  # the item's id: an item tagged twice (two casings, two domains) counts once
     source: str
     term: str
     domain: str | None

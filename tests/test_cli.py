@@ -134,3 +134,33 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("aggregator: cannot reach the database")
     assert "Traceback" not in result.stderr
+
+
+def test_series_suggest_prints_running_story_tags_as_yaml(tmp_path: Path) -> None:
+    data = Path(__file__).parent / "data" / "series"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path / 'a.db'}\n"
+        f"sources:\n  - name: nyt\n    url: '{(data / 'nyt-world.xml').as_uri()}'\n",
+        encoding="utf-8",
+    )
+    assert _cli("--config", str(config), "poll").returncode == 0
+    result = _cli("--config", str(config), "series", "suggest", "--days", "36500")
+    assert result.returncode == 0, result.stderr
+    assert "russian-invasion-of-ukraine" in result.stdout
+    assert (
+        '      - {term: "Russian Invasion of Ukraine (2022)", domain: "http://www.nytimes.com'
+        in (result.stdout)
+    )
+    assert "trump-donald-j" not in result.stdout
+    bad = _cli("--config", str(config), "series", "suggest", "--days", "1000000")
+    assert bad.returncode == 2 and "expected 1 to 36500 days" in bad.stderr
+
+
+def test_series_commands_have_help() -> None:
+    top = _cli("--help")
+    assert "series" in top.stdout
+    for args in (["series", "--help"], ["series", "suggest", "--help"]):
+        result = _cli(*args)
+        assert result.returncode == 0 and "--config" in result.stdout
+    assert "--min-days" in _cli("series", "suggest", "--help").stdout

@@ -29,8 +29,8 @@ def _items(name: str, split: str | None = None) -> tuple[Item, ...]:
 
 def _uses(name: str, items: tuple[Item, ...]) -> list[TagUse]:
     return [
-        TagUse(source=name, term=c.term, domain=c.domain, day=(i.published or NOW).date())
-        for i in items
+        TagUse(item=n, source=name, term=c.term, domain=c.domain, day=(i.published or NOW).date())
+        for n, i in enumerate(items)
         for c in i.categories
     ]
 
@@ -226,3 +226,14 @@ def test_series_auto_makes_series_of_running_story_tags_and_keeps_them(tmp_path:
     off = load_settings(_auto_config(tmp_path, "false"), environ={})
     with open_pipeline(off) as pipeline:  # made series stay when auto is turned off
         assert {a.slug for a in stored_auto_series(pipeline.store)} == set(made)
+
+
+def test_an_item_tagged_twice_counts_once() -> None:
+    day = NOW.date()
+    uses = [
+        TagUse(item=n, source="s", term=term, domain=None, day=day.replace(day=10 + n))
+        for n in range(2)
+        for term in ("Davos 2026", "davos 2026")
+    ]
+    assert suggest_series(uses, {"s": 10}, min_items=3) == []  # two items, not four
+    assert [s.items for s in suggest_series(uses, {"s": 10}, min_items=2)] == [2]

@@ -118,7 +118,8 @@ def suggest_series(
         by_tag[category_key(use.term)].append(use)
     suggestions = []
     for key, tagged in by_tag.items():
-        per_source = Counter(use.source for use in tagged)
+        items = {use.item: use.source for use in tagged}
+        per_source = Counter(items.values())
         if any(
             items_per_source.get(source, 0) >= MIN_SOURCE_ITEMS
             and count > max_share * items_per_source[source]
@@ -126,7 +127,7 @@ def suggest_series(
         ):
             continue
         days = {use.day for use in tagged}
-        if len(tagged) < min_items or len(days) < min_days:
+        if len(items) < min_items or len(days) < min_days:
             continue
         categories = tuple(dict.fromkeys((use.term, use.domain) for use in tagged))
         if any(_declared(rule, categories) for rule in declared):
@@ -138,7 +139,7 @@ def suggest_series(
                 title=title,
                 categories=categories,
                 outlets=tuple(per_source.most_common()),
-                items=len(tagged),
+                items=len(items),
                 days=len(days),
                 first_seen=min(days),
                 last_seen=max(days),

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from aggregator.publish import feed_url
 from aggregator.publish.credits import first_credit_link
 from aggregator.types import StoryView
 
@@ -25,7 +26,7 @@ def render_story_json(story: StoryView, *, base_url: str) -> bytes:
         "series": [
             {
                 "slug": found.slug,
-                "feed_url": f"{base_url}/series/{found.slug}.json",
+                "feed_url": feed_url(base_url, "series", found.slug, "json"),
                 "reason": found.reason,
                 "item": found.item_id,
             }

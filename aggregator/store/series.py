@@ -132,9 +132,10 @@ def tag_uses(connection: Connection, since: datetime) -> tuple[list[TagUse], dic
     """Every tag of the items dated ``since`` or later, with the source that brought
     each item; and how many such items each source brought."""
     rows = connection.execute(
-        select(items.c.categories, items.c.sort_at, sources.c.name)
+        select(items.c.id, items.c.categories, items.c.sort_at, sources.c.name)
         .join(sources, sources.c.id == items.c.origin_source_id)
         .where(items.c.sort_at >= since)
+        .order_by(items.c.sort_at, items.c.id)  # the same suggestions on every backend
     )
     uses: list[TagUse] = []
     per_source: dict[str, int] = defaultdict(int)
@@ -144,6 +145,7 @@ def tag_uses(connection: Connection, since: datetime) -> tuple[list[TagUse], dic
         for category in row.categories:
             uses.append(
                 TagUse(
+                    item=row.id,
                     source=row.name,
                     term=category["term"],
                     domain=category.get("domain"),
