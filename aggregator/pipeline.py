@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from random import Random
 from typing import Any, Protocol
 
@@ -135,12 +135,9 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
     fetcher = HTTPFetcher(fetch_limits(settings))
     pool = parse_pool(settings)
     try:
-        auto = refresh_auto_series(store, settings, datetime.now(UTC))
-        regroup_if_changed(store, settings, auto)
-        yield Pipeline(
+        pipeline = Pipeline(
             settings=settings,
             store=store,
-            rules=series_rules(settings, auto),
             fetcher=fetcher,
             clock=SystemClock(),
             processor=PooledProcessor(pool),
@@ -151,6 +148,8 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
                 duplicates=duplicate_rules(settings),
             ),
         )
+        pipeline.refresh_series()
+        yield pipeline
     finally:
         pool.close()
         fetcher.close()
@@ -373,6 +372,13 @@ class Pipeline:
             return self._failed(source, message, None)
         except AggregatorError:
             return PollOutcome(source=source.name, status="error", error=message)
+
+    def refresh_series(self) -> None:
+        """Make the series series.auto finds in what is stored, decide memberships again
+        if that changed the rules, and match what later polls store against them."""
+        auto = refresh_auto_series(self.store, self.settings, self.clock.now())
+        regroup_if_changed(self.store, self.settings, auto)
+        self.rules = series_rules(self.settings, auto)
 
     def sync_sources(self) -> None:
         self.store.sync_sources(source_definitions(self.settings), self.clock.now())

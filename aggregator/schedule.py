@@ -22,6 +22,8 @@ from aggregator.types import PollOutcome, SourceForPoll
 log = logging.getLogger(__name__)
 
 TICK = timedelta(seconds=5)
+# How often series.auto looks for new running-story tags in what the polls stored.
+AUTO_SERIES_EVERY = timedelta(hours=6)
 
 
 class Poller:
@@ -52,7 +54,22 @@ class Poller:
             next_run_time=self.pipeline.clock.now(),
             id="tick",
         )
+        if self.pipeline.settings.auto_series.enabled:
+            self._scheduler.add_job(
+                self.refresh_series,
+                "interval",
+                seconds=AUTO_SERIES_EVERY.total_seconds(),
+                id="auto-series",
+            )
         self._scheduler.start()
+
+    def refresh_series(self) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            self.pipeline.refresh_series()
+        except Exception:
+            log.exception("series.auto: cannot refresh series; trying again later")
 
     def tick(self) -> None:
         if self._stopping.is_set():

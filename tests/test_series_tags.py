@@ -237,3 +237,24 @@ def test_an_item_tagged_twice_counts_once() -> None:
     ]
     assert suggest_series(uses, {"s": 10}, min_items=3) == []  # two items, not four
     assert [s.items for s in suggest_series(uses, {"s": 10}, min_items=2)] == [2]
+
+
+def test_a_running_daemon_makes_auto_series_from_what_it_stored(tmp_path: Path) -> None:
+    from aggregator.pipeline import open_pipeline
+    from aggregator.schedule import Poller
+    from aggregator.settings import load_settings
+
+    settings = load_settings(_auto_config(tmp_path, "{days: 3650}"), environ={})
+    with open_pipeline(settings) as pipeline:
+        assert [rule.slug for rule in pipeline.rules] == ["olympics"]
+        pipeline.poll_all()
+        pipeline.refresh_series()  # what the daemon's job does every few hours
+        slugs = [rule.slug for rule in pipeline.rules]
+        assert slugs[0] == "olympics" and "russian-invasion-of-ukraine" in slugs
+        poller = Poller(pipeline, workers=1)
+        assert poller.pipeline.settings.auto_series.enabled
+        poller.start()
+        try:
+            assert poller._scheduler.get_job("auto-series") is not None
+        finally:
+            poller.stop(5)
