@@ -82,6 +82,7 @@ class FakeCatalog:
         self.failing_store = False
         self.calls_on_event_loop = 0
         self._sources: list[SourceState] = []
+        self.listed_with_counts: list[bool] = []
 
     # builders
 
@@ -135,8 +136,9 @@ class FakeCatalog:
 
     # the Catalog protocol
 
-    def listing(self) -> Listing:
+    def listing(self, *, counts: bool = True) -> Listing:
         self._note_thread()
+        self.listed_with_counts.append(counts)
         infos = list(self._infos.values())
         return Listing(
             feeds=tuple(i for i in infos if i.kind == "feeds"),
@@ -525,3 +527,9 @@ def test_series_made_from_outlets_tags_are_listed_apart() -> None:
     page = client.get("/").text
     declared_at, auto_heading = page.index("<h3>Declared</h3>"), page.index("Series from outlets")
     assert declared_at < auto_heading < page.index("<h3>Davos 2026</h3>")
+
+
+def test_the_opml_does_not_count_what_series_hold(client: TestClient, catalog: FakeCatalog) -> None:
+    client.get("/opml")
+    client.get("/")
+    assert catalog.listed_with_counts == [False, True]

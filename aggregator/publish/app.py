@@ -50,7 +50,10 @@ _KIND_NOUN: dict[FeedKind, str] = {"feeds": "merged feed", "series": "series"}
 class Catalog(Protocol):
     """What the app reads from the store."""
 
-    def listing(self) -> Listing: ...
+    def listing(self, *, counts: bool = True) -> Listing:
+        """Every feed and series; ``counts``: with what each series holds (a query or two
+        per series, which the OPML does without)."""
+        ...
 
     def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
         """The page to render, or None when no feed of that kind has this slug."""
@@ -125,7 +128,8 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
         )
 
     async def opml(request: Request) -> Response:
-        body = await run_in_threadpool(lambda: render_opml(catalog.listing(), base_url=base))
+        listing = await run_in_threadpool(lambda: catalog.listing(counts=False))
+        body = render_opml(listing, base_url=base)
         return Response(
             body, media_type=OPML_CONTENT_TYPE, headers={"Cache-Control": CACHE_CONTROL}
         )

@@ -32,10 +32,13 @@ class StoreCatalog:
         self.store = store
         self.base_url = settings.server.public_url
 
-    def listing(self) -> Listing:
+    def listing(self, *, counts: bool = True) -> Listing:
+        series = self._series()
+        if counts:
+            series = [replace(info, counts=self._counts(info.slug)) for info in series]
         return Listing(
             feeds=tuple(_info("feeds", f) for f in self.settings.feeds),
-            series=tuple(replace(info, counts=self._counts(info.slug)) for info in self._series()),
+            series=tuple(series),
             stories=tuple(self.store.recent_stories(limit=RECENT_STORIES)),
         )
 
