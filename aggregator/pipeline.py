@@ -45,6 +45,7 @@ from aggregator.process.schedule import (
 from aggregator.process.series import SeriesRule
 from aggregator.process.stories import GroupingRules
 from aggregator.series import (
+    redecide,
     refresh_auto_series,
     regroup_if_changed,
     rules_for_source,
@@ -252,6 +253,15 @@ class Pipeline:
             log.exception("stories: assignment failed (a bug, please report it)")
             self.stories.forget()
 
+    def _decide_series(self, identities: Sequence[str]) -> None:
+        """The written items' series, decided again from the store with every carrier's
+        rules (see ``series.redecide``). Derived, like stories: when it fails, the poll
+        stands with the memberships it wrote, and a regroup decides them again."""
+        try:
+            redecide(self.store, self.settings, self.rules, identities)
+        except StoreError as exc:
+            log.warning("series: deciding memberships postponed: %s", exc)
+
     def _fetch(self, source: SourceForPoll) -> FetchResult:
         assert self.hosts is not None
         with self.hosts.slot(source.url):
@@ -299,7 +309,7 @@ class Pipeline:
                     last_new_at=rate.last_new_at,
                 )
 
-            new = self.store.save_poll(
+            saved = self.store.save_poll(
                 source.name,
                 batch=batch,
                 series=document.series,
@@ -312,6 +322,9 @@ class Pipeline:
             )
             if document.warning:
                 log.info("%s: feed has errors but was read: %s", source.name, document.warning)
+            new = saved.new
+            if saved.touched and self.rules:
+                self._decide_series(saved.touched)
             if new and self.stories is not None:
                 self._assign_stories(now)
             return PollOutcome(

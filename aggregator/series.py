@@ -22,7 +22,7 @@ from aggregator.process.series import SeriesRule, compile_rule, series_for
 from aggregator.process.series_tags import suggest_series
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.types import AutoSeries, SeriesMembership
+from aggregator.types import AutoSeries, SeriesMembership, StoredItemText
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +86,10 @@ def regroup(store: Store, settings: Settings, auto: Sequence[AutoSeries] = ()) -
         store.clear_series_memberships()
         store.set_state(RULES_STATE, rules_digest(settings, auto))
         return RegroupReport(items=0, memberships=0, series=0)
-    by_source: dict[str, tuple[SeriesRule, ...]] = {}
     after, seen, found_total = 0, 0, 0
     slugs: set[str] = set()
     while batch := store.item_texts(after, BATCH):
-        memberships: list[tuple[int, SeriesMembership]] = []
-        for item in batch:
-            listening = {
-                rule.slug: rule
-                for name in item.sources
-                for rule in by_source.setdefault(name, rules_for_source(rules, settings, name))
-            }
-            applicable = [rule for rule in rules if rule.slug in listening]
-            memberships += [(item.item_id, found) for found in series_for(item, applicable)]
+        memberships = decide_memberships(batch, rules, settings)
         store.replace_series_memberships([item.item_id for item in batch], memberships)
         after = batch[-1].item_id
         seen += len(batch)
@@ -108,6 +99,36 @@ def regroup(store: Store, settings: Settings, auto: Sequence[AutoSeries] = ()) -
         slugs.update(found.slug for _, found in memberships)
     store.set_state(RULES_STATE, rules_digest(settings, auto))
     return RegroupReport(items=seen, memberships=found_total, series=len(slugs))
+
+
+def decide_memberships(
+    texts: Sequence[StoredItemText], rules: Sequence[SeriesRule], settings: Settings
+) -> list[tuple[int, SeriesMembership]]:
+    """The series of stored items, each matched against the rules that listen to any
+    source carrying it."""
+    by_source: dict[str, tuple[SeriesRule, ...]] = {}
+    memberships: list[tuple[int, SeriesMembership]] = []
+    for item in texts:
+        listening = {
+            rule.slug
+            for name in item.sources
+            for rule in by_source.setdefault(name, rules_for_source(rules, settings, name))
+        }
+        applicable = [rule for rule in rules if rule.slug in listening]
+        memberships += [(item.item_id, found) for found in series_for(item, applicable)]
+    return memberships
+
+
+def redecide(
+    store: Store, settings: Settings, rules: Sequence[SeriesRule], identities: Sequence[str]
+) -> None:
+    """Decide again the series of these stored items (a poll's), from what the store
+    holds and with every carrier's rules: a poll matches only its own copy against its
+    source's rules, and never takes back a series an updated item no longer matches."""
+    texts = store.item_texts_of(identities)
+    store.replace_series_memberships(
+        [item.item_id for item in texts], decide_memberships(texts, rules, settings)
+    )
 
 
 def regroup_if_changed(

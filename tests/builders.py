@@ -69,7 +69,7 @@ def save_batch(
         last_modified=None,
         now=now,
         schedule=lambda new: PollSchedule(next_poll_at=now + timedelta(minutes=15)),
-    )
+    ).new
 
 
 def make_parsed(*, guid: str | None, link: str | None, title: str) -> ParsedItem:

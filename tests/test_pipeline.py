@@ -9,7 +9,7 @@ from pathlib import Path
 from aggregator.exceptions import FetchError, HTTPStatusError
 from aggregator.fetch import Fetcher, FetchLimits
 from aggregator.pipeline import Pipeline
-from aggregator.settings import Settings
+from aggregator.settings import SeriesSettings, Settings
 from aggregator.store import Store
 from aggregator.types import Fetched, FetchResult, NotModified, SourceForPoll
 from tests.builders import T0, FixedClock
@@ -176,3 +176,47 @@ def test_a_bug_in_story_assignment_does_not_fail_the_poll(tmp_path: Path) -> Non
     outcome = _poll(pipeline)
     assert (outcome.status, outcome.items_new) == ("ok", 10)
     pipeline.store.close()
+
+
+def _one_item_feed(title: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>NPR</title>'
+        "<link>https://npr.example/</link><description>d</description><item>"
+        f"<title>{title}</title><link>https://npr.example/a</link><guid>a</guid>"
+        "<pubDate>Tue, 17 Feb 2026 10:00:00 GMT</pubDate></item></channel></rss>"
+    ).encode()
+
+
+def test_an_item_whose_text_changed_leaves_the_series_it_no_longer_matches(
+    tmp_path: Path,
+) -> None:
+    fetcher = FakeFetcher()
+    for title in ("Ukraine talks resume in Geneva", "Peace talks resume in Geneva"):
+        fetcher.answers(
+            "npr",
+            Fetched(
+                url="https://npr.example/feed",
+                status_code=200,
+                content=_one_item_feed(title),
+                content_type="application/rss+xml",
+            ),
+        )
+    clock = FixedClock(T0)
+    pipeline = _pipeline(tmp_path, fetcher, clock)
+    settings = pipeline.settings.model_copy(
+        update={
+            "series": (
+                SeriesSettings.model_validate(
+                    {"slug": "ukraine", "title": "Ukraine", "match": {"keywords": ["Ukraine"]}}
+                ),
+            )
+        }
+    )
+    pipeline = Pipeline(settings=settings, store=pipeline.store, fetcher=fetcher, clock=clock)
+    assert _poll(pipeline).status == "ok"
+    (entry,) = pipeline.store.feed_entries(series_slugs=None, limit=5)
+    assert entry.series == ("ukraine",)
+    clock.moment += timedelta(hours=1)
+    assert _poll(pipeline).status == "ok"
+    (entry,) = pipeline.store.feed_entries(series_slugs=None, limit=5)
+    assert entry.title == "Peace talks resume in Geneva" and entry.series == ()

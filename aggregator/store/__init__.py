@@ -28,6 +28,7 @@ from aggregator.store.database import (
     is_transient,
     migrate,
 )
+from aggregator.store.items import SavedItems
 from aggregator.types import (
     SERIES_STORY_SHARE,
     FeedMerge,
@@ -81,6 +82,10 @@ class Store:
     def item_texts(self, after_id: int, limit: int) -> tuple[StoredItemText, ...]:
         with self._transaction() as connection:
             return _series.item_texts(connection, after_id, limit)
+
+    def item_texts_of(self, identities: Sequence[str]) -> tuple[StoredItemText, ...]:
+        with self._transaction() as connection:
+            return _series.item_texts_of(connection, identities)
 
     def replace_series_memberships(
         self, item_ids: Sequence[int], memberships: Sequence[tuple[int, SeriesMembership]]
@@ -145,8 +150,9 @@ class Store:
         now: datetime,
         schedule: Callable[[int], PollSchedule],
         moved_to: str | None = None,
-    ) -> int:
-        """Store a successful poll in one transaction; return the number of new items.
+    ) -> SavedItems:
+        """Store a successful poll in one transaction: the number of new items, and the
+        identities of the items written.
 
         ``schedule`` maps the number of new items to the source's next poll.
 
@@ -157,14 +163,14 @@ class Store:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self._transaction() as connection:
-                    new = _items.save_items(
+                    saved = _items.save_items(
                         connection,
                         source_id=_sources.source_id(connection, name),
                         batch=batch,
                         series=series,
                         now=now,
                     )
-                    plan = schedule(new)
+                    plan = schedule(saved.new)
                     _sources.record_success(
                         connection,
                         name,
@@ -178,7 +184,7 @@ class Store:
                         new_item_gap=plan.new_item_gap,
                         last_new_at=plan.last_new_at,
                     )
-                    return new
+                    return saved
             except StoreError as exc:
                 if attempt == WRITE_ATTEMPTS or not is_transient(exc.__cause__):
                     raise

@@ -117,6 +117,12 @@ def plan_writes(batch: Sequence[Item], snapshot: StoreSnapshot, source_id: int) 
     return plan
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavedItems:
+    new: int  # items new to the source
+    touched: tuple[str, ...]  # identities of the items written: new, moved or changed
+
+
 def save_items(
     connection: Connection,
     *,
@@ -124,14 +130,15 @@ def save_items(
     batch: Sequence[Item],
     series: Mapping[str, tuple[SeriesMembership, ...]],
     now: datetime,
-) -> int:
-    """Store one poll's items for one source; return how many were new to that source.
+) -> SavedItems:
+    """Store one poll's items for one source: how many were new to it, and which items
+    were written.
 
     ``batch`` must have unique ``entry_key`` values, in document order; ``series`` maps
     entry keys to the series the item belongs to.
     """
     if not batch:
-        return 0
+        return SavedItems(new=0, touched=())
     snapshot = _snapshot(connection, source_id, batch)
     plan = plan_writes(batch, snapshot, source_id)
     _rename_items(connection, plan.renames, now)
@@ -154,7 +161,7 @@ def save_items(
         *(item for _, item in plan.content_updates),
     ]
     _add_memberships(connection, touched, final_ids, series)
-    return len(inserted)
+    return SavedItems(new=len(inserted), touched=tuple(item.identity for item in touched))
 
 
 def _snapshot(connection: Connection, source_id: int, batch: Sequence[Item]) -> StoreSnapshot:

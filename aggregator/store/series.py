@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
 
@@ -14,22 +15,33 @@ from aggregator.store.entries import in_series
 from aggregator.store.schema import item_series, item_sources, items, sources, state
 from aggregator.types import Category, SeriesCounts, SeriesMembership, StoredItemText, TagUse
 
+_TEXT_COLUMNS = (
+    items.c.id,
+    items.c.title,
+    items.c.summary_html,
+    items.c.content_html,
+    items.c.categories,
+)
+
 
 def item_texts(connection: Connection, after_id: int, limit: int) -> tuple[StoredItemText, ...]:
     """Up to ``limit`` items with ids above ``after_id``, in id order, with the names of
     the sources that carry them."""
     rows = connection.execute(
-        select(
-            items.c.id,
-            items.c.title,
-            items.c.summary_html,
-            items.c.content_html,
-            items.c.categories,
-        )
-        .where(items.c.id > after_id)
-        .order_by(items.c.id)
-        .limit(limit)
+        select(*_TEXT_COLUMNS).where(items.c.id > after_id).order_by(items.c.id).limit(limit)
     ).all()
+    return _texts(connection, rows)
+
+
+def item_texts_of(connection: Connection, identities: Sequence[str]) -> tuple[StoredItemText, ...]:
+    """The stored items with these identities, in id order, with their carriers."""
+    rows: list[Any] = []
+    for part in chunks(sorted(set(identities))):
+        rows += connection.execute(select(*_TEXT_COLUMNS).where(items.c.identity.in_(part))).all()
+    return _texts(connection, sorted(rows, key=lambda row: row.id))
+
+
+def _texts(connection: Connection, rows: Sequence[Any]) -> tuple[StoredItemText, ...]:
     carriers: dict[int, list[str]] = defaultdict(list)
     for part in chunks([row.id for row in rows]):
         credits = connection.execute(
