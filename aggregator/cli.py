@@ -198,26 +198,23 @@ def cmd_regroup(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_series(settings: Settings, args: argparse.Namespace) -> int:
-    from aggregator.process.series_tags import suggest_series
-    from aggregator.series import series_rules, stored_auto_series
+    from aggregator.series import suggest_from_store
     from aggregator.store import Store
 
     store = Store.open(settings.database)
     try:
-        uses, per_source = store.tag_uses(datetime.now(UTC) - timedelta(days=args.days))
-        auto = stored_auto_series(store)
+        suggestions, read = suggest_from_store(
+            store,
+            settings,
+            since=datetime.now(UTC) - timedelta(days=args.days),
+            min_items=args.min_items,
+            min_days=args.min_days,
+        )
     finally:
         store.close()
-    suggestions = suggest_series(
-        uses,
-        per_source,
-        declared=series_rules(settings, auto),
-        min_items=args.min_items,
-        min_days=args.min_days,
-    )
     if not suggestions:
         print(
-            f"no recurring tags that look like running stories in {sum(per_source.values())} "
+            f"no recurring tags that look like running stories in {read} "
             f"items of the last {args.days} days (try --days, --min-items, --min-days)"
         )
         return EXIT_OK

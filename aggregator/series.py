@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aggregator.process.series import SeriesRule, compile_rule, series_for
-from aggregator.process.series_tags import suggest_series
+from aggregator.process.series_tags import SeriesSuggestion, suggest_series
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.types import AutoSeries, SeriesMembership, StoredItemText
@@ -147,6 +147,22 @@ def regroup_if_changed(
     return report
 
 
+def suggest_from_store(
+    store: Store, settings: Settings, *, since: datetime, min_items: int, min_days: int
+) -> tuple[list[SeriesSuggestion], int]:
+    """Outlets' tags of the items since ``since`` that look like running stories and no
+    series (declared, or made by series.auto) takes yet; and how many items were read."""
+    uses, per_source = store.tag_uses(since)
+    suggestions = suggest_series(
+        uses,
+        per_source,
+        declared=series_rules(settings, stored_auto_series(store)),
+        min_items=min_items,
+        min_days=min_days,
+    )
+    return suggestions, sum(per_source.values())
+
+
 def stored_auto_series(store: Store) -> tuple[AutoSeries, ...]:
     """The series ``series.auto`` has made, oldest first."""
     raw = store.state(AUTO_STATE)
@@ -170,11 +186,10 @@ def refresh_auto_series(store: Store, settings: Settings, now: datetime) -> tupl
     auto = settings.auto_series
     if not auto.enabled:
         return known
-    uses, per_source = store.tag_uses(now - timedelta(days=auto.days))
-    suggestions = suggest_series(
-        uses,
-        per_source,
-        declared=series_rules(settings, known),
+    suggestions, _ = suggest_from_store(
+        store,
+        settings,
+        since=now - timedelta(days=auto.days),
         min_items=auto.min_items,
         min_days=auto.min_days,
     )

@@ -160,17 +160,24 @@ def test_the_story_json_shows_each_series_and_its_reason() -> None:
     ]
 
 
-def _story_of_four(store: Store, *, tagged: bool = False) -> None:
-    """Four reports of one story; only the first is in the series."""
+JACKSON = [
+    "Jesse Jackson, civil rights leader, dies at 84",
+    "Civil rights leader Jesse Jackson dies aged 84",
+    "US civil rights leader Jesse Jackson dies at 84",
+    "Jesse Jackson dies: civil rights leader was 84",
+]
+
+
+def _two_sources(store: Store) -> None:
     store.sync_sources(
         [SourceDefinition(name=n, title=n, url=f"https://{n}.example/f") for n in ("a", "b")], T0
     )
-    titles = [
-        "Jesse Jackson, civil rights leader, dies at 84",
-        "Civil rights leader Jesse Jackson dies aged 84",
-        "US civil rights leader Jesse Jackson dies at 84",
-        "Jesse Jackson dies: civil rights leader was 84",
-    ]
+
+
+def _story_of_four(store: Store, *, tagged: bool = False) -> None:
+    """Four reports of one story; only the first is in the series."""
+    _two_sources(store)
+    titles = JACKSON
     for n, title in enumerate(titles):
         item = make_item(f"j{n}", title=title)
         series = {f"guid:j{n}": ("rights",)} if n == 0 else None
@@ -235,15 +242,8 @@ def test_memberships_written_twice_keep_one_row_with_the_latest_reason(
 
 
 def test_each_series_needs_its_own_share_of_a_story(store: Store) -> None:
-    store.sync_sources(
-        [SourceDefinition(name=n, title=n, url=f"https://{n}.example/f") for n in ("a", "b")], T0
-    )
-    titles = [
-        "Jesse Jackson, civil rights leader, dies at 84",
-        "Civil rights leader Jesse Jackson dies aged 84",
-        "US civil rights leader Jesse Jackson dies at 84",
-        "Jesse Jackson dies: civil rights leader was 84",
-    ]
+    _two_sources(store)
+    titles = JACKSON
     tags = {0: ("rights",), 1: ("obituaries",)}
     for n, title in enumerate(titles):
         series = {f"guid:j{n}": tags[n]} if n in tags else None
