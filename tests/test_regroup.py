@@ -119,10 +119,17 @@ def test_a_story_lists_its_series_with_the_reason(store: Store, database_url: st
 
 
 def test_regroup_command(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'a.db'}"
+    store = Store.open(database)
+    try:
+        _fill(store)  # three items, stored before any series was declared
+    finally:
+        store.close()
     config = tmp_path / "config.yaml"
     config.write_text(
-        f"database: sqlite:///{tmp_path / 'a.db'}\n"
+        f"database: {database}\n"
         "sources:\n  - name: nyt\n    url: https://nyt.example/f\n"
+        "  - name: bbc\n    url: https://bbc.example/f\n"
         "series:\n  - slug: ukraine\n    title: Ukraine\n    match:\n      keywords: [Ukraine]\n",
         encoding="utf-8",
     )
@@ -133,7 +140,12 @@ def test_regroup_command(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "regrouped 0 items: 0 series memberships in 0 of 1 series" in result.stdout
+    assert "regrouped 3 items: 1 series memberships in 1 of 1 series" in result.stdout
+    store = Store.open(database)
+    try:
+        assert _series_of(store)["Ukraine talks in Geneva"] == ("ukraine",)
+    finally:
+        store.close()
 
 
 def test_the_story_json_shows_each_series_and_its_reason() -> None:
@@ -212,10 +224,18 @@ def test_a_report_an_outlet_tagged_takes_its_whole_story_into_the_series(store: 
 
 def test_series_counts_are_what_the_series_feed_shows(store: Store) -> None:
     _story_of_four(store, tagged=True)
+    save_batch(store, "a", [make_item("other", title="Lufthansa pilots strike on Thursday")])
     counts = store.series_counts("rights", story_share=0.9)
-    assert (counts.items, counts.stories) == (4, 1)
-    assert counts.outlets == (("a", 2), ("b", 2))
-    assert counts.first_seen is not None and counts.first_seen == counts.last_seen
+    copies = store.feed_entries(series_slugs=["rights"], limit=50, merge="none", story_share=0.9)
+    stories = store.feed_entries(series_slugs=["rights"], limit=50, merge="story", story_share=0.9)
+    assert counts.items == len({e.id for e in copies}) == 4
+    assert counts.stories == len(stories) == 1
+    per_outlet: dict[str, int] = {}
+    for copy in copies:
+        per_outlet[copy.outlet or ""] = per_outlet.get(copy.outlet or "", 0) + 1
+    assert dict(counts.outlets) == per_outlet == {"a": 2, "b": 2}
+    assert counts.first_seen == min(e.published for e in copies if e.published)
+    assert counts.last_seen == max(e.published for e in copies if e.published)
     empty = store.series_counts("nothing")
     assert (empty.items, empty.stories, empty.outlets, empty.first_seen) == (0, 0, (), None)
 
