@@ -148,15 +148,23 @@ def regroup_if_changed(
 
 
 def suggest_from_store(
-    store: Store, settings: Settings, *, since: datetime, min_items: int, min_days: int
+    store: Store,
+    settings: Settings,
+    *,
+    since: datetime,
+    min_items: int,
+    min_days: int,
+    auto: Sequence[AutoSeries] | None = None,
 ) -> tuple[list[SeriesSuggestion], int]:
     """Outlets' tags of the items since ``since`` that look like running stories and no
-    series (declared, or made by series.auto) takes yet; and how many items were read."""
+    series (declared, or made by series.auto: ``auto``, else read from the store) takes
+    yet; and how many items were read."""
     uses, per_source = store.tag_uses(since)
+    made = stored_auto_series(store) if auto is None else auto
     suggestions = suggest_series(
         uses,
         per_source,
-        declared=series_rules(settings, stored_auto_series(store)),
+        declared=series_rules(settings, made),
         min_items=min_items,
         min_days=min_days,
     )
@@ -192,6 +200,7 @@ def refresh_auto_series(store: Store, settings: Settings, now: datetime) -> tupl
         since=now - timedelta(days=auto.days),
         min_items=auto.min_items,
         min_days=auto.min_days,
+        auto=known,
     )
     taken = {s.slug for s in settings.series} | {a.slug for a in known}
     made = list(known)

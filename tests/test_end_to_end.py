@@ -223,6 +223,12 @@ def test_poll_serve_and_read_every_format(
             geneva = client.get("/series/geneva.json").json()
             assert geneva["items"]
             assert all("geneva" in json.dumps(i).lower() for i in geneva["items"])
+            (listed,) = client.get("/series/").json()["series"]
+            assert listed["slug"] == "geneva" and listed["auto"] is False
+            # One feed entry per story; the counts are of what those stories hold.
+            assert listed["stories"] == len(geneva["items"]) <= listed["items"]
+            assert sum(o["items"] for o in listed["outlets"]) >= listed["items"]
+            assert listed["feeds"]["json"].endswith("/series/geneva.json")
 
             index = client.get("/")
             assert index.status_code == 200

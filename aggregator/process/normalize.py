@@ -110,7 +110,7 @@ def normalize_item(
     )
 
 
-_LEAD_CHARS = 8000  # of markup: more than a fingerprint's words, in any real article
+_BODY_MARKUP_CHARS = 8000  # more than a fingerprint's words, in any real article
 LEAD_CHARS = 400  # of a summary's text: more words than story assignment reads
 # WordPress ends excerpts with "The post <title> appeared first on <site>.": no lead.
 _WORDPRESS_FOOTER = re.compile(r"\s*\bThe post .*? appeared first on .*", re.DOTALL)
@@ -120,7 +120,7 @@ def _texts(content_html: str | None, summary_html: str | None) -> tuple[str, str
     """The words of the start of the longer body (for the fingerprint), and the start
     of the summary, else of the content, as one line cut between words (for stories)."""
     longer = max(content_html or "", summary_html or "", key=len)
-    body = text_of_sanitized(longer[:_LEAD_CHARS])
+    body = text_of_sanitized(longer[:_BODY_MARKUP_CHARS])
     summary = summary_html or content_html or ""
     text = body if summary is longer else text_of_sanitized(summary[: 5 * LEAD_CHARS])
     lead = " ".join(_WORDPRESS_FOOTER.sub("", text[: 5 * LEAD_CHARS]).split())

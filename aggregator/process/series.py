@@ -115,11 +115,12 @@ def series_for(item: SeriesText, rules: Sequence[SeriesRule]) -> tuple[SeriesMem
     summary: str | None = None
     matched = []
     for rule in rules:
-        signals = [
+        tags = [
             (STRONG, f"category {cat.term!r}")
             for cat in rule.categories
             if any(cat.matches(key, domain) for key, domain in categories)
         ]
+        signals = list(tags)
         if rule.keyword_pattern is not None or rule.exclude is not None:
             summary = summary_text(item) if summary is None else summary
         if rule.keyword_pattern is not None:
@@ -137,8 +138,7 @@ def series_for(item: SeriesText, rules: Sequence[SeriesRule]) -> tuple[SeriesMem
         ):
             continue
         reason = ", ".join(signal for _, signal in signals[:MAX_REASONS])
-        tagged = any(signal.startswith("category ") for _, signal in signals)
-        matched.append(SeriesMembership(slug=rule.slug, reason=reason, tagged=tagged))
+        matched.append(SeriesMembership(slug=rule.slug, reason=reason, tagged=bool(tags)))
     return tuple(matched)
 
 

@@ -185,9 +185,14 @@ def _stem(word: str) -> str:
     return word
 
 
-def weigh(counts: Counter[str], idf: Mapping[str, float], rules: GroupingRules) -> dict[str, float]:
+def weigh(
+    counts: Counter[str],
+    idf: Mapping[str, float],
+    rules: GroupingRules,
+    plain: Mapping[str, str] | None = None,
+) -> dict[str, float]:
     """TF-IDF weights of an item's terms, unit length; capitalised terms boosted."""
-    return _unit(_weights(counts, idf, rules))
+    return _unit(_weights(counts, idf, rules, plain))
 
 
 def _weights(
@@ -432,7 +437,7 @@ class StoryIndex:
         """Put back an item assigned before (by another run): no decision, no merge."""
         plain, headline_counts, names = self._observe(counts, when)
         idf = self._idf(plain[m] for m in headline_counts)
-        headline = _unit(_weights(headline_counts, idf, self.rules, plain))
+        headline = weigh(headline_counts, idf, self.rules, plain)
         if story_id not in self._stories:
             self._stories[story_id] = _Story({}, {}, when, when)
             self._next_id = max(self._next_id, story_id + 1)

@@ -78,9 +78,9 @@ def _grouped_entries(
         query = _filtered(query, source_filters, series_slugs, story_share)
         for row in connection.execute(query):
             members[row.entry_group].append(row)
-    ids = [row.id for rows in members.values() for row in rows]
-    credits = _credits(connection, ids)
-    series = _series(connection, ids, story_share)
+    rows = [row for group_rows in members.values() for row in group_rows]
+    credits = _credits(connection, [row.id for row in rows])
+    series = _series(connection, rows, story_share)
     return tuple(_story_entry(members[key], credits, series) for key in order if members[key])
 
 
@@ -104,9 +104,8 @@ def outlet_entries(
     for names in source_filters:
         query = query.where(sources.c.name.in_(list(names)))
     rows = connection.execute(_filtered(query, (), series_slugs, story_share).limit(limit)).all()
-    ids = sorted({row.id for row in rows})
-    credits = _credits(connection, ids)
-    series = _series(connection, ids, story_share)
+    credits = _credits(connection, sorted({row.id for row in rows}))
+    series = _series(connection, rows, story_share)
     entries = []
     for row in rows:
         outlet = row.outlet_name
@@ -196,9 +195,8 @@ def entries_of(
     connection: Connection, rows: Sequence[Any], story_share: float = SERIES_STORY_SHARE
 ) -> list[PublishedEntry]:
     """Item rows as entries, in the rows' order, with their credits and series."""
-    ids = [row.id for row in rows]
-    credits = _credits(connection, ids)
-    series = _series(connection, ids, story_share)
+    credits = _credits(connection, [row.id for row in rows])
+    series = _series(connection, rows, story_share)
     return [_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows]
 
 
@@ -243,14 +241,12 @@ def _one_per_outlet(credits: list[Credit]) -> list[Credit]:
 
 
 def _series(
-    connection: Connection, ids: Sequence[int], story_share: float
+    connection: Connection, rows: Sequence[Any], story_share: float
 ) -> dict[int, tuple[str, ...]]:
-    """The series of each item: its own, and those of its story (see ``in_series``)."""
+    """The series of each item row: its own, and those of its story (see ``in_series``)."""
     found: dict[int, set[str]] = defaultdict(set)
-    story_of: dict[int, int] = {}
-    for part in chunks(ids):
-        rows = connection.execute(select(items.c.id, items.c.story_id).where(items.c.id.in_(part)))
-        story_of.update({row.id: row.story_id for row in rows if row.story_id is not None})
+    story_of = {row.id: row.story_id for row in rows if row.story_id is not None}
+    for part in chunks(sorted({row.id for row in rows})):
         own = connection.execute(
             select(item_series.c.item_id, item_series.c.series_slug).where(
                 item_series.c.item_id.in_(part)
