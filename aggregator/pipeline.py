@@ -172,6 +172,7 @@ def grouping_rules(settings: Settings) -> GroupingRules:
         threshold=grouping.threshold,
         pair_threshold=grouping.pair_threshold,
         unnamed_threshold=grouping.unnamed_threshold,
+        subject_threshold=grouping.subject_threshold,
         merge_threshold=grouping.merge_threshold,
         window=grouping.window,
         capital_boost=grouping.capital_boost,

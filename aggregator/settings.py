@@ -166,6 +166,7 @@ class GroupingSettings(_Frozen):
     threshold: float = Field(default=0.13, gt=0, le=1)
     pair_threshold: float = Field(default=0.25, gt=0, le=1)
     unnamed_threshold: float = Field(default=0.18, gt=0, le=1)
+    subject_threshold: float = Field(default=0.3, gt=0, le=1)
     merge_threshold: float = Field(default=0.3, gt=0, le=1)
     window: Duration = timedelta(hours=72)
     capital_boost: float = Field(default=1.0, ge=1, le=5)

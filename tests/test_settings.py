@@ -184,7 +184,8 @@ def test_every_grouping_key_reaches_the_rules_the_daemon_uses(tmp_path: Path) ->
 
     config = MINIMAL + (
         "grouping:\n  threshold: 0.21\n  pair_threshold: 0.31\n  unnamed_threshold: 0.27\n"
-        "  merge_threshold: 0.41\n  window: 5h\n  capital_boost: 1.5\n  summary_weight: 0.6\n"
+        "  subject_threshold: 0.33\n  merge_threshold: 0.41\n  window: 5h\n  capital_boost: 1.5\n"
+        "  summary_weight: 0.6\n"
         "  duplicate_threshold: 0.81\n"
     )
     settings = load_settings(_write(tmp_path, config), environ={})

@@ -398,3 +398,34 @@ def test_an_archive_read_late_does_not_hide_the_live_story() -> None:
         old = T0 - timedelta(days=30 + 4 * n)  # each its own story
         index.assign(terms(f"Trump says Iran talks in Geneva may resume, round {1000 + n}"), old)
     assert index.assign(terms("Trump says Iran talks in Geneva to resume"), T0) == live
+
+
+def test_a_headline_leaving_out_a_storys_subject_for_a_name_of_its_own_needs_more() -> None:
+    # Iran's talks in Geneva, then DW's "Ukraine updates: Peace talks in Geneva": "talks"
+    # and "Geneva" in common, but not Iran, which every report of the story names, and
+    # Ukraine, which none does.
+    def place_ukraine_after_iran(subject_threshold: float) -> tuple[int, int, int]:
+        index = StoryIndex(GroupingRules(subject_threshold=subject_threshold))
+        for n, title in enumerate(["Protests spread in Iran", "New sanctions on Iran"]):
+            index.assign(terms(title), T0 + timedelta(minutes=n))  # Iran: a name
+        iran = [
+            index.assign(terms(title), T0 + timedelta(hours=1, minutes=n))
+            for n, title in enumerate(
+                [
+                    "Iran’s top diplomat to attend 'indirect' talks with U.S. in Geneva",
+                    "Iran meets U.N. nuclear watchdog in Geneva ahead of U.S. talks",
+                    "Trump says he will be involved indirectly in Iran talks",
+                    "U.S. and Iran to hold a second round of nuclear talks in Geneva",
+                ]
+            )
+        ]
+        assert len(set(iran)) == 1
+        later = T0 + timedelta(hours=2)
+        ukraine = index.assign(terms("Ukraine updates: Peace talks in Geneva 'very tense'"), later)
+        again = index.assign(terms("Iran and U.S. end talks in Geneva without a deal"), later)
+        return iran[0], ukraine, again
+
+    iran, ukraine, again = place_ukraine_after_iran(0.35)
+    assert ukraine != iran and again == iran
+    iran, ukraine, again = place_ukraine_after_iran(GroupingRules().threshold)  # rule off
+    assert ukraine == iran

@@ -81,6 +81,9 @@ class GroupingRules:
     # ... for a headline that names no one, to join a story that names someone: sharing
     # "strike", "kill" and "people" is not enough to be the same event.
     unnamed_threshold: float = 0.18
+    # ... for a headline that names none of the story's subject (the names most of its
+    # reports give) and names someone the story never did.
+    subject_threshold: float = 0.3
     merge_threshold: float = 0.3  # similarity of two stories an item bridges, to merge them
     shared_terms: int = 2  # terms an item must share with a story (one word is a topic)
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
@@ -268,6 +271,7 @@ class Candidate:
     total: Vector  # sum of the members' vectors
     names: frozenset[str] = frozenset()  # terms its outlets capitalised mid-title
     size: int = 1  # reports joined
+    subject: frozenset[str] = frozenset()  # the names most of its reports give
 
 
 def window_start(moment: datetime, window: timedelta) -> datetime:
@@ -299,7 +303,9 @@ def decide(
 
     The item joins the most similar candidate at or above ``threshold`` (for a story of
     one report, ``pair_threshold`` if higher; for an item that names no one, a story
-    that names someone only at ``unnamed_threshold``). Other candidates it also reaches
+    that names someone only at ``unnamed_threshold``; for an item that names none of a
+    story's subject but someone the story never named, at ``subject_threshold``). Other
+    candidates it also reaches
     are merged with that story when the stories are themselves similar
     (``merge_threshold``): reports that started apart, before the vocabulary of the
     event settled, come together, in the largest of them.
@@ -314,7 +320,7 @@ def decide(
             for c in candidates
             if _shares_enough(item, own, names, c.centroid, needed)
             and (not names or not c.names or not names.isdisjoint(c.names))
-            and (score := cosine(item, c.centroid)) >= _bar(c, bool(names), rules)
+            and (score := cosine(item, c.centroid)) >= _bar(c, names, rules)
         ),
         key=lambda entry: (-entry[0], entry[1].story),
     )
@@ -351,9 +357,14 @@ def _shares_enough(
     return sum(term in story for term in item) >= needed
 
 
-def _bar(candidate: Candidate, named: bool, rules: GroupingRules) -> float:
+def _bar(candidate: Candidate, names: frozenset[str], rules: GroupingRules) -> float:
+    named = bool(names)
     """The similarity an item needs to join this candidate."""
     bar = rules.threshold
+    if candidate.subject and names.isdisjoint(candidate.subject) and not names <= candidate.names:
+        # Another subject: "Ukraine updates: Peace talks in Geneva" has "talks" and
+        # "Geneva" in common with Iran's talks there, but not Iran, and names Ukraine.
+        bar = max(bar, rules.subject_threshold)
     if candidate.size <= 1:  # two headlines alone
         bar = max(bar, rules.pair_threshold)
     if not named and candidate.names:  # a headline naming no one, a story naming someone
@@ -369,6 +380,8 @@ def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
 
 _PRUNE_EVERY = 5000
 _HOUR = timedelta(hours=1)
+_SUBJECT_AFTER = 3  # reports before a story has a subject
+_SUBJECT_SHARE = 0.6  # of its reports that give a name, for it to be the subject
 _EXACT_UP_TO = 32  # a story's centroid is recomputed on every join up to this size,
 _REFRESH_EVERY = 8  # then on every 8th  # assignments between two sweeps of expired stories
 
@@ -381,6 +394,7 @@ class _Story:
     last_seen: datetime
     names: frozenset[str] = frozenset()
     size: int = 0  # items joined (merged stories' not counted)
+    named: Counter[str] = field(default_factory=Counter)  # reports naming each name
 
 
 @dataclass
@@ -427,6 +441,7 @@ class StoryIndex:
             other = self._stories.pop(other_id)
             _add(story.total, other.total)
             story.names |= other.names
+            story.named.update(other.named)
             story.last_seen = max(story.last_seen, other.last_seen)
             story.first_seen = min(story.first_seen, other.first_seen)
             self._merged_into[other_id] = story_id
@@ -523,6 +538,7 @@ class StoryIndex:
         _add(story.total, vector)
         if not names <= story.names:
             story.names |= names
+        story.named.update(names)
         cap = self.rules.centroid_terms
         if len(story.total) > 3 * cap:  # bounded, so that a long story costs no more
             story.total = _top(story.total, 2 * cap)
@@ -615,6 +631,24 @@ class StoryIndex:
                 del self._postings[term]
         stories = self._stories
         return [
-            Candidate(i, stories[i].centroid, stories[i].total, stories[i].names, stories[i].size)
+            Candidate(
+                i,
+                stories[i].centroid,
+                stories[i].total,
+                stories[i].names,
+                stories[i].size,
+                _subject(stories[i]),
+            )
             for i in seen
         ]
+
+
+def _subject(story: _Story) -> frozenset[str]:
+    """The names most of a story's reports give (Iran, in the Iran talks): none until
+    it has a few reports, nor when no name is given by most of them."""
+    if story.size < _SUBJECT_AFTER or not story.named:
+        return frozenset()
+    most = max(story.named.values())
+    if most < _SUBJECT_SHARE * story.size:
+        return frozenset()
+    return frozenset(name for name, count in story.named.items() if count == most)
