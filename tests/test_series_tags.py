@@ -3,9 +3,12 @@ and how a tagged story brings other outlets' reports into its series."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+
+import yaml
 
 from aggregator.parse import parse_feed
 from aggregator.process.normalize import normalize_items
@@ -16,9 +19,11 @@ from aggregator.process.series_tags import (
     names_no_story,
     suggest_series,
 )
-from aggregator.types import FeedPage, Item, TagUse
+from aggregator.types import Category, FeedPage, Item, TagUse
+from tests.builders import make_item
 
 DATA = Path(__file__).parent / "data" / "series"
+REPO = Path(__file__).parent.parent
 NOW = datetime(2026, 2, 18, 3, 0, tzinfo=UTC)
 
 
@@ -125,6 +130,10 @@ def _capture_config(tmp_path: Path) -> Path:
         "    match:",
         "      categories: [{term: Russian Invasion of Ukraine, domain: '*/keywords/des'}]",
     ]
+    # and the bundled config's series on the Islamic State, as it is written there
+    bundled = yaml.safe_load((REPO / "config" / "aggregator.yaml").read_text(encoding="utf-8"))
+    islamic_state = next(s for s in bundled["series"] if s["slug"] == "islamic-state")
+    lines.append(f"  - {json.dumps(islamic_state)}")
     config = tmp_path / "capture.yaml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config
@@ -158,6 +167,7 @@ def test_series_on_the_2026_capture_follow_stories_across_outlets(tmp_path: Path
         catalog = StoreCatalog(settings, pipeline.store)
         keywords = catalog.feed_page("series", "ukraine")
         tagged = catalog.feed_page("series", "ukraine-nyt")
+        islamic_state = catalog.feed_page("series", "islamic-state")
     assert keywords is not None and tagged is not None
     reports = _reports(keywords)
     titles = {title for _, title in reports}
@@ -181,6 +191,32 @@ def test_series_on_the_2026_capture_follow_stories_across_outlets(tmp_path: Path
         for e in tagged.entries
         for r in e.reports
     )
+    # The bundled series on the Islamic State: ABC Australia's "'ISIS brides' dilemma"
+    # brings the story of the 34 women and children Australia will not repatriate, as
+    # Japan Today, NPR and ABC News tell it without naming the group in a headline.
+    assert islamic_state is not None
+    named = _reports(islamic_state)
+    assert {"abc-net-au-top-stories", "japantoday-world", "npr-world", "dw-english-all"} <= {
+        source for source, _ in named
+    }
+    about = re.compile(r"Islamic State|ISIS|\bIS\b|repatriate")
+    assert [title for _, title in named if not about.search(title)] == []
+
+
+def test_the_bundled_islamic_state_series_takes_sputniks_running_story_tag() -> None:
+    from aggregator.series import series_rules
+    from aggregator.settings import load_settings
+
+    settings = load_settings(REPO / "config" / "aggregator.yaml", environ={})
+    rules = [rule for rule in series_rules(settings) if rule.slug == "islamic-state"]
+    sputnik = make_item(
+        "a",
+        title="Strikes hit positions near Raqqa",
+        categories=(Category(term="Violence Erupts as Islamic State Rises (1881)"),),
+    )
+    (found,) = series_for(sputnik, rules)
+    assert found.tagged
+    assert series_for(make_item("b", title="Strikes hit positions near Raqqa"), rules) == ()
 
 
 def _auto_config(tmp_path: Path, auto: str) -> Path:
