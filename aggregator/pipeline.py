@@ -241,12 +241,19 @@ class Pipeline:
             jitter_draw=self.random.random(),
         )
 
-    def _assign_stories(self, now: datetime) -> None:
-        """Stories are a view of stored items: when assigning fails, the poll stands, and
-        the items are assigned after a later poll."""
-        assert self.stories is not None
+    def assign_stories(self) -> None:
+        """Put the items polls stored since the last call into stories, oldest first.
+
+        Called once a batch of polls is done, not after each poll: items are then
+        assigned in time order whichever polling thread finished first, and the stories
+        of a cycle do not depend on thread timing. Stories are a view of stored items:
+        when assigning fails, the polls stand, and the items are assigned next time."""
+        if self.stories is None:
+            return
         try:
-            self.stories.assign_pending(now)
+            assigned = self.stories.assign_pending(self.clock.now())
+            if assigned:
+                log.info("stories: %d new items placed", assigned)
         except StoreError as exc:
             log.warning("stories: assignment postponed: %s", exc)
             self.stories.forget()
@@ -326,8 +333,6 @@ class Pipeline:
             new = saved.new
             if saved.touched and self.rules:
                 self._decide_series(saved.touched)
-            if new and self.stories is not None:
-                self._assign_stories(now)
             return PollOutcome(
                 source=source.name,
                 status="ok",
@@ -404,10 +409,13 @@ class Pipeline:
         self.not_modified_batch = []
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                return tuple(pool.map(self.poll_guarded, sources))
+                outcomes = tuple(pool.map(self.poll_guarded, sources))
         finally:
             batch, self.not_modified_batch = self.not_modified_batch, None
             self.store.save_not_modified(batch)
+        if any(o.items_new for o in outcomes):
+            self.assign_stories()
+        return outcomes
 
     def poll_all(self) -> tuple[PollOutcome, ...]:
         """Poll every configured source once, due or not (gone sources excepted)."""

@@ -22,6 +22,9 @@ from aggregator.types import PollOutcome, SourceForPoll
 log = logging.getLogger(__name__)
 
 TICK = timedelta(seconds=5)
+# Items are put into stories when the due polls are all done (in time order, whichever
+# finished first), and at least this often while polls keep coming.
+ASSIGN_AT_LEAST_EVERY = 30.0  # seconds
 # How often series.auto looks for new running-story tags in what the polls stored.
 AUTO_SERIES_EVERY = timedelta(hours=6)
 
@@ -35,6 +38,8 @@ class Poller:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
+        self._unassigned = False  # polls stored new items no story has yet
+        self._assigned_at = time.monotonic()
         self._workers = [
             threading.Thread(target=self._work, name=f"poll-{i}", daemon=True)
             for i in range(workers)
@@ -85,6 +90,9 @@ class Poller:
             self._in_flight.update(s.name for s in fresh)
         for source in fresh:
             self._queue.put(source)
+        # A poll stuck until its deadline holds the others' items back no longer than this.
+        if self._unassigned and time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY:
+            self._assign_stories()
 
     def _work(self) -> None:
         while True:
@@ -93,11 +101,25 @@ class Poller:
                 return
             try:
                 if not self._stopping.is_set():
-                    log_outcome(self.pipeline.poll_guarded(source))
+                    outcome = self.pipeline.poll_guarded(source)
+                    log_outcome(outcome)
+                    if outcome.items_new:
+                        self._unassigned = True
             finally:
                 with self._lock:
                     self._in_flight.discard(source.name)
                     self._idle.notify_all()
+                    drained = not self._in_flight and self._queue.empty()
+            if self._unassigned and (
+                drained or time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY
+            ):
+                self._assign_stories()
+
+    def _assign_stories(self) -> None:
+        self._unassigned = False
+        self._assigned_at = time.monotonic()
+        if not self._stopping.is_set():
+            self.pipeline.assign_stories()
 
     def stop(self, timeout: float) -> bool:
         """Stop ticking, let in-flight polls finish for up to ``timeout`` seconds.

@@ -85,6 +85,13 @@ def test_demo_daemon_serves_every_outlet_once_and_stops_on_sigterm(tmp_path: Pat
         (match,) = log.wait_for(r"serving merged feeds on (http://\S+?)/?$")
         base = match.group(1)
         log.wait_for(r"aggregator\.schedule: [a-z0-9-]+: \d+ items", count=len(settings.sources))
+        # Once the due polls are done, their items are put into stories, oldest first.
+        log.wait_for(r"stories: \d+ new items placed")
+        store = Store.open(settings.database)
+        try:
+            assert store.unassigned_items(1) == ()
+        finally:
+            store.close()
         with httpx.Client(base_url=base, timeout=30) as client:
             world = feedparser.parse(client.get("/feeds/world.atom").content)
             assert world.bozo == 0

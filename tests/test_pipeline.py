@@ -159,7 +159,7 @@ def test_conditional_get_with_last_modified_alone(tmp_path: Path) -> None:
     assert state.etag is None and state.last_modified is not None
 
 
-def test_a_bug_in_story_assignment_does_not_fail_the_poll(tmp_path: Path) -> None:
+def test_a_bug_in_story_assignment_does_not_fail_the_polls(tmp_path: Path) -> None:
     from aggregator.grouping import StoryAssigner
     from aggregator.process.stories import GroupingRules
 
@@ -173,9 +173,79 @@ def test_a_bug_in_story_assignment_does_not_fail_the_poll(tmp_path: Path) -> Non
     )
     pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
     pipeline.stories = Broken(pipeline.store, GroupingRules())
-    outcome = _poll(pipeline)
+    (outcome,) = pipeline.poll_many(pipeline.store.sources_for_poll(["npr"]))
     assert (outcome.status, outcome.items_new) == ("ok", 10)
     pipeline.store.close()
+
+
+def _dated_feed(outlet: str, items: list[tuple[str, str]]) -> bytes:
+    entries = "".join(
+        f"<item><title>{title}</title><link>https://{outlet}.example/{n}</link>"
+        f"<guid>{n}</guid><pubDate>{date}</pubDate></item>"
+        for n, (title, date) in enumerate(items)
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{outlet}'
+        f"</title><link>https://{outlet}.example/</link><description>d</description>"
+        f"{entries}</channel></rss>"
+    ).encode()
+
+
+def test_a_batch_of_polls_puts_items_into_stories_in_time_order(tmp_path: Path) -> None:
+    # The source polled first brings the newer items: assigned after each poll, its
+    # stories would be made first (and an archive read later would meet them out of
+    # order). Assigned once the batch is done, stories are made oldest first.
+    from sqlalchemy import create_engine, text
+
+    from aggregator.grouping import StoryAssigner
+    from aggregator.process.stories import GroupingRules
+
+    newer = [
+        ("Floods close schools across Jakarta", "Tue, 17 Feb 2026 10:00:00 GMT"),
+        ("Chess champion retires after final match", "Tue, 17 Feb 2026 11:00:00 GMT"),
+        ("Volcano erupts near Reykjavik airport", "Tue, 17 Feb 2026 12:00:00 GMT"),
+    ]
+    older = [
+        ("Bank raises interest rates in Brazil", "Mon, 16 Feb 2026 10:00:00 GMT"),
+        ("Museum returns stolen bronzes to Nigeria", "Mon, 16 Feb 2026 11:00:00 GMT"),
+        ("Storm grounds flights at Heathrow", "Mon, 16 Feb 2026 12:00:00 GMT"),
+    ]
+    fetcher = FakeFetcher()
+    for name, items in (("late", newer), ("early", older)):
+        fetcher.answers(
+            name,
+            Fetched(
+                url=f"https://{name}.example/feed",
+                status_code=200,
+                content=_dated_feed(name, items),
+                content_type="application/rss+xml",
+            ),
+        )
+    settings = Settings.model_validate(
+        {
+            "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "polling": {"concurrency": 1},
+            "sources": [
+                {"name": "late", "url": "https://late.example/feed"},
+                {"name": "early", "url": "https://early.example/feed"},
+            ],
+        }
+    )
+    store = Store.open(settings.database)
+    pipeline = Pipeline(settings=settings, store=store, fetcher=fetcher, clock=FixedClock(T0))
+    pipeline.stories = StoryAssigner(store, GroupingRules())
+    pipeline.sync_sources()
+    by_name = {s.name: s for s in store.sources_for_poll(["late", "early"])}
+    outcomes = pipeline.poll_many([by_name["late"], by_name["early"]])
+    assert [o.source for o in outcomes] == ["late", "early"] == [s.name for s in fetcher.seen]
+    store.close()
+    engine = create_engine(settings.database)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT story_id FROM items ORDER BY sort_at")).all()
+    engine.dispose()
+    story_ids = [row.story_id for row in rows]
+    assert None not in story_ids and len(set(story_ids)) == 6
+    assert story_ids == sorted(story_ids)  # each a new story, made oldest first
 
 
 def _one_item_feed(title: str) -> bytes:
