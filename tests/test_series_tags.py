@@ -157,13 +157,10 @@ def test_series_on_the_2026_capture_follow_stories_across_outlets(tmp_path: Path
 
     settings = load_settings(_capture_config(tmp_path), environ={})
     with open_pipeline(settings) as pipeline:
-        # Stories are assigned once everything is stored, in time order: assigned after
-        # each poll, they would depend on which of the polling threads finished first.
-        assigner, pipeline.stories = pipeline.stories, None
+        # As `aggregator poll` does it: stories are assigned once every poll is done,
+        # oldest first, whichever of the polling threads finished first.
         outcomes = pipeline.poll_all()
         assert all(o.status == "ok" for o in outcomes), outcomes
-        assert assigner is not None
-        assigner.assign_pending(datetime.now(UTC))
         catalog = StoreCatalog(settings, pipeline.store)
         keywords = catalog.feed_page("series", "ukraine")
         tagged = catalog.feed_page("series", "ukraine-nyt")
