@@ -351,6 +351,8 @@ def test_same_time_capture_finds_multi_outlet_stories_without_false_merges() -> 
         ("Pelicot", "Mark Kelly"),
         # Dates say when, not what: "All of Africa Today - February 17, 2026".
         ("All of Africa Today", "Magazine solutions"),
+        # ICE, the agency, is not Greenland's "piece of ice" (both with Trump).
+        ("Colombian pro-Trump lawmaker", "piece of ice"),
     ]:
         assert not any(other in title for _, title in _story_with(stories, one))
 
@@ -429,3 +431,14 @@ def test_a_headline_leaving_out_a_storys_subject_for_a_name_of_its_own_needs_mor
     assert ukraine != iran and again == iran
     iran, ukraine, again = place_ukraine_after_iran(GroupingRules().threshold)  # rule off
     assert ukraine == iran
+
+
+def test_a_word_in_lower_case_is_not_the_name_a_story_only_ever_capitalised() -> None:
+    index = StoryIndex(GroupingRules())
+    arrests = index.assign(terms("Lawmaker backing Trump asks for help as ICE holds her son"), T0)
+    again = T0 + timedelta(hours=1)
+    assert index.assign(terms("Congresswoman backing Trump denounces ICE"), again) == arrests
+    ice = index.assign(terms("Greenland is a piece of ice, says Trump"), again)
+    assert ice != arrests
+    # ... while a name both write in capitals is shared as before
+    assert index.assign(terms("ICE holds son of lawmaker backing Trump"), again) == arrests

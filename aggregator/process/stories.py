@@ -23,6 +23,7 @@ import sys
 import unicodedata
 from collections import Counter, defaultdict, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -272,6 +273,9 @@ class Candidate:
     names: frozenset[str] = frozenset()  # terms its outlets capitalised mid-title
     size: int = 1  # reports joined
     subject: frozenset[str] = frozenset()  # the names most of its reports give
+    # terms its headlines wrote in lower case: a name that is never one of them is only
+    # a name (ICE, the agency, is not "ice")
+    words: AbstractSet[str] = frozenset()
 
 
 def window_start(moment: datetime, window: timedelta) -> datetime:
@@ -298,6 +302,7 @@ def decide(
     names: frozenset[str] = frozenset(),
     *,
     headline: Vector | None = None,
+    words: frozenset[str] = frozenset(),
 ) -> Decision:
     """The story an item joins, and the stories it bridges.
 
@@ -318,7 +323,7 @@ def decide(
         (
             (score, c)
             for c in candidates
-            if _shares_enough(item, own, names, c.centroid, needed)
+            if _shares_enough(item, own, names, c, needed, words)
             and (not names or not c.names or not names.isdisjoint(c.names))
             and (score := cosine(item, c.centroid)) >= _bar(c, names, rules)
         ),
@@ -344,17 +349,30 @@ def decide(
 
 
 def _shares_enough(
-    item: Vector, headline: Collection[str], names: frozenset[str], story: Vector, needed: int
+    item: Vector,
+    headline: Collection[str],
+    names: frozenset[str],
+    story: Candidate,
+    needed: int,
+    words: frozenset[str],
 ) -> bool:
     """Whether the item shares enough terms with the story to be the same event: its
     headline ``needed`` terms, or one name, and its summary the rest ("A New Chapter for
-    Bangladesh" / "... Bangladesh Nationalist Party claims victory in ... elections")."""
-    shared = [term for term in headline if term in story]
+    Bangladesh" / "... Bangladesh Nationalist Party claims victory in ... elections").
+    A word the headline writes in lower case is not shared with a story that only ever
+    wrote it as a name: Greenland's "piece of ice" has nothing in common with ICE."""
+    centroid = story.centroid
+    shared = [
+        term
+        for term in headline
+        if term in centroid
+        and not (term in words and term in story.names and term not in story.words)
+    ]
     if len(shared) >= needed:
         return True
     if not shared or names.isdisjoint(shared):
         return False
-    return sum(term in story for term in item) >= needed
+    return len(shared) + sum(t in centroid for t in item if t not in headline) >= needed
 
 
 def _bar(candidate: Candidate, names: frozenset[str], rules: GroupingRules) -> float:
@@ -394,7 +412,10 @@ class _Story:
     last_seen: datetime
     names: frozenset[str] = frozenset()
     size: int = 0  # items joined (merged stories' not counted)
-    named: Counter[str] = field(default_factory=Counter)  # reports naming each name
+    # Reports naming each name; None while the story has one report (its names, once
+    # each): most stories have one, and a Counter and a set each cost 30 MB over 57,000.
+    named: Counter[str] | None = None
+    words: AbstractSet[str] = frozenset()  # terms written in lower case
 
 
 @dataclass
@@ -433,7 +454,8 @@ class StoryIndex:
         if len(headline_counts) < len(counts):
             headline = _unit({plain[m]: weights[plain[m]] for m in headline_counts})
         candidates = self._candidates(headline, when)  # the gate needs a headline term
-        decision = decide(vector, candidates, self.rules, names, headline=headline)
+        words = _words_of(headline_counts)
+        decision = decide(vector, candidates, self.rules, names, headline=headline, words=words)
         created = decision.story is None
         story_id = self._new_story(when) if decision.story is None else decision.story
         story = self._stories[story_id]
@@ -441,11 +463,12 @@ class StoryIndex:
             other = self._stories.pop(other_id)
             _add(story.total, other.total)
             story.names |= other.names
-            story.named.update(other.named)
+            story.named = _named(story) + _named(other)
+            story.words = _union(story.words, other.words)
             story.last_seen = max(story.last_seen, other.last_seen)
             story.first_seen = min(story.first_seen, other.first_seen)
             self._merged_into[other_id] = story_id
-        self._join(story_id, headline, names, when, index_all=bool(decision.merge))
+        self._join(story_id, headline, names, words, when, index_all=bool(decision.merge))
         return Placement(story_id, created, decision.merge, story.last_seen)
 
     def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
@@ -456,7 +479,7 @@ class StoryIndex:
         if story_id not in self._stories:
             self._stories[story_id] = _Story({}, {}, when, when)
             self._next_id = max(self._next_id, story_id + 1)
-        self._join(story_id, headline, names, when, index_all=False)
+        self._join(story_id, headline, names, _words_of(headline_counts), when, index_all=False)
 
     def join(self, counts: Counter[str], when: datetime, story_id: int) -> Placement:
         """Add an item to a story decided elsewhere (a near-duplicate joins the story of
@@ -530,15 +553,19 @@ class StoryIndex:
         story_id: int,
         vector: dict[str, float],
         names: frozenset[str],
+        words: frozenset[str],
         when: datetime,
         *,
         index_all: bool,
     ) -> None:
         story = self._stories[story_id]
         _add(story.total, vector)
+        if story.size:
+            story.named = _named(story)
+            story.named.update(names)
         if not names <= story.names:
             story.names |= names
-        story.named.update(names)
+        story.words = _union(story.words, words)
         cap = self.rules.centroid_terms
         if len(story.total) > 3 * cap:  # bounded, so that a long story costs no more
             story.total = _top(story.total, 2 * cap)
@@ -638,9 +665,32 @@ class StoryIndex:
                 stories[i].names,
                 stories[i].size,
                 _subject(stories[i]),
+                stories[i].words,
             )
             for i in seen
         ]
+
+
+def _words_of(headline: Counter[str]) -> frozenset[str]:
+    """The terms a headline wrote in lower case (unmarked: neither a name nor a first
+    or Title Case word)."""
+    return frozenset(marked for marked in headline if marked[0] not in "^?")
+
+
+def _named(story: _Story) -> Counter[str]:
+    """How many of the story's reports give each name."""
+    return story.named if story.named is not None else Counter(story.names)
+
+
+def _union(held: AbstractSet[str], more: AbstractSet[str]) -> AbstractSet[str]:
+    """``held`` with ``more``: a story of one report shares its report's set."""
+    if not held:
+        return more
+    if more <= held:
+        return held
+    grown = held if isinstance(held, set) else set(held)
+    grown |= more
+    return grown
 
 
 def _subject(story: _Story) -> frozenset[str]:
