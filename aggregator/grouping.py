@@ -23,7 +23,7 @@ from aggregator.types import StoryAssignment, StoryMember
 
 log = logging.getLogger(__name__)
 
-BATCH = 1000  # unassigned items read and written per transaction
+BATCH = 5000  # unassigned items read and written per transaction
 
 
 class StoryAssigner:
@@ -48,13 +48,13 @@ class StoryAssigner:
         with self._lock:
             index = self._index if self._index is not None else self._warm_start(now)
             assigned = 0
-            while True:
-                pending = self.store.unassigned_items(BATCH)
-                if not pending:
-                    self._duplicates.prune(now)
-                    return assigned
-                self.store.save_story_assignments([self._place(index, m) for m in pending])
-                assigned += len(pending)
+            while ids := self.store.unassigned_ids():  # again: polls go on meanwhile
+                for start in range(0, len(ids), BATCH):
+                    pending = self.store.unassigned_members(ids[start : start + BATCH])
+                    self.store.save_story_assignments([self._place(index, m) for m in pending])
+                    assigned += len(pending)
+            self._duplicates.prune(now)
+            return assigned
 
     def forget(self) -> None:
         """Drop the index: the next assignment starts again from the store (after a

@@ -89,7 +89,7 @@ def test_demo_daemon_serves_every_outlet_once_and_stops_on_sigterm(tmp_path: Pat
         log.wait_for(r"stories: \d+ new items placed")
         store = Store.open(settings.database)
         try:
-            assert store.unassigned_items(1) == ()
+            assert store.unassigned_ids() == []
         finally:
             store.close()
         with httpx.Client(base_url=base, timeout=30) as client:

@@ -224,9 +224,15 @@ class Store:
 
     # --- stories -------------------------------------------------------------------
 
-    def unassigned_items(self, limit: int = 1000) -> tuple[StoryMember, ...]:
+    def unassigned_ids(self) -> list[int]:
+        """Items no story has yet, oldest first."""
         with self._transaction() as connection:
-            return _stories.unassigned(connection, limit)
+            return _stories.unassigned_ids(connection)
+
+    def unassigned_members(self, ids: Sequence[int]) -> tuple[StoryMember, ...]:
+        """Those of these items that still have no story, in the order given."""
+        with self._transaction() as connection:
+            return _stories.unassigned_members(connection, ids)
 
     def assigned_items_since(self, since: datetime) -> tuple[StoryMember, ...]:
         with self._transaction() as connection:
