@@ -23,7 +23,7 @@ from aggregator.types import StoryAssignment, StoryMember
 
 log = logging.getLogger(__name__)
 
-BATCH = 5000  # unassigned items read and written per transaction
+BATCH = 2000  # unassigned items read and written per transaction
 
 
 class StoryAssigner:
