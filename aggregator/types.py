@@ -334,6 +334,10 @@ class PublishedEntry:
     language: str | None
     credits: tuple[Credit, ...]
     series: tuple[str, ...] = ()
+    # For each of its series, why: the rule that matched and the item it matched (the
+    # item's own, or the report that brought its story in).
+    why: tuple[StorySeries, ...] = ()
+    story: int | None = None  # the story it reports, once assigned
     reports: tuple[Report, ...] = ()  # for a story entry: every report, oldest first
     outlet: str | None = None  # for one outlet's copy of an article (merge: none)
 

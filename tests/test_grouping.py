@@ -15,7 +15,7 @@ from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.types import SourceDefinition
+from aggregator.types import SourceDefinition, StorySeries
 from tests.builders import make_item, save_batch
 
 # Starlette >= 1.x warns about httpx on import of its TestClient (see test_publish_app).
@@ -378,7 +378,14 @@ def test_a_story_one_outlet_tagged_brings_every_report_into_the_series(store: St
     copies = store.feed_entries(series_slugs=["civil-rights"], limit=10, merge="none")
     assert sorted(e.title for e in copies) == sorted(title for _, title in JACKSON)
     assert all(e.series == ("civil-rights",) for e in copies)
+    # ... each saying why: the BBC report's membership brought the story in
+    bbc_report = next(e for e in copies if e.title == JACKSON[0][1])
+    assert {e.why for e in copies} == {
+        (StorySeries(slug="civil-rights", reason="test civil-rights", item_id=bbc_report.id),)
+    }
+    assert len({e.story for e in copies}) == 1 and None not in {e.story for e in copies}
     (story,) = store.feed_entries(series_slugs=["civil-rights"], limit=10, merge="story")
     assert {c.source for c in story.credits} == {"bbc", "npr", "abc"}
+    assert story.why == bbc_report.why
     everything = store.feed_entries(series_slugs=None, limit=10, merge="none")
     assert {e.title: e.series for e in everything}[OTHERS[0][1]] == ()

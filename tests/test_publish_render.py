@@ -26,7 +26,15 @@ from aggregator.publish import (
     render_rss,
 )
 from aggregator.publish.credits import credits_footer_html, entry_body_html
-from aggregator.types import Category, Credit, Enclosure, FeedPage, PublishedEntry, Report
+from aggregator.types import (
+    Category,
+    Credit,
+    Enclosure,
+    FeedPage,
+    PublishedEntry,
+    Report,
+    StorySeries,
+)
 
 BASE_URL = "https://news.example.org"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -97,6 +105,8 @@ MULTI_OUTLET = make_entry(
         make_credit("wire", "Wire Service", "https://wire.example/101"),
     ),
     series=("vienna-talks",),
+    why=(StorySeries(slug="vienna-talks", reason="keyword 'Vienna'", item_id=99),),
+    story=7,
 )
 NO_LINK = make_entry(
     102,
@@ -401,7 +411,15 @@ def test_json_outlets_extension_lists_every_credit() -> None:
                 "guid": None,
             },
         ],
-        "series": [{"slug": "vienna-talks", "feed_url": f"{BASE_URL}/series/vienna-talks.json"}],
+        "series": [
+            {
+                "slug": "vienna-talks",
+                "feed_url": f"{BASE_URL}/series/vienna-talks.json",
+                "reason": "keyword 'Vienna'",
+                "item": 99,  # the report that brought the story into the series
+            }
+        ],
+        "story": f"{BASE_URL}/stories/7.json",
     }
 
 

@@ -1,7 +1,8 @@
 """JSON Feed 1.1 rendering of a merged feed (https://www.jsonfeed.org/version/1.1/).
 
 Besides the standard fields, each item carries an ``_aggregator`` extension object
-listing every outlet that carried it and the series it belongs to.
+listing every outlet that carried it, the series it belongs to and why (the rule, and
+the item that matched it), and the story it reports.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aggregator.publish.credits import (
     is_web_url,
     site_base_url,
 )
-from aggregator.types import Enclosure, FeedPage, PublishedEntry
+from aggregator.types import Enclosure, FeedPage, PublishedEntry, StorySeries
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 JSON_FEED_MEDIA_TYPE = "application/feed+json"
@@ -70,7 +71,8 @@ def _item(entry: PublishedEntry, *, base_url: str) -> JsonObject:
     if entry.enclosures:
         item["attachments"] = [_attachment(enclosure) for enclosure in entry.enclosures]
 
-    item["_aggregator"] = {
+    why = {found.slug: found for found in entry.why}
+    extension: JsonObject = {
         "outlets": [
             {
                 "source": credit.source,
@@ -80,11 +82,22 @@ def _item(entry: PublishedEntry, *, base_url: str) -> JsonObject:
             }
             for credit in entry.credits
         ],
-        "series": [
-            {"slug": slug, "feed_url": f"{base_url}/series/{slug}.json"} for slug in entry.series
-        ],
+        "series": [_series(slug, why.get(slug), base_url) for slug in entry.series],
     }
+    if entry.story is not None:
+        extension["story"] = f"{base_url}/stories/{entry.story}.json"
+    item["_aggregator"] = extension
     return item
+
+
+def _series(slug: str, why: StorySeries | None, base_url: str) -> JsonObject:
+    """A series the entry is in, and why: the rule that matched, and the item it matched
+    (the entry's own, or the report that brought its story in)."""
+    found: JsonObject = {"slug": slug, "feed_url": f"{base_url}/series/{slug}.json"}
+    if why is not None:
+        found["reason"] = why.reason
+        found["item"] = why.item_id
+    return found
 
 
 def _attachment(enclosure: Enclosure) -> JsonObject:

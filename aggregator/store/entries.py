@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, exists, func, select, union
+from sqlalchemy import Connection, exists, func, select, union
 
 from aggregator.store.dialect import chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
@@ -19,6 +19,8 @@ from aggregator.types import (
     Enclosure,
     PublishedEntry,
     Report,
+    SeriesMembership,
+    StorySeries,
 )
 
 
@@ -159,7 +161,7 @@ def in_series(slugs: Sequence[str], story_share: float = SERIES_STORY_SHARE) -> 
 def _story_entry(
     rows: list[Any],
     credits: dict[int, tuple[Credit, ...]],
-    series: dict[int, tuple[str, ...]],
+    series: dict[int, tuple[StorySeries, ...]],
 ) -> PublishedEntry:
     rows = sorted(rows, key=lambda row: (row.sort_at, row.id))
     lead = rows[0]
@@ -181,12 +183,16 @@ def _story_entry(
                     published=row.sort_at,
                 )
             )
-    slugs = sorted({slug for row in rows for slug in series.get(row.id, ())})
+    why: dict[str, StorySeries] = {}
+    for row in rows:  # oldest first: the story's own reasons are every member's
+        for found in series.get(row.id, ()):
+            why.setdefault(found.slug, found)
     return replace(
         entry,
         updated=max(max(row.changed_at, row.sort_at) for row in rows),
         credits=tuple(outlets),
-        series=tuple(slugs),
+        series=tuple(sorted(why)),
+        why=tuple(why[slug] for slug in sorted(why)),
         reports=tuple(reports),
     )
 
@@ -242,61 +248,72 @@ def _one_per_outlet(credits: list[Credit]) -> list[Credit]:
 
 def _series(
     connection: Connection, rows: Sequence[Any], story_share: float
-) -> dict[int, tuple[str, ...]]:
-    """The series of each item row: its own, and those of its story (see ``in_series``)."""
-    found: dict[int, set[str]] = defaultdict(set)
+) -> dict[int, tuple[StorySeries, ...]]:
+    """The series of each item row, with why: its story's (see ``in_series``), each
+    through the report that brought the story in, and its own."""
+    found: dict[int, dict[str, StorySeries]] = defaultdict(dict)
     story_of = {row.id: row.story_id for row in rows if row.story_id is not None}
-    for part in chunks(sorted({row.id for row in rows})):
-        own = connection.execute(
-            select(item_series.c.item_id, item_series.c.series_slug).where(
-                item_series.c.item_id.in_(part)
-            )
-        )
-        for row in own:
-            found[row.item_id].add(row.series_slug)
-    story_series = story_series_of(connection, sorted(set(story_of.values())), story_share)
+    by_story = story_series_why(connection, sorted(set(story_of.values())), story_share)
     for item_id, story_id in story_of.items():
-        found[item_id].update(story_series.get(story_id, ()))
-    return {item_id: tuple(sorted(slugs)) for item_id, slugs in found.items() if slugs}
+        found[item_id].update(by_story.get(story_id, {}))
+    for item_id, memberships in memberships_of(connection, [row.id for row in rows]).items():
+        for membership in memberships:
+            found[item_id].setdefault(
+                membership.slug,
+                StorySeries(slug=membership.slug, reason=membership.reason, item_id=item_id),
+            )
+    return {
+        item_id: tuple(why[slug] for slug in sorted(why)) for item_id, why in found.items() if why
+    }
 
 
 def story_series_of(
     connection: Connection, story_ids: Sequence[int], story_share: float
 ) -> dict[int, set[str]]:
+    """The series each story belongs to (see ``story_series_why``)."""
+    why = story_series_why(connection, story_ids, story_share)
+    return {story_id: set(series) for story_id, series in why.items()}
+
+
+def story_series_why(
+    connection: Connection, story_ids: Sequence[int], story_share: float
+) -> dict[int, dict[str, StorySeries]]:
     """The series each story belongs to: those an outlet tagged one of its items for,
-    and those at least ``story_share`` of its items are in."""
-    matching: dict[tuple[int, str], tuple[int, bool]] = {}
+    and those at least ``story_share`` of its items are in; each with the member that
+    brought the story in, the earliest an outlet tagged, else the earliest that matched."""
+    matches: dict[tuple[int, str], list[Any]] = defaultdict(list)
     sizes: dict[int, int] = {}
     for part in chunks(story_ids):
-        any_tagged = func.max(case((item_series.c.tagged, 1), else_=0))
-        counted = connection.execute(
+        matched = connection.execute(
             select(
                 items.c.story_id,
+                items.c.id,
+                items.c.sort_at,
                 item_series.c.series_slug,
-                func.count().label("n"),
-                any_tagged.label("tagged"),
+                item_series.c.reason,
+                item_series.c.tagged,
             )
             .join(item_series, item_series.c.item_id == items.c.id)
             .where(items.c.story_id.in_(part))
-            .group_by(items.c.story_id, item_series.c.series_slug)
         )
-        matching.update(
-            {(row.story_id, row.series_slug): (row.n, bool(row.tagged)) for row in counted}
-        )
+        for row in matched:
+            matches[(row.story_id, row.series_slug)].append(row)
         sized = connection.execute(
             select(items.c.story_id, func.count().label("n"))
             .where(items.c.story_id.in_(part))
             .group_by(items.c.story_id)
         )
         sizes.update({row.story_id: row.n for row in sized})
-    belongs: dict[int, set[str]] = defaultdict(set)
-    for (story_id, slug), (count, tagged) in matching.items():
-        if tagged or count >= story_share * sizes.get(story_id, count):
-            belongs[story_id].add(slug)
+    belongs: dict[int, dict[str, StorySeries]] = defaultdict(dict)
+    for (story_id, slug), rows in matches.items():
+        tagged = any(row.tagged for row in rows)
+        if tagged or len(rows) >= story_share * sizes.get(story_id, len(rows)):
+            first = min(rows, key=lambda row: (not row.tagged, row.sort_at, row.id))
+            belongs[story_id][slug] = StorySeries(slug=slug, reason=first.reason, item_id=first.id)
     return belongs
 
 
-def _entry(row: Any, credits: tuple[Credit, ...], series: tuple[str, ...]) -> PublishedEntry:
+def _entry(row: Any, credits: tuple[Credit, ...], why: tuple[StorySeries, ...]) -> PublishedEntry:
     updated: datetime = row.changed_at
     return PublishedEntry(
         id=row.id,
@@ -312,5 +329,30 @@ def _entry(row: Any, credits: tuple[Credit, ...], series: tuple[str, ...]) -> Pu
         enclosures=tuple(Enclosure(**e) for e in row.enclosures),
         language=row.language,
         credits=credits,
-        series=series,
+        series=tuple(found.slug for found in why),
+        why=why,
+        story=row.story_id,
     )
+
+
+def memberships_of(
+    connection: Connection, item_ids: Sequence[int]
+) -> dict[int, list[SeriesMembership]]:
+    """Each item's own memberships."""
+    found: dict[int, list[SeriesMembership]] = defaultdict(list)
+    for part in chunks(sorted(item_ids)):
+        rows = connection.execute(
+            select(
+                item_series.c.item_id,
+                item_series.c.series_slug,
+                item_series.c.reason,
+                item_series.c.tagged,
+            )
+            .where(item_series.c.item_id.in_(part))
+            .order_by(item_series.c.series_slug)
+        )
+        for row in rows:
+            found[row.item_id].append(
+                SeriesMembership(slug=row.series_slug, reason=row.reason, tagged=row.tagged)
+            )
+    return found

@@ -103,29 +103,6 @@ def write_memberships(
     )
 
 
-def memberships_of(
-    connection: Connection, item_ids: Sequence[int]
-) -> dict[int, list[SeriesMembership]]:
-    """Each item's own memberships."""
-    found: dict[int, list[SeriesMembership]] = defaultdict(list)
-    for part in chunks(sorted(item_ids)):
-        rows = connection.execute(
-            select(
-                item_series.c.item_id,
-                item_series.c.series_slug,
-                item_series.c.reason,
-                item_series.c.tagged,
-            )
-            .where(item_series.c.item_id.in_(part))
-            .order_by(item_series.c.series_slug)
-        )
-        for row in rows:
-            found[row.item_id].append(
-                SeriesMembership(slug=row.series_slug, reason=row.reason, tagged=row.tagged)
-            )
-    return found
-
-
 def read_state(connection: Connection, key: str) -> str | None:
     value: str | None = connection.execute(
         select(state.c.value).where(state.c.key == key)

@@ -14,14 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, func, select, update
 
 from aggregator.store.dialect import chunks
-from aggregator.store.entries import entries_of, story_series_of
+from aggregator.store.entries import entries_of, story_series_why
 from aggregator.store.schema import item_sources, items, sources, stories
-from aggregator.store.series import memberships_of
 from aggregator.types import (
     SERIES_STORY_SHARE,
     StoryAssignment,
     StoryMember,
-    StorySeries,
     StorySummary,
     StoryView,
 )
@@ -111,19 +109,7 @@ def story_view(
         .order_by(items.c.sort_at.desc(), items.c.id.desc())
     ).all()
     entries = entries_of(connection, members, story_share)
-    belongs = story_series_of(connection, [row.id], story_share).get(row.id, set())
-    own = memberships_of(connection, [member.id for member in members])
-    # For each series, the member that brought the story in: the earliest an outlet
-    # tagged, else the earliest that matched.
-    series: dict[str, StorySeries] = {}
-    for tagged_first in (True, False):
-        for member in reversed(members):
-            for found in own.get(member.id, ()):
-                if found.slug in belongs and (found.tagged or not tagged_first):
-                    series.setdefault(
-                        found.slug,
-                        StorySeries(slug=found.slug, reason=found.reason, item_id=member.id),
-                    )
+    series = story_series_why(connection, [row.id], story_share).get(row.id, {})
     return StoryView(
         id=row.id,
         first_seen=row.first_seen,
