@@ -437,3 +437,6 @@ class FeedPage:
     home_url: str
     entries: tuple[PublishedEntry, ...]
     updated: datetime
+    # How long a reader may keep it without asking again: the interval of the fastest
+    # source it draws from (it cannot change sooner).
+    max_age: int = 60

@@ -389,3 +389,33 @@ def test_a_story_one_outlet_tagged_brings_every_report_into_the_series(store: St
     assert story.why == bbc_report.why
     everything = store.feed_entries(series_slugs=None, limit=10, merge="none")
     assert {e.title: e.series for e in everything}[OTHERS[0][1]] == ()
+
+
+def test_a_feed_may_be_kept_as_long_as_its_fastest_source_is_not_polled(store: Store) -> None:
+    settings = Settings.model_validate(
+        {
+            "polling": {"interval": "1h", "min_interval": "2m"},
+            "sources": [
+                {"name": "bbc", "url": "https://bbc.example/f", "interval": "5m"},
+                {"name": "npr", "url": "https://npr.example/f", "tags": ["slow"]},
+                {"name": "abc", "url": "https://abc.example/f", "interval": "auto"},
+            ],
+            "feeds": [
+                {"slug": "all", "title": "All"},
+                {"slug": "slow", "title": "Slow", "tags": ["slow"]},
+                {"slug": "npr", "title": "NPR", "sources": ["npr"]},
+            ],
+            "series": [{"slug": "s", "title": "S", "match": {"keywords": ["x"]}}],
+        }
+    )
+    client = TestClient(create_app(StoreCatalog(settings, store), base_url="http://test"))
+    ages = {
+        path: client.get(path).headers["cache-control"]
+        for path in ("/feeds/all.rss", "/feeds/slow.rss", "/feeds/npr.json", "/series/s.atom")
+    }
+    assert ages == {
+        "/feeds/all.rss": "public, max-age=120",  # abc's automatic interval, at its floor
+        "/feeds/slow.rss": "public, max-age=3600",
+        "/feeds/npr.json": "public, max-age=3600",
+        "/series/s.atom": "public, max-age=120",
+    }

@@ -83,6 +83,9 @@ class FakeCatalog:
         self.calls_on_event_loop = 0
         self._sources: list[SourceState] = []
         self.listed_with_counts: list[bool] = []
+        self.changes = 0  # what version() answers: counted by add_entry, as the store does
+        self.pages_loaded = 0
+        self.versions_read = 0
 
     # builders
 
@@ -133,6 +136,7 @@ class FakeCatalog:
 
     def add_entry(self, slug: str, entry: PublishedEntry, *, kind: FeedKind = "feeds") -> None:
         self._entries[(kind, slug)].insert(0, entry)
+        self.changes += 1
 
     # the Catalog protocol
 
@@ -147,6 +151,7 @@ class FakeCatalog:
 
     def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
         self._note_thread()
+        self.pages_loaded += 1
         if self.failing_store:
             raise StoreError("connection refused")
         info = self._infos.get((kind, slug))
@@ -177,6 +182,13 @@ class FakeCatalog:
         self._note_thread()
         return None
 
+    def version(self) -> int:
+        self._note_thread()
+        self.versions_read += 1
+        if self.failing_store:
+            raise StoreError("connection refused")
+        return self.changes
+
     def _note_thread(self) -> None:
         try:
             asyncio.get_running_loop()
@@ -197,7 +209,9 @@ def catalog() -> FakeCatalog:
 
 @pytest.fixture
 def client(catalog: FakeCatalog) -> TestClient:
-    return TestClient(create_app(catalog, base_url=f"{BASE_URL}/"))
+    # The publication counter is read on every request (recheck=0): a change is seen at
+    # once. test_a_revalidation_costs_no_query_within_the_recheck_time keeps the default.
+    return TestClient(create_app(catalog, base_url=f"{BASE_URL}/", recheck=0))
 
 
 # --- feeds -----------------------------------------------------------------------
@@ -253,8 +267,9 @@ def test_unknown_feed_is_404_with_a_hint(client: TestClient, path: str, message:
 
 
 def test_head_sends_headers_without_a_body(client: TestClient) -> None:
-    full = client.get("/feeds/world.atom")
-    head = client.head("/feeds/world.atom")
+    identity = {"Accept-Encoding": "identity"}
+    full = client.get("/feeds/world.atom", headers=identity)
+    head = client.head("/feeds/world.atom", headers=identity)
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["etag"] == full.headers["etag"]
@@ -533,3 +548,72 @@ def test_the_opml_does_not_count_what_series_hold(client: TestClient, catalog: F
     client.get("/opml")
     client.get("/")
     assert catalog.listed_with_counts == [False, True]
+
+
+# --- compression and the rendered-feed cache ---------------------------------------
+
+
+def test_gzip_when_accepted_with_its_own_etag(client: TestClient) -> None:
+    plain = client.get("/feeds/world.rss", headers={"Accept-Encoding": "identity"})
+    zipped = client.get("/feeds/world.rss", headers={"Accept-Encoding": "br;q=1, gzip;q=0.5"})
+    assert "content-encoding" not in plain.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
+    assert zipped.content == plain.content  # httpx decoded it
+    assert int(zipped.headers["content-length"]) < len(plain.content)
+    # another representation, another tag; each revalidates as itself
+    assert zipped.headers["etag"] != plain.headers["etag"]
+    again = client.get(
+        "/feeds/world.rss",
+        headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]},
+    )
+    assert again.status_code == 304
+    refused = client.get("/feeds/world.rss", headers={"Accept-Encoding": "gzip;q=0, br"})
+    assert "content-encoding" not in refused.headers
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_revalidation_costs_no_query_within_the_recheck_time(
+    catalog: FakeCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.publish import feed_cache
+
+    clock = _Clock()
+    monkeypatch.setattr(feed_cache.time, "monotonic", clock)
+    client = TestClient(create_app(catalog, base_url=f"{BASE_URL}/"))
+    first = client.get("/feeds/world.rss")
+    assert (catalog.pages_loaded, catalog.versions_read) == (1, 1)
+    for _ in range(20):  # full requests and revalidations, from memory
+        assert client.get("/feeds/world.rss").content == first.content
+        revalidated = client.get(
+            "/feeds/world.rss", headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert revalidated.status_code == 304
+    assert (catalog.pages_loaded, catalog.versions_read) == (1, 1)
+    # A poll changes the feed: seen once the recheck time has passed, never later.
+    catalog.add_entry("world", make_entry(9))
+    clock.now += 0.3
+    changed = client.get("/feeds/world.rss", headers={"If-None-Match": first.headers["etag"]})
+    assert changed.status_code == 200 and changed.headers["etag"] != first.headers["etag"]
+    assert "Story 9" in changed.text
+    assert (catalog.pages_loaded, catalog.versions_read) == (2, 2)
+    clock.now += 0.3  # nothing changed: the counter is read, nothing rendered
+    assert client.get("/feeds/world.rss").content == changed.content
+    assert (catalog.pages_loaded, catalog.versions_read) == (2, 3)
+
+
+def test_feeds_are_served_from_memory_while_the_store_is_down(
+    catalog: FakeCatalog,
+) -> None:
+    client = TestClient(create_app(catalog, base_url=f"{BASE_URL}/", recheck=0))
+    served = client.get("/feeds/world.atom")
+    catalog.failing_store = True
+    assert client.get("/feeds/world.atom").content == served.content
+    assert client.get("/feeds/tech.atom").status_code == 503  # never rendered: no copy

@@ -355,3 +355,24 @@ def test_concurrent_polls_of_overlapping_items_all_land(database_url: str) -> No
         assert _count(store, item_sources) == 300 * 8
     finally:
         store.close()
+
+
+def test_the_publication_counter_moves_with_what_feeds_show_and_only_then(
+    store: Store,
+) -> None:
+    from aggregator.grouping import StoryAssigner
+    from aggregator.process.stories import GroupingRules
+
+    _define(store, "bbc", "npr")
+    start = store.published_version()
+    _save(store, "bbc", [make_item("a"), make_item("b")])
+    after_poll = store.published_version()
+    assert after_poll > start
+    _save(store, "bbc", [make_item("a"), make_item("b")], now=LATER)  # nothing new
+    assert store.published_version() == after_poll
+    npr_copy = make_item("a", entry_key="guid:npr-1", guid="npr-1")
+    _save(store, "npr", [npr_copy], now=LATER)  # a new outlet credited
+    after_credit = store.published_version()
+    assert after_credit > after_poll
+    StoryAssigner(store, GroupingRules()).assign_pending(LATER)  # stories change entries
+    assert store.published_version() > after_credit

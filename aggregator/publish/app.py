@@ -17,7 +17,6 @@ conditional request is answered 304 without rendering. The catalog is synchronou
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Protocol
@@ -31,6 +30,7 @@ from starlette.routing import Route
 
 from aggregator.exceptions import StoreError
 from aggregator.publish import FEED_FORMATS, FeedFormat, page_etag, page_last_modified
+from aggregator.publish.feed_cache import RECHECK_SECONDS, FeedCache, RenderedFeed, rendered
 from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
 from aggregator.publish.status import series_status, source_status
@@ -71,24 +71,28 @@ class Catalog(Protocol):
         """The story (followed to the one it was merged into), or None."""
         ...
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _FeedVersion:
-    page: FeedPage
-    etag: str
-    last_modified: datetime
+    def version(self) -> int:
+        """A number that changes whenever what the feeds show changes."""
+        ...
 
 
-def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
-    """The app, reading from ``catalog``; ``base_url`` is where it is reachable."""
+def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECONDS) -> Starlette:
+    """The app, reading from ``catalog``; ``base_url`` is where it is reachable.
+    Rendered feeds are kept until ``catalog.version()`` changes, which is read at most
+    every ``recheck`` seconds."""
     base = base_url.rstrip("/")
+    cache = FeedCache(catalog.version, recheck=recheck)
 
-    def load(kind: FeedKind, slug: str, fmt: FeedFormat) -> _FeedVersion | None:
+    def render(kind: FeedKind, slug: str, fmt: FeedFormat) -> RenderedFeed | None:
         page = catalog.feed_page(kind, slug)
         if page is None:
             return None
-        return _FeedVersion(
-            page=page, etag=page_etag(page, fmt.name), last_modified=page_last_modified(page)
+        return rendered(
+            etag=page_etag(page, fmt.name),
+            last_modified=page_last_modified(page),
+            body=fmt.render(page),
+            media_type=f"{fmt.media_type}; charset=utf-8",
+            max_age=page.max_age,
         )
 
     async def serve_feed(request: Request, kind: FeedKind) -> Response:
@@ -97,23 +101,32 @@ def create_app(catalog: Catalog, *, base_url: str) -> Starlette:
         fmt = FEED_FORMATS.get(extension)
         if not slug or fmt is None:
             return _not_found(f"unknown feed format in {filename!r}; use .rss, .atom or .json")
-        version = await run_in_threadpool(load, kind, slug, fmt)
-        if version is None:
-            return _not_found(f"no {_KIND_NOUN[kind]} named {slug!r}; see / for the list")
+        version = await cache.version()
+        key = (kind, slug, fmt.name)
+        feed = cache.get(key)
+        if feed is None:
+            feed = await run_in_threadpool(render, kind, slug, fmt)
+            if feed is None:
+                return _not_found(f"no {_KIND_NOUN[kind]} named {slug!r}; see / for the list")
+            cache.put(key, feed, version)
 
+        gzipped = feed.gzipped if _accepts_gzip(request.headers) else None
+        etag = feed.etag if gzipped is None else feed.gzip_etag
         headers = {
-            "ETag": version.etag,
-            "Last-Modified": format_datetime(version.last_modified, usegmt=True),
-            "Cache-Control": CACHE_CONTROL,
+            "ETag": etag,
+            "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
+            "Cache-Control": f"public, max-age={feed.max_age}",
+            "Vary": "Accept-Encoding",
         }
-        if _is_fresh(request.headers, version.etag, version.last_modified):
+        if _is_fresh(request.headers, etag, feed.last_modified):
             return Response(status_code=304, headers=headers)
-        body = await run_in_threadpool(fmt.render, version.page)
-        content_type = f"{fmt.media_type}; charset=utf-8"
+        body = feed.body if gzipped is None else gzipped
+        if gzipped is not None:
+            headers["Content-Encoding"] = "gzip"
         if request.method == "HEAD":  # Starlette's Response would send the body anyway
             headers["Content-Length"] = str(len(body))
-            return Response(b"", headers=headers, media_type=content_type)
-        return Response(body, headers=headers, media_type=content_type)
+            return Response(b"", headers=headers, media_type=feed.media_type)
+        return Response(body, headers=headers, media_type=feed.media_type)
 
     async def merged_feed(request: Request) -> Response:
         return await serve_feed(request, "feeds")
@@ -195,6 +208,26 @@ def _not_found(message: str) -> Response:
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     logger.warning("store error while serving %s", request.url.path, exc_info=exc)
     return PlainTextResponse("the feed store is unavailable; try again shortly", status_code=503)
+
+
+def _accepts_gzip(headers: Headers) -> bool:
+    """Whether Accept-Encoding allows gzip (RFC 9110 section 12.5.3): named, or ``*``,
+    with a quality above zero."""
+    accepted = headers.get("accept-encoding")
+    if not accepted:
+        return False
+    qualities: dict[str, float] = {}
+    for part in accepted.split(","):
+        coding, _, parameters = part.strip().partition(";")
+        quality = 1.0
+        name, _, value = parameters.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                quality = 0.0
+        qualities[coding.strip().lower()] = quality
+    return qualities.get("gzip", qualities.get("x-gzip", qualities.get("*", 0.0))) > 0
 
 
 def _is_fresh(headers: Headers, etag: str, last_modified: datetime) -> bool:

@@ -21,6 +21,7 @@ from aggregator.types import (
 # What an empty feed reports as its last change: a fixed date keeps its ETag stable.
 EMPTY_FEED_UPDATED = datetime(2000, 1, 1, tzinfo=UTC)
 SERIES_PAGE_LIMIT = 100
+MIN_MAX_AGE = 60  # seconds: however fast a source is polled
 
 
 RECENT_STORIES = 20  # on the home page
@@ -65,14 +66,18 @@ class StoreCatalog:
             feed = next((f for f in self.settings.feeds if f.slug == slug), None)
             if feed is None:
                 return None
+            filters = self.settings.feed_source_filters(feed)
             entries = self.store.feed_entries(
-                source_filters=self.settings.feed_source_filters(feed),
+                source_filters=filters,
                 series_slugs=feed.series,
                 limit=feed.limit,
                 merge=feed.merge,
                 story_share=self.settings.grouping.series_story_share,
             )
             title, description = feed.title, feed.description or feed.title
+            drawn_from = {source.name for source in self.settings.sources}
+            for names in filters:
+                drawn_from &= set(names)
         else:
             series = next((s for s in self._series() if s.slug == slug), None)
             if series is None:
@@ -84,6 +89,7 @@ class StoreCatalog:
                 story_share=self.settings.grouping.series_story_share,
             )
             title, description = series.title, series.description or series.title
+            drawn_from = {source.name for source in self.settings.sources}
         return FeedPage(
             slug=slug,
             kind=kind,
@@ -93,7 +99,22 @@ class StoreCatalog:
             home_url=f"{self.base_url}/",
             entries=entries,
             updated=max((e.updated for e in entries), default=EMPTY_FEED_UPDATED),
+            max_age=self._max_age(drawn_from),
         )
+
+    def _max_age(self, names: set[str]) -> int:
+        """Seconds until the feed may next change: the shortest polling interval of the
+        sources it draws from (an automatic interval may go down to ``min_interval``)."""
+        polling = self.settings.polling
+        shortest = polling.max_interval
+        for source in self.settings.sources:
+            if source.name in names:
+                interval = self.settings.interval_for(source) or polling.min_interval
+                shortest = min(shortest, max(interval, polling.min_interval))
+        return max(MIN_MAX_AGE, int(shortest.total_seconds()))
+
+    def version(self) -> int:
+        return self.store.published_version()
 
     def sources(self) -> tuple[SourceState, ...]:
         configured = {s.name for s in self.settings.sources}

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aggregator.exceptions import StoreError
 from aggregator.store import entries as _entries
 from aggregator.store import items as _items
+from aggregator.store import publication as _publication
 from aggregator.store import series as _series
 from aggregator.store import sources as _sources
 from aggregator.store import stories as _stories
@@ -92,6 +93,7 @@ class Store:
     ) -> None:
         with self._transaction() as connection:
             _series.replace_memberships(connection, item_ids, memberships)
+            _publication.count_change(connection)
 
     def series_counts(self, slug: str, *, story_share: float = SERIES_STORY_SHARE) -> SeriesCounts:
         with self._transaction() as connection:
@@ -105,6 +107,7 @@ class Store:
     def clear_series_memberships(self) -> None:
         with self._transaction() as connection:
             _series.clear_memberships(connection)
+            _publication.count_change(connection)
 
     def state(self, key: str) -> str | None:
         with self._transaction() as connection:
@@ -113,6 +116,12 @@ class Store:
     def set_state(self, key: str, value: str) -> None:
         with self._transaction() as connection:
             _series.write_state(connection, key, value)
+            _publication.count_change(connection)  # the series series.auto made, say
+
+    def published_version(self) -> int:
+        """How many times what the feeds show has changed (by any process)."""
+        with self._transaction() as connection:
+            return _publication.version(connection)
 
     def ping(self) -> None:
         with self._transaction() as connection:
@@ -123,6 +132,7 @@ class Store:
     def sync_sources(self, definitions: Sequence[SourceDefinition], now: datetime) -> None:
         with self._transaction() as connection:
             _sources.sync_sources(connection, definitions, now)
+            _publication.count_change(connection)  # outlets' titles
 
     def due_sources(self, names: Sequence[str], now: datetime) -> tuple[SourceForPoll, ...]:
         with self._transaction() as connection:
@@ -184,6 +194,8 @@ class Store:
                         new_item_gap=plan.new_item_gap,
                         last_new_at=plan.last_new_at,
                     )
+                    if saved.touched:
+                        _publication.count_change(connection)
                     return saved
             except StoreError as exc:
                 if attempt == WRITE_ATTEMPTS or not is_transient(exc.__cause__):
@@ -247,6 +259,7 @@ class Store:
             return
         with self._transaction() as connection:
             _stories.save_assignments(connection, assignments)
+            _publication.count_change(connection)
 
     def recent_stories(self, *, limit: int = 20, min_outlets: int = 2) -> list[StorySummary]:
         with self._transaction() as connection:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -168,12 +169,23 @@ state = Table(
     Column("value", Text, nullable=False),
 )
 
+# How many times what the feeds show has changed. Every write that changes items, their
+# credits, stories, series or sources counts one more, so that a process serving feeds
+# learns that its rendered copies are stale by reading one row (whoever wrote).
+publication = Table(
+    "publication",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
     "item_series",
     "item_sources",
     "items",
     "metadata",
+    "publication",
     "sources",
     "state",
     "stories",
