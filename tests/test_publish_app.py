@@ -617,3 +617,23 @@ def test_feeds_are_served_from_memory_while_the_store_is_down(
     catalog.failing_store = True
     assert client.get("/feeds/world.atom").content == served.content
     assert client.get("/feeds/tech.atom").status_code == 503  # never rendered: no copy
+
+
+def test_feeds_take_get_and_head_only_and_nothing_below_them(client: TestClient) -> None:
+    posted = client.post("/feeds/world.rss", content=b"x")
+    assert posted.status_code == 405 and posted.headers["allow"] == "GET, HEAD"
+    assert client.get("/feeds/world/extra.rss").status_code == 404
+    listed = client.get("/series/")  # the list of series, not a feed
+    assert listed.status_code == 200 and listed.json()["series"][0]["slug"] == "vienna-talks"
+
+
+def test_a_304_says_nothing_of_a_body(client: TestClient) -> None:
+    first = client.get("/feeds/world.atom", headers={"Accept-Encoding": "gzip"})
+    again = client.get(
+        "/feeds/world.atom",
+        headers={"Accept-Encoding": "gzip", "If-None-Match": first.headers["etag"]},
+    )
+    assert again.status_code == 304 and again.content == b""
+    assert "content-length" not in again.headers and "content-encoding" not in again.headers
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["cache-control"] == first.headers["cache-control"]

@@ -9,28 +9,28 @@
     GET /stories/{id}.json   a story: every report of one event, with its outlets
     GET /stories/{id}        the same as a page
 
-Feed responses carry a strong ETag and Last-Modified computed from the data, so a
-conditional request is answered 304 without rendering. The catalog is synchronous
-(SQLAlchemy), so it and the renderers run in the thread pool.
+Feeds are served by ``feed_endpoint`` from rendered copies (``feed_cache``), with a
+strong ETag and Last-Modified computed from the data; the other routes go through
+Starlette. The catalog is synchronous (SQLAlchemy), so it and the renderers run in the
+thread pool.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.exceptions import StoreError
-from aggregator.publish import FEED_FORMATS, FeedFormat, page_etag, page_last_modified
+from aggregator.publish import FeedFormat, page_etag, page_last_modified
 from aggregator.publish.feed_cache import RECHECK_SECONDS, FeedCache, RenderedFeed, rendered
+from aggregator.publish.feed_endpoint import FeedEndpoint, is_feed_path
 from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
 from aggregator.publish.status import series_status, source_status
@@ -76,7 +76,7 @@ class Catalog(Protocol):
         ...
 
 
-def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECONDS) -> Starlette:
+def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECONDS) -> ASGIApp:
     """The app, reading from ``catalog``; ``base_url`` is where it is reachable.
     Rendered feeds are kept until ``catalog.version()`` changes, which is read at most
     every ``recheck`` seconds."""
@@ -94,45 +94,6 @@ def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECO
             media_type=f"{fmt.media_type}; charset=utf-8",
             max_age=page.max_age,
         )
-
-    async def serve_feed(request: Request, kind: FeedKind) -> Response:
-        filename: str = request.path_params["filename"]
-        slug, _, extension = filename.rpartition(".")
-        fmt = FEED_FORMATS.get(extension)
-        if not slug or fmt is None:
-            return _not_found(f"unknown feed format in {filename!r}; use .rss, .atom or .json")
-        version = await cache.version()
-        key = (kind, slug, fmt.name)
-        feed = cache.get(key)
-        if feed is None:
-            feed = await run_in_threadpool(render, kind, slug, fmt)
-            if feed is None:
-                return _not_found(f"no {_KIND_NOUN[kind]} named {slug!r}; see / for the list")
-            cache.put(key, feed, version)
-
-        gzipped = feed.gzipped if _accepts_gzip(request.headers) else None
-        etag = feed.etag if gzipped is None else feed.gzip_etag
-        headers = {
-            "ETag": etag,
-            "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
-            "Cache-Control": f"public, max-age={feed.max_age}",
-            "Vary": "Accept-Encoding",
-        }
-        if _is_fresh(request.headers, etag, feed.last_modified):
-            return Response(status_code=304, headers=headers)
-        body = feed.body if gzipped is None else gzipped
-        if gzipped is not None:
-            headers["Content-Encoding"] = "gzip"
-        if request.method == "HEAD":  # Starlette's Response would send the body anyway
-            headers["Content-Length"] = str(len(body))
-            return Response(b"", headers=headers, media_type=feed.media_type)
-        return Response(body, headers=headers, media_type=feed.media_type)
-
-    async def merged_feed(request: Request) -> Response:
-        return await serve_feed(request, "feeds")
-
-    async def series_feed(request: Request) -> Response:
-        return await serve_feed(request, "series")
 
     async def index(request: Request) -> Response:
         body = await run_in_threadpool(lambda: render_index(catalog.listing(), base_url=base))
@@ -185,7 +146,7 @@ def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECO
             return PlainTextResponse("store unreachable", status_code=503)
         return PlainTextResponse("ok")
 
-    return Starlette(
+    pages = Starlette(
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/opml", opml, methods=["GET"]),
@@ -193,74 +154,21 @@ def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECO
             Route("/sources.json", sources, methods=["GET"]),
             Route("/stories/{story_id:int}.json", story, methods=["GET"]),
             Route("/stories/{story_id:int}", story, methods=["GET"]),
-            Route("/feeds/{filename}", merged_feed, methods=["GET", "HEAD"]),
             Route("/series/", series_list, methods=["GET"]),
-            Route("/series/{filename}", series_feed, methods=["GET", "HEAD"]),
         ],
         exception_handlers={StoreError: _store_unavailable},
     )
+    feeds = FeedEndpoint(cache, render)
 
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_feed_path(scope["path"]):
+            await feeds(scope, receive, send)
+        else:
+            await pages(scope, receive, send)
 
-def _not_found(message: str) -> Response:
-    return PlainTextResponse(message, status_code=404)
+    return app
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
     logger.warning("store error while serving %s", request.url.path, exc_info=exc)
     return PlainTextResponse("the feed store is unavailable; try again shortly", status_code=503)
-
-
-def _accepts_gzip(headers: Headers) -> bool:
-    """Whether Accept-Encoding allows gzip (RFC 9110 section 12.5.3): named, or ``*``,
-    with a quality above zero."""
-    accepted = headers.get("accept-encoding")
-    if not accepted:
-        return False
-    qualities: dict[str, float] = {}
-    for part in accepted.split(","):
-        coding, _, parameters = part.strip().partition(";")
-        quality = 1.0
-        name, _, value = parameters.strip().partition("=")
-        if name.strip().lower() == "q":
-            try:
-                quality = float(value)
-            except ValueError:
-                quality = 0.0
-        qualities[coding.strip().lower()] = quality
-    return qualities.get("gzip", qualities.get("x-gzip", qualities.get("*", 0.0))) > 0
-
-
-def _is_fresh(headers: Headers, etag: str, last_modified: datetime) -> bool:
-    """Whether the client's cached copy is current (RFC 9110 section 13.2.2).
-
-    If-None-Match wins when present; If-Modified-Since is only consulted without it.
-    """
-    if_none_match = headers.get("if-none-match")
-    if if_none_match is not None:
-        return _etag_matches(if_none_match, etag)
-    if_modified_since = headers.get("if-modified-since")
-    if if_modified_since is None:
-        return False
-    since = _parse_http_date(if_modified_since)
-    return since is not None and since >= last_modified
-
-
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    """Weak comparison, as If-None-Match requires: ``W/"x"`` matches ``"x"``."""
-    wanted = _opaque_tag(etag)
-    candidates = (candidate.strip() for candidate in if_none_match.split(","))
-    return any(c == "*" or _opaque_tag(c) == wanted for c in candidates)
-
-
-def _opaque_tag(etag: str) -> str:
-    return etag.removeprefix("W/")
-
-
-def _parse_http_date(value: str) -> datetime | None:
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:  # "-0000" means UTC with no claim about local time
-        return moment.replace(tzinfo=UTC)
-    return moment

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import format_datetime
 
 from starlette.concurrency import run_in_threadpool
 
@@ -26,34 +27,61 @@ GZIP_AT_LEAST = 1024  # bytes: smaller bodies are sent as they are
 MAX_ENTRIES = 2048
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Representation:
+    """One encoding of a rendered feed, with the headers of a 200 and of a 304 made
+    once (an ASGI response takes them as they are)."""
+
+    etag: str
+    body: bytes
+    ok_headers: Headers
+    not_modified_headers: Headers
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RenderedFeed:
     """One feed in one format, as served until the store changes."""
 
-    etag: str  # strong, from the data (``page_etag``)
     last_modified: datetime
-    body: bytes
-    gzipped: bytes | None  # the same body gzip-encoded, when worth it
-    media_type: str
-    max_age: int  # seconds, for Cache-Control
-
-    @property
-    def gzip_etag(self) -> str:
-        """The ETag of the gzip-encoded body: another representation, another tag."""
-        return self.etag[:-1] + '-gzip"'
+    plain: Representation
+    gzipped: Representation | None  # when the body is worth compressing
 
 
 def rendered(
     *, etag: str, last_modified: datetime, body: bytes, media_type: str, max_age: int
 ) -> RenderedFeed:
-    gzipped = gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_AT_LEAST else None
+    """``etag``: strong, from the data (``page_etag``); ``max_age``: seconds, for
+    Cache-Control."""
+    common = [
+        (b"last-modified", format_datetime(last_modified, usegmt=True).encode()),
+        (b"cache-control", f"public, max-age={max_age}".encode()),
+        (b"vary", b"Accept-Encoding"),
+    ]
+
+    def representation(etag: str, body: bytes, encoding: bytes | None) -> Representation:
+        validators = [(b"etag", etag.encode()), *common]
+        ok = [
+            *validators,
+            (b"content-type", media_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if encoding is not None:
+            ok.append((b"content-encoding", encoding))
+        return Representation(etag=etag, body=body, ok_headers=ok, not_modified_headers=validators)
+
+    gzipped = None
+    if len(body) >= GZIP_AT_LEAST:
+        # Another representation, another strong tag (RFC 9110 section 8.8.3).
+        gzip_etag = etag[:-1] + '-gzip"'
+        compressed = gzip.compress(body, compresslevel=6, mtime=0)
+        gzipped = representation(gzip_etag, compressed, b"gzip")
     return RenderedFeed(
-        etag=etag,
         last_modified=last_modified,
-        body=body,
+        plain=representation(etag, body, None),
         gzipped=gzipped,
-        media_type=media_type,
-        max_age=max_age,
     )
 
 

@@ -1,0 +1,160 @@
+"""``GET|HEAD /feeds/{slug}.{fmt}`` and ``/series/{slug}.{fmt}``, in plain ASGI.
+
+The requests subscribers' readers make most, and most often answered 304: served from
+rendered copies (``feed_cache``) with their headers made once per copy, without the
+router, request object and response object the other routes go through (they cost
+more than the rest of a 304).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
+
+from aggregator.exceptions import StoreError
+from aggregator.publish import FEED_FORMATS, FeedFormat
+from aggregator.publish.feed_cache import FeedCache, Headers, RenderedFeed
+from aggregator.types import FeedKind
+
+log = logging.getLogger(__name__)
+
+PREFIXES: dict[str, FeedKind] = {"/feeds/": "feeds", "/series/": "series"}
+_KIND_NOUN: dict[FeedKind, str] = {"feeds": "merged feed", "series": "series"}
+_TEXT: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
+
+Render = Callable[[FeedKind, str, FeedFormat], RenderedFeed | None]
+
+
+def is_feed_path(path: str) -> bool:
+    """A feed's address (``/series/`` alone is the list of series, not a feed)."""
+    return any(path.startswith(prefix) and len(path) > len(prefix) for prefix in PREFIXES)
+
+
+class FeedEndpoint:
+    """The ASGI app serving feeds from ``cache``, rendering through ``render``."""
+
+    def __init__(self, cache: FeedCache, render: Render) -> None:
+        self._cache = cache
+        self._render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _respond(send, 405, [(b"allow", b"GET, HEAD"), *_TEXT], b"use GET or HEAD\n")
+            return
+        path: str = scope["path"]
+        prefix = path[: path.index("/", 1) + 1]
+        kind = PREFIXES[prefix]
+        filename = path[len(prefix) :]
+        slug, _, extension = filename.rpartition(".")
+        fmt = FEED_FORMATS.get(extension)
+        if not slug or fmt is None:
+            message = f"unknown feed format in {filename!r}; use .rss, .atom or .json"
+            await _respond(send, 404, _TEXT, message.encode())
+            return
+        if "/" in slug:
+            await _respond(send, 404, _TEXT, f"no such page: {path}".encode())
+            return
+        try:
+            feed = await self._feed(kind, slug, fmt)
+        except StoreError:
+            log.warning("store error while serving %s", path, exc_info=True)
+            await _respond(send, 503, _TEXT, b"the feed store is unavailable; try again shortly")
+            return
+        if feed is None:
+            message = f"no {_KIND_NOUN[kind]} named {slug!r}; see / for the list"
+            await _respond(send, 404, _TEXT, message.encode())
+            return
+        headers = _request_headers(scope["headers"])
+        chosen = feed.plain
+        if feed.gzipped is not None and accepts_gzip(headers.get(b"accept-encoding")):
+            chosen = feed.gzipped
+        if is_fresh(headers, chosen.etag, feed.last_modified):
+            await _respond(send, 304, chosen.not_modified_headers, b"")
+            return
+        await _respond(send, 200, chosen.ok_headers, b"" if method == "HEAD" else chosen.body)
+
+    async def _feed(self, kind: FeedKind, slug: str, fmt: FeedFormat) -> RenderedFeed | None:
+        version = await self._cache.version()
+        key = (kind, slug, fmt.name)
+        feed = self._cache.get(key)
+        if feed is None:
+            feed = await run_in_threadpool(self._render, kind, slug, fmt)
+            if feed is not None:
+                self._cache.put(key, feed, version)
+        return feed
+
+
+async def _respond(send: Send, status: int, headers: Headers, body: bytes) -> None:
+    if status >= 400:  # ours: a 200 and a 304 come with theirs (a 304 with none)
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _request_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """The request headers conditional requests and content negotiation read (ASGI
+    gives names in lower case), repeated ones joined as one list."""
+    wanted: dict[bytes, str] = {}
+    for name, value in raw:
+        if name in (b"if-none-match", b"if-modified-since", b"accept-encoding"):
+            text = value.decode("latin-1")
+            wanted[name] = f"{wanted[name]}, {text}" if name in wanted else text
+    return wanted
+
+
+def accepts_gzip(accepted: str | None) -> bool:
+    """Whether Accept-Encoding allows gzip (RFC 9110 section 12.5.3): named, or ``*``,
+    with a quality above zero."""
+    if not accepted:
+        return False
+    qualities: dict[str, float] = {}
+    for part in accepted.split(","):
+        coding, _, parameters = part.strip().partition(";")
+        quality = 1.0
+        name, _, value = parameters.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                quality = 0.0
+        qualities[coding.strip().lower()] = quality
+    return qualities.get("gzip", qualities.get("x-gzip", qualities.get("*", 0.0))) > 0
+
+
+def is_fresh(headers: dict[bytes, Any], etag: str, last_modified: datetime) -> bool:
+    """Whether the client's cached copy is current (RFC 9110 section 13.2.2).
+
+    If-None-Match wins when present; If-Modified-Since is only consulted without it.
+    """
+    if_none_match = headers.get(b"if-none-match")
+    if if_none_match is not None:
+        return _etag_matches(if_none_match, etag)
+    if_modified_since = headers.get(b"if-modified-since")
+    if if_modified_since is None:
+        return False
+    since = _parse_http_date(if_modified_since)
+    return since is not None and since >= last_modified
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """Weak comparison, as If-None-Match requires: ``W/"x"`` matches ``"x"``."""
+    wanted = etag.removeprefix("W/")
+    candidates = (candidate.strip() for candidate in if_none_match.split(","))
+    return any(c == "*" or c.removeprefix("W/") == wanted for c in candidates)
+
+
+def _parse_http_date(value: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:  # "-0000" means UTC with no claim about local time
+        return moment.replace(tzinfo=UTC)
+    return moment
