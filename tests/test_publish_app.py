@@ -637,3 +637,21 @@ def test_a_304_says_nothing_of_a_body(client: TestClient) -> None:
     assert "content-length" not in again.headers and "content-encoding" not in again.headers
     assert again.headers["etag"] == first.headers["etag"]
     assert again.headers["cache-control"] == first.headers["cache-control"]
+
+
+def test_readers_asking_at_once_after_a_change_share_one_load(catalog: FakeCatalog) -> None:
+    import httpx
+
+    app = create_app(catalog, base_url=f"{BASE_URL}/", recheck=0)
+
+    async def ask_many() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            return list(await asyncio.gather(*(client.get("/feeds/world.rss") for _ in range(20))))
+
+    first = asyncio.run(ask_many())
+    assert {r.status_code for r in first} == {200} and catalog.pages_loaded == 1
+    catalog.add_entry("world", make_entry(9))
+    changed = asyncio.run(ask_many())
+    assert {r.text for r in changed} == {changed[0].text} and "Story 9" in changed[0].text
+    assert catalog.pages_loaded == 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import feedparser
@@ -19,7 +19,7 @@ from lxml import etree
 from aggregator.exceptions import PublishError
 from aggregator.publish import (
     FEED_FORMATS,
-    page_etag,
+    body_etag,
     page_last_modified,
     render_atom,
     render_json_feed,
@@ -465,15 +465,41 @@ def test_renderer_refusal_becomes_publish_error() -> None:
 # --- validators ------------------------------------------------------------------
 
 
+def _etag(page: FeedPage, fmt: str) -> str:
+    return body_etag(FEED_FORMATS[fmt].render(page))
+
+
 def test_etag_is_strong_quoted_and_stable() -> None:
-    etag = page_etag(PAGE, "rss")
+    etag = _etag(PAGE, "rss")
     assert etag.startswith('"') and etag.endswith('"')
     assert not etag.startswith("W/")
-    assert page_etag(make_page(*PAGE.entries), "rss") == etag
+    assert _etag(make_page(*PAGE.entries), "rss") == etag
+
+
+def test_rendering_never_reads_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # feedgen stamps datetime.now() where a renderer leaves a date unset: the ETag is a
+    # hash of the bytes, so the bytes must be the data's alone.
+    import feedgen.entry
+    import feedgen.feed
+
+    before = {fmt: _etag(PAGE, fmt) for fmt in FEED_FORMATS}
+
+    class AnyDatetime(type):  # feedgen checks its arguments with isinstance(x, datetime)
+        def __instancecheck__(cls, instance: object) -> bool:
+            return isinstance(instance, datetime)
+
+    class Later(datetime, metaclass=AnyDatetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Later:
+            return cls(2099, 1, 1, tzinfo=tz)
+
+    monkeypatch.setattr(feedgen.feed, "datetime", Later)
+    monkeypatch.setattr(feedgen.entry, "datetime", Later)
+    assert {fmt: _etag(PAGE, fmt) for fmt in FEED_FORMATS} == before
 
 
 def test_etag_differs_by_format() -> None:
-    assert len({page_etag(PAGE, fmt) for fmt in FEED_FORMATS}) == len(FEED_FORMATS)
+    assert len({_etag(PAGE, fmt) for fmt in FEED_FORMATS}) == len(FEED_FORMATS)
 
 
 @pytest.mark.parametrize(
@@ -493,7 +519,8 @@ def test_etag_differs_by_format() -> None:
     ],
 )
 def test_etag_changes_with_the_data(changed: FeedPage) -> None:
-    assert page_etag(changed, "atom") != page_etag(PAGE, "atom")
+    for fmt in FEED_FORMATS:
+        assert _etag(changed, fmt) != _etag(PAGE, fmt)
 
 
 def test_last_modified_is_the_latest_change_to_the_second() -> None:

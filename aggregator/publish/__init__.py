@@ -2,7 +2,7 @@
 
     store --> FeedPage --render_rss / render_atom / render_json_feed--> bytes
     store --> Listing  --render_index / render_opml--> bytes
-    app.py serves both, with validators from etag.py (computed from data, not bytes)
+    app.py serves both; etag.py hashes the bytes our renderers make (they never read the clock)
 
 This module names the formats a feed is published in; ``app.create_app`` is imported
 from ``aggregator.publish.app`` (it depends on the index page, which depends on this).
@@ -17,7 +17,7 @@ from typing import Literal
 from urllib.parse import quote
 
 from aggregator.publish.atom import ATOM_MEDIA_TYPE, render_atom
-from aggregator.publish.etag import page_etag, page_last_modified
+from aggregator.publish.etag import body_etag, page_last_modified
 from aggregator.publish.json_feed import JSON_FEED_MEDIA_TYPE, render_json_feed
 from aggregator.publish.rss import RSS_MEDIA_TYPE, render_rss
 from aggregator.types import FeedPage
@@ -60,8 +60,8 @@ __all__ = [
     "FEED_FORMATS",
     "FeedFormat",
     "FeedFormatName",
+    "body_etag",
     "feed_url",
-    "page_etag",
     "page_last_modified",
     "render_atom",
     "render_json_feed",

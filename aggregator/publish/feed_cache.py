@@ -9,6 +9,7 @@ change is served within that time.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import time
@@ -53,7 +54,7 @@ class RenderedFeed:
 def rendered(
     *, etag: str, last_modified: datetime, body: bytes, media_type: str, max_age: int
 ) -> RenderedFeed:
-    """``etag``: strong, from the data (``page_etag``); ``max_age``: seconds, for
+    """``etag``: strong, from the bytes (``body_etag``); ``max_age``: seconds, for
     Cache-Control."""
     common = [
         (b"last-modified", format_datetime(last_modified, usegmt=True).encode()),
@@ -102,33 +103,43 @@ class FeedCache:
         self._clock = clock or time.monotonic
         self._max_entries = max_entries
         self._entries: dict[CacheKey, RenderedFeed] = {}
+        # Those of the previous version: a feed whose data did not change keeps its bytes.
+        self._previous: dict[CacheKey, RenderedFeed] = {}
         self._version: int | None = None
         self._checked_at: float | None = None
-        self._checking = False
+        self._check: asyncio.Future[int | None] | None = None
 
     async def version(self) -> int | None:
-        """The publication counter, read again when ``recheck`` has passed; what was
-        rendered at another value is dropped. None until it could be read once."""
+        """The publication counter, read again when ``recheck`` has passed (one read for
+        all the requests that come meanwhile); what was rendered at another value is no
+        longer served. None until it could be read."""
         now = self._clock()
-        due = self._checked_at is None or now - self._checked_at >= self._recheck
-        if not due or self._checking:  # another request is reading it: use what we have
+        if self._checked_at is not None and now - self._checked_at < self._recheck:
             return self._version
-        self._checking = True
+        if self._check is None:
+            self._check = asyncio.ensure_future(self._read())
+        return await asyncio.shield(self._check)
+
+    async def _read(self) -> int | None:
         try:
             version = await run_in_threadpool(self._read_version)
         except Exception:  # the store is unreachable: what was rendered still stands
             log.warning("feeds: cannot read the publication counter", exc_info=True)
             return self._version
         finally:
-            self._checking = False
             self._checked_at = self._clock()
+            self._check = None
         if version != self._version:
-            self._entries.clear()
+            self._previous, self._entries = self._entries, {}
             self._version = version
         return version
 
     def get(self, key: CacheKey) -> RenderedFeed | None:
         return self._entries.get(key)
+
+    def previous(self, key: CacheKey) -> RenderedFeed | None:
+        """What was rendered before the counter last moved (to reuse, not to serve)."""
+        return self._previous.get(key) or self._entries.get(key)
 
     def put(self, key: CacheKey, feed: RenderedFeed, version: int | None) -> None:
         """Keep ``feed``, rendered from what the store held at ``version``, unless the

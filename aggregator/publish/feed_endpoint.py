@@ -8,6 +8,7 @@ more than the rest of a 304).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -19,8 +20,9 @@ from starlette.types import Receive, Scope, Send
 
 from aggregator.exceptions import StoreError
 from aggregator.publish import FEED_FORMATS, FeedFormat
-from aggregator.publish.feed_cache import FeedCache, Headers, RenderedFeed
-from aggregator.types import FeedKind
+from aggregator.publish.etag import body_etag, page_last_modified
+from aggregator.publish.feed_cache import CacheKey, FeedCache, Headers, RenderedFeed, rendered
+from aggregator.types import FeedKind, FeedPage
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ PREFIXES: dict[str, FeedKind] = {"/feeds/": "feeds", "/series/": "series"}
 _KIND_NOUN: dict[FeedKind, str] = {"feeds": "merged feed", "series": "series"}
 _TEXT: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
 
-Render = Callable[[FeedKind, str, FeedFormat], RenderedFeed | None]
+Load = Callable[[FeedKind, str], FeedPage | None]
 
 
 def is_feed_path(path: str) -> bool:
@@ -37,11 +39,16 @@ def is_feed_path(path: str) -> bool:
 
 
 class FeedEndpoint:
-    """The ASGI app serving feeds from ``cache``, rendering through ``render``."""
+    """The ASGI app serving feeds from ``cache``, loading their pages with ``load``.
 
-    def __init__(self, cache: FeedCache, render: Render) -> None:
+    A feed is loaded once per change of the store, however many requests ask for it
+    meanwhile (they wait for that one load), and rendered again only when its data
+    changed: a poll that changed other feeds costs this one a query and a hash."""
+
+    def __init__(self, cache: FeedCache, load: Load) -> None:
         self._cache = cache
-        self._render = render
+        self._load = load
+        self._loading: dict[tuple[CacheKey, int | None], asyncio.Future[RenderedFeed | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -84,11 +91,41 @@ class FeedEndpoint:
         version = await self._cache.version()
         key = (kind, slug, fmt.name)
         feed = self._cache.get(key)
-        if feed is None:
-            feed = await run_in_threadpool(self._render, kind, slug, fmt)
-            if feed is not None:
-                self._cache.put(key, feed, version)
+        if feed is not None:
+            return feed
+        loading = self._loading.get((key, version))
+        if loading is None:
+            loading = asyncio.ensure_future(self._refresh(key, version, kind, slug, fmt))
+            self._loading[(key, version)] = loading
+            loading.add_done_callback(lambda _: self._loading.pop((key, version), None))
+        return await asyncio.shield(loading)
+
+    async def _refresh(
+        self, key: CacheKey, version: int | None, kind: FeedKind, slug: str, fmt: FeedFormat
+    ) -> RenderedFeed | None:
+        previous = self._cache.previous(key)
+        feed = await run_in_threadpool(self._rendered, kind, slug, fmt, previous)
+        if feed is not None:
+            self._cache.put(key, feed, version)
         return feed
+
+    def _rendered(
+        self, kind: FeedKind, slug: str, fmt: FeedFormat, previous: RenderedFeed | None
+    ) -> RenderedFeed | None:
+        page = self._load(kind, slug)
+        if page is None:
+            return None
+        body = fmt.render(page)
+        etag = body_etag(body)
+        if previous is not None and previous.plain.etag == etag:
+            return previous  # the same bytes: compressed already
+        return rendered(
+            etag=etag,
+            last_modified=page_last_modified(page),
+            body=body,
+            media_type=f"{fmt.media_type}; charset=utf-8",
+            max_age=page.max_age,
+        )
 
 
 async def _respond(send: Send, status: int, headers: Headers, body: bytes) -> None:
