@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -85,6 +87,7 @@ class FakeCatalog:
         self.listed_with_counts: list[bool] = []
         self.changes = 0  # what version() answers: counted by add_entry, as the store does
         self.pages_loaded = 0
+        self.hold: threading.Event | None = None
         self.versions_read = 0
 
     # builders
@@ -151,6 +154,8 @@ class FakeCatalog:
 
     def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
         self._note_thread()
+        if self.hold is not None:  # a slow store: the test says when the load may end
+            assert self.hold.wait(30)
         self.pages_loaded += 1
         if self.failing_store:
             raise StoreError("connection refused")
@@ -209,9 +214,11 @@ def catalog() -> FakeCatalog:
 
 @pytest.fixture
 def client(catalog: FakeCatalog) -> TestClient:
-    # The publication counter is read on every request (recheck=0): a change is seen at
-    # once. test_a_revalidation_costs_no_query_within_the_recheck_time keeps the default.
-    return TestClient(create_app(catalog, base_url=f"{BASE_URL}/", recheck=0))
+    # The publication counter is read on every request, and no copy from before a change
+    # is served while the feed loads again: a change is seen at once. The tests of the
+    # rendered-feed cache below keep the defaults.
+    app = create_app(catalog, base_url=f"{BASE_URL}/", recheck=0, stale_while_loading=0)
+    return TestClient(app)
 
 
 # --- feeds -----------------------------------------------------------------------
@@ -587,7 +594,7 @@ def test_a_revalidation_costs_no_query_within_the_recheck_time(
 
     clock = _Clock()
     monkeypatch.setattr(feed_cache.time, "monotonic", clock)
-    client = TestClient(create_app(catalog, base_url=f"{BASE_URL}/"))
+    client = TestClient(create_app(catalog, base_url=f"{BASE_URL}/", stale_while_loading=0))
     first = client.get("/feeds/world.rss")
     assert (catalog.pages_loaded, catalog.versions_read) == (1, 1)
     for _ in range(20):  # full requests and revalidations, from memory
@@ -642,7 +649,7 @@ def test_a_304_says_nothing_of_a_body(client: TestClient) -> None:
 def test_readers_asking_at_once_after_a_change_share_one_load(catalog: FakeCatalog) -> None:
     import httpx
 
-    app = create_app(catalog, base_url=f"{BASE_URL}/", recheck=0)
+    app = create_app(catalog, base_url=f"{BASE_URL}/", recheck=0, stale_while_loading=0)
 
     async def ask_many() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
@@ -655,3 +662,19 @@ def test_readers_asking_at_once_after_a_change_share_one_load(catalog: FakeCatal
     changed = asyncio.run(ask_many())
     assert {r.text for r in changed} == {changed[0].text} and "Story 9" in changed[0].text
     assert catalog.pages_loaded == 2
+
+
+def test_while_a_feed_loads_again_readers_get_the_copy_from_before(catalog: FakeCatalog) -> None:
+    app = create_app(catalog, base_url=f"{BASE_URL}/", recheck=0, stale_while_loading=60)
+    with TestClient(app) as client:
+        before = client.get("/feeds/world.rss")
+        catalog.hold = threading.Event()
+        catalog.add_entry("world", make_entry(9))
+        during = client.get("/feeds/world.rss")  # answered at once: the load is held up
+        assert during.status_code == 200 and during.content == before.content
+        catalog.hold.set()
+        deadline = time.monotonic() + 30  # the load ends in the background: then, the change
+        while "Story 9" not in (after := client.get("/feeds/world.rss")).text:
+            assert time.monotonic() < deadline, "the change was never served"
+        assert after.headers["etag"] != before.headers["etag"]
+        assert catalog.pages_loaded == 2  # one load for every request that came meanwhile

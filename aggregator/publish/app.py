@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aggregator.exceptions import StoreError
 from aggregator.publish.feed_cache import RECHECK_SECONDS, FeedCache
-from aggregator.publish.feed_endpoint import FeedEndpoint, is_feed_path
+from aggregator.publish.feed_endpoint import STALE_WHILE_LOADING, FeedEndpoint, is_feed_path
 from aggregator.publish.html_index import render_index
 from aggregator.publish.opml import render_opml
 from aggregator.publish.status import series_status, source_status
@@ -75,10 +75,17 @@ class Catalog(Protocol):
         ...
 
 
-def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECONDS) -> ASGIApp:
+def create_app(
+    catalog: Catalog,
+    *,
+    base_url: str,
+    recheck: float = RECHECK_SECONDS,
+    stale_while_loading: float = STALE_WHILE_LOADING,
+) -> ASGIApp:
     """The app, reading from ``catalog``; ``base_url`` is where it is reachable.
     Rendered feeds are kept until ``catalog.version()`` changes, which is read at most
-    every ``recheck`` seconds."""
+    every ``recheck`` seconds; then, for at most ``stale_while_loading`` seconds, the
+    copy from before is served while the feed is loaded again."""
     base = base_url.rstrip("/")
     cache = FeedCache(catalog.version, recheck=recheck)
 
@@ -145,7 +152,7 @@ def create_app(catalog: Catalog, *, base_url: str, recheck: float = RECHECK_SECO
         ],
         exception_handlers={StoreError: _store_unavailable},
     )
-    feeds = FeedEndpoint(cache, catalog.feed_page)
+    feeds = FeedEndpoint(cache, catalog.feed_page, stale_while_loading=stale_while_loading)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_feed_path(scope["path"]):

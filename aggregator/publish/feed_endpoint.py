@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -26,6 +27,10 @@ from aggregator.types import FeedKind, FeedPage
 
 log = logging.getLogger(__name__)
 
+# While a feed is loaded again after a change, readers get the copy from before it for
+# at most this long (seconds): a change is served within the counter's recheck time
+# plus this, and a load that takes longer holds readers up instead.
+STALE_WHILE_LOADING = 0.5
 PREFIXES: dict[str, FeedKind] = {"/feeds/": "feeds", "/series/": "series"}
 _KIND_NOUN: dict[FeedKind, str] = {"feeds": "merged feed", "series": "series"}
 _TEXT: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -42,13 +47,17 @@ class FeedEndpoint:
     """The ASGI app serving feeds from ``cache``, loading their pages with ``load``.
 
     A feed is loaded once per change of the store, however many requests ask for it
-    meanwhile (they wait for that one load), and rendered again only when its data
-    changed: a poll that changed other feeds costs this one a query and a hash."""
+    meanwhile (they get the copy from before the change, or wait for that one load when
+    there is none), and rendered again only when its bytes changed."""
 
-    def __init__(self, cache: FeedCache, load: Load) -> None:
+    def __init__(
+        self, cache: FeedCache, load: Load, *, stale_while_loading: float = STALE_WHILE_LOADING
+    ) -> None:
         self._cache = cache
         self._load = load
+        self._stale_while_loading = stale_while_loading
         self._loading: dict[tuple[CacheKey, int | None], asyncio.Future[RenderedFeed | None]] = {}
+        self._loading_since: dict[tuple[CacheKey, int | None], float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -97,8 +106,19 @@ class FeedEndpoint:
         if loading is None:
             loading = asyncio.ensure_future(self._refresh(key, version, kind, slug, fmt))
             self._loading[(key, version)] = loading
-            loading.add_done_callback(lambda _: self._loading.pop((key, version), None))
+            self._loading_since[(key, version)] = time.monotonic()
+            loading.add_done_callback(lambda _: self._done_loading((key, version)))
+        previous = self._cache.previous(key)
+        started = self._loading_since.get((key, version), 0.0)
+        if previous is not None and time.monotonic() - started < self._stale_while_loading:
+            # Most changes are to other feeds: rather than hold every reader up for the
+            # load, the copy from before the change, for a moment.
+            return previous
         return await asyncio.shield(loading)
+
+    def _done_loading(self, loading: tuple[CacheKey, int | None]) -> None:
+        self._loading.pop(loading, None)
+        self._loading_since.pop(loading, None)
 
     async def _refresh(
         self, key: CacheKey, version: int | None, kind: FeedKind, slug: str, fmt: FeedFormat
