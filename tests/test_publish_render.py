@@ -7,6 +7,7 @@ against the same expectations feedparser checks for RSS and Atom.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -569,3 +570,28 @@ def test_the_story_page_escapes_what_outlets_sent() -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "javascript:" not in page
     assert f'href="{BASE_URL}/stories/7.json"' in page
+
+
+# --- the Atom schema (RFC 4287, Appendix B) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(PAGE, id="outlets, enclosures, hostile and unicode text"),
+        pytest.param(make_page(), id="empty"),
+        pytest.param(replace(PAGE, kind="series", slug="vienna-talks"), id="series"),
+    ],
+)
+def test_atom_is_valid_against_the_rfc_4287_schema(page: FeedPage) -> None:
+    from tests.atom_schema import atom_errors
+
+    assert atom_errors(render_atom(page)) == []
+
+
+def test_the_atom_schema_check_can_fail() -> None:
+    from tests.atom_schema import atom_errors
+
+    document = render_atom(PAGE)
+    without_id = re.sub(rb"<id>[^<]*</id>", b"", document, count=1)  # the feed's own id
+    assert atom_errors(without_id) != []
