@@ -440,3 +440,5 @@ class FeedPage:
     # How long a reader may keep it without asking again: the interval of the fastest
     # source it draws from (it cannot change sooner).
     max_age: int = 60
+    page: int = 1  # of the feed's pages (RFC 5005), newest entries first
+    has_next: bool = False  # older entries follow on the next page

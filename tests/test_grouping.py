@@ -419,3 +419,32 @@ def test_a_feed_may_be_kept_as_long_as_its_fastest_source_is_not_polled(store: S
         "/feeds/npr.json": "public, max-age=3600",
         "/series/s.atom": "public, max-age=120",
     }
+
+
+def test_a_reader_walks_every_page_of_a_feed_by_its_next_links(store: Store) -> None:
+    import feedparser
+
+    _define(store, "bbc", "npr", "abc")
+    titles = [f"Unrelated event number {n} in town {n}" for n in range(5)]
+    for n, title in enumerate(titles):
+        _save(store, "bbc", f"p{n}", title, T0 + timedelta(minutes=n))
+    settings = Settings.model_validate(
+        {"feeds": [{"slug": "all", "title": "All", "limit": 2, "merge": "none"}]}
+    )
+    client = TestClient(create_app(StoreCatalog(settings, store), base_url="http://test"))
+    seen: list[str] = []
+    url: str | None = "http://test/feeds/all.atom"
+    while url is not None:
+        response = client.get(url)
+        assert response.status_code == 200
+        parsed = feedparser.parse(response.content)
+        seen += [entry.title for entry in parsed.entries]
+        url = next((link.href for link in parsed.feed.links if link.rel == "next"), None)
+    assert seen == titles[::-1]  # newest first, each once
+    assert client.get("/feeds/all.atom?page=3").status_code == 200
+    beyond = client.get("/feeds/all.atom?page=4")
+    assert beyond.status_code == 404 and "no page 4" in beyond.text
+    for bad in ("0", "x", "-1", "99999"):
+        assert client.get(f"/feeds/all.json?page={bad}").status_code == 400
+    json_first = client.get("/feeds/all.json").json()
+    assert json_first["next_url"].endswith("/feeds/all.json?page=2")

@@ -152,7 +152,7 @@ class FakeCatalog:
             series=tuple(i for i in infos if i.kind == "series"),
         )
 
-    def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
+    def feed_page(self, kind: FeedKind, slug: str, page: int = 1) -> FeedPage | None:
         self._note_thread()
         if self.hold is not None:  # a slow store: the test says when the load may end
             assert self.hold.wait(30)

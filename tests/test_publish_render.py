@@ -595,3 +595,41 @@ def test_the_atom_schema_check_can_fail() -> None:
     document = render_atom(PAGE)
     without_id = re.sub(rb"<id>[^<]*</id>", b"", document, count=1)  # the feed's own id
     assert atom_errors(without_id) != []
+
+
+# --- paging (RFC 5005) ----------------------------------------------------------------
+
+
+def test_a_middle_page_links_the_first_the_previous_and_the_next() -> None:
+    from tests.atom_schema import atom_errors
+
+    middle = replace(PAGE, page=2, has_next=True)
+    page_two, page_three = f"{BASE_URL}/feeds/world.%s?page=2", f"{BASE_URL}/feeds/world.%s?page=3"
+    atom = parse_xml_feed(render_atom(middle)).feed
+    assert {(link.rel, link.href) for link in atom.links} >= {
+        ("self", page_two % "atom"),
+        ("first", f"{BASE_URL}/feeds/world.atom"),
+        ("previous", f"{BASE_URL}/feeds/world.atom"),
+        ("next", page_three % "atom"),
+    }
+    assert atom_errors(render_atom(middle)) == []
+    channel = etree.fromstring(render_rss(middle)).find("channel")
+    assert channel is not None
+    rss_links = {
+        (link.get("rel"), link.get("href"))
+        for link in channel.findall("{http://www.w3.org/2005/Atom}link")
+    }
+    assert rss_links == {
+        ("self", page_two % "rss"),
+        ("first", f"{BASE_URL}/feeds/world.rss"),
+        ("previous", f"{BASE_URL}/feeds/world.rss"),
+        ("next", page_three % "rss"),
+    }
+    assert channel.index(channel.find("item")) > max(  # type: ignore[arg-type]
+        channel.index(link) for link in channel.findall("{http://www.w3.org/2005/Atom}link")
+    )
+    document = json.loads(render_json_feed(middle))
+    assert document["feed_url"] == page_two % "json"
+    assert document["next_url"] == page_three % "json"
+    last = json.loads(render_json_feed(replace(PAGE, page=3)))
+    assert "next_url" not in last

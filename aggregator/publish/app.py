@@ -54,8 +54,9 @@ class Catalog(Protocol):
         per series, which the OPML does without)."""
         ...
 
-    def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
-        """The page to render, or None when no feed of that kind has this slug."""
+    def feed_page(self, kind: FeedKind, slug: str, page: int = 1) -> FeedPage | None:
+        """Page ``page`` of the feed (the newest entries are on page 1), or None when no
+        feed of that kind has this slug."""
         ...
 
     def sources(self) -> tuple[SourceState, ...]:

@@ -19,6 +19,7 @@ from aggregator.publish.credits import (
     series_scheme,
     xml_safe,
 )
+from aggregator.publish.paging import page_links, page_url
 from aggregator.types import Enclosure, FeedPage, PublishedEntry
 
 ATOM_MEDIA_TYPE = "application/atom+xml"
@@ -31,7 +32,9 @@ def render_atom(page: FeedPage) -> bytes:
     feed.title(xml_safe(page.title))
     if page.description:
         feed.subtitle(xml_safe(page.description))
-    feed.link(href=f"{page.self_url}.atom", rel="self", type=ATOM_MEDIA_TYPE)
+    feed.link(href=page_url(page, "atom", page.page), rel="self", type=ATOM_MEDIA_TYPE)
+    for rel, href in page_links(page, "atom"):
+        feed.link(href=href, rel=rel, type=ATOM_MEDIA_TYPE)
     feed.link(href=page.home_url, rel="alternate", type="text/html")
     feed.generator("aggregator", version=__version__)
     feed.updated(page.updated)  # feedgen would otherwise stamp "now"

@@ -61,16 +61,18 @@ class StoreCatalog:
     def _counts(self, slug: str) -> SeriesCounts:
         return self.store.series_counts(slug, story_share=self.settings.grouping.series_story_share)
 
-    def feed_page(self, kind: FeedKind, slug: str) -> FeedPage | None:
+    def feed_page(self, kind: FeedKind, slug: str, page: int = 1) -> FeedPage | None:
         if kind == "feeds":
             feed = next((f for f in self.settings.feeds if f.slug == slug), None)
             if feed is None:
                 return None
             filters = self.settings.feed_source_filters(feed)
+            size = feed.limit
             entries = self.store.feed_entries(
                 source_filters=filters,
                 series_slugs=feed.series,
-                limit=feed.limit,
+                limit=size + 1,  # one more: whether another page follows
+                offset=(page - 1) * size,
                 merge=feed.merge,
                 story_share=self.settings.grouping.series_story_share,
             )
@@ -82,9 +84,11 @@ class StoreCatalog:
             series = next((s for s in self._series() if s.slug == slug), None)
             if series is None:
                 return None
+            size = SERIES_PAGE_LIMIT
             entries = self.store.feed_entries(
                 series_slugs=(series.slug,),
-                limit=SERIES_PAGE_LIMIT,
+                limit=size + 1,
+                offset=(page - 1) * size,
                 merge="story",
                 story_share=self.settings.grouping.series_story_share,
             )
@@ -97,9 +101,11 @@ class StoreCatalog:
             description=description,
             self_url=f"{self.base_url}/{kind}/{slug}",
             home_url=f"{self.base_url}/",
-            entries=entries,
-            updated=max((e.updated for e in entries), default=EMPTY_FEED_UPDATED),
+            entries=entries[:size],
+            updated=max((e.updated for e in entries[:size]), default=EMPTY_FEED_UPDATED),
             max_age=self._max_age(drawn_from),
+            page=page,
+            has_next=len(entries) > size,
         )
 
     def _max_age(self, names: set[str]) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
@@ -23,6 +24,7 @@ from aggregator.exceptions import StoreError
 from aggregator.publish import FEED_FORMATS, FeedFormat
 from aggregator.publish.etag import body_etag, page_last_modified
 from aggregator.publish.feed_cache import CacheKey, FeedCache, Headers, RenderedFeed, rendered
+from aggregator.publish.paging import MAX_PAGE, parse_page_number
 from aggregator.types import FeedKind, FeedPage
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,16 @@ PREFIXES: dict[str, FeedKind] = {"/feeds/": "feeds", "/series/": "series"}
 _KIND_NOUN: dict[FeedKind, str] = {"feeds": "merged feed", "series": "series"}
 _TEXT: Headers = [(b"content-type", b"text/plain; charset=utf-8")]
 
-Load = Callable[[FeedKind, str], FeedPage | None]
+Load = Callable[[FeedKind, str, int], FeedPage | None]
+# What a page past the last one is, in the cache (until the store changes), and told
+# apart from a feed by identity.
+_NO_SUCH_PAGE = rendered(
+    etag='"no-such-page"',
+    last_modified=datetime(2000, 1, 1, tzinfo=UTC),
+    body=b"",
+    media_type="text/plain",
+    max_age=0,
+)
 
 
 def is_feed_path(path: str) -> bool:
@@ -77,14 +88,23 @@ class FeedEndpoint:
         if "/" in slug:
             await _respond(send, 404, _TEXT, f"no such page: {path}".encode())
             return
+        number = parse_page_number(_query_value(scope["query_string"], "page"))
+        if number is None:
+            message = f"page must be a number from 1 to {MAX_PAGE}"
+            await _respond(send, 400, _TEXT, message.encode())
+            return
         try:
-            feed = await self._feed(kind, slug, fmt)
+            feed = await self._feed(kind, slug, fmt, number)
         except StoreError:
             log.warning("store error while serving %s", path, exc_info=True)
             await _respond(send, 503, _TEXT, b"the feed store is unavailable; try again shortly")
             return
         if feed is None:
             message = f"no {_KIND_NOUN[kind]} named {slug!r}; see / for the list"
+            await _respond(send, 404, _TEXT, message.encode())
+            return
+        if feed is _NO_SUCH_PAGE:
+            message = f"the {_KIND_NOUN[kind]} {slug!r} has no page {number}; start at page 1"
             await _respond(send, 404, _TEXT, message.encode())
             return
         headers = _request_headers(scope["headers"])
@@ -96,15 +116,17 @@ class FeedEndpoint:
             return
         await _respond(send, 200, chosen.ok_headers, b"" if method == "HEAD" else chosen.body)
 
-    async def _feed(self, kind: FeedKind, slug: str, fmt: FeedFormat) -> RenderedFeed | None:
+    async def _feed(
+        self, kind: FeedKind, slug: str, fmt: FeedFormat, number: int
+    ) -> RenderedFeed | None:
         version = await self._cache.version()
-        key = (kind, slug, fmt.name)
+        key = (kind, slug, fmt.name, str(number))
         feed = self._cache.get(key)
         if feed is not None:
             return feed
         loading = self._loading.get((key, version))
         if loading is None:
-            loading = asyncio.ensure_future(self._refresh(key, version, kind, slug, fmt))
+            loading = asyncio.ensure_future(self._refresh(key, version, kind, slug, fmt, number))
             self._loading[(key, version)] = loading
             self._loading_since[(key, version)] = time.monotonic()
             loading.add_done_callback(lambda _: self._done_loading((key, version)))
@@ -121,20 +143,33 @@ class FeedEndpoint:
         self._loading_since.pop(loading, None)
 
     async def _refresh(
-        self, key: CacheKey, version: int | None, kind: FeedKind, slug: str, fmt: FeedFormat
+        self,
+        key: CacheKey,
+        version: int | None,
+        kind: FeedKind,
+        slug: str,
+        fmt: FeedFormat,
+        number: int,
     ) -> RenderedFeed | None:
         previous = self._cache.previous(key)
-        feed = await run_in_threadpool(self._rendered, kind, slug, fmt, previous)
+        feed = await run_in_threadpool(self._rendered, kind, slug, fmt, number, previous)
         if feed is not None:
             self._cache.put(key, feed, version)
         return feed
 
     def _rendered(
-        self, kind: FeedKind, slug: str, fmt: FeedFormat, previous: RenderedFeed | None
+        self,
+        kind: FeedKind,
+        slug: str,
+        fmt: FeedFormat,
+        number: int,
+        previous: RenderedFeed | None,
     ) -> RenderedFeed | None:
-        page = self._load(kind, slug)
+        page = self._load(kind, slug, number)
         if page is None:
             return None
+        if number > 1 and not page.entries:
+            return _NO_SUCH_PAGE
         body = fmt.render(page)
         etag = body_etag(body)
         if previous is not None and previous.plain.etag == etag:
@@ -146,6 +181,12 @@ class FeedEndpoint:
             media_type=f"{fmt.media_type}; charset=utf-8",
             max_age=page.max_age,
         )
+
+
+def _query_value(query: bytes, name: str) -> str | None:
+    """The first value of ``name`` in a query string, if any."""
+    values = parse_qs(query.decode("latin-1"), keep_blank_values=True).get(name)
+    return values[0] if values else None
 
 
 async def _respond(send: Send, status: int, headers: Headers, body: bytes) -> None:

@@ -17,6 +17,7 @@ from aggregator.publish.credits import (
     is_web_url,
     site_base_url,
 )
+from aggregator.publish.paging import page_url
 from aggregator.types import Enclosure, FeedPage, PublishedEntry, StorySeries
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -33,8 +34,10 @@ def render_json_feed(page: FeedPage) -> bytes:
         "version": JSON_FEED_VERSION,
         "title": page.title,
         "home_page_url": page.home_url,
-        "feed_url": f"{page.self_url}.json",
+        "feed_url": page_url(page, "json", page.page),
     }
+    if page.has_next:
+        document["next_url"] = page_url(page, "json", page.page + 1)
     if page.description:
         document["description"] = page.description
     base_url = site_base_url(page)

@@ -16,6 +16,7 @@ from aggregator.publish.credits import (
     series_scheme,
     xml_safe,
 )
+from aggregator.publish.paging import ChannelLinks, page_links, page_url
 from aggregator.types import FeedPage, PublishedEntry
 
 RSS_MEDIA_TYPE = "application/rss+xml"
@@ -29,9 +30,11 @@ def render_rss(page: FeedPage) -> bytes:
     feed.title(xml_safe(page.title))
     # RSS requires a non-empty channel description.
     feed.description(xml_safe(page.description) or xml_safe(page.title))
-    feed.link(href=f"{page.self_url}.rss", rel="self", type=RSS_MEDIA_TYPE)
+    feed.link(href=page_url(page, "rss", page.page), rel="self", type=RSS_MEDIA_TYPE)
     # feedgen's RSS <link> is the href of the link added last.
     feed.link(href=page.home_url, rel="alternate")
+    feed.register_extension("pages", ChannelLinks, atom=False, rss=True)
+    feed.pages.links = [(rel, href, RSS_MEDIA_TYPE) for rel, href in page_links(page, "rss")]
     feed.generator("aggregator", version=__version__)
     # updated() also sets lastBuildDate, which feedgen otherwise stamps with "now".
     feed.updated(page.updated)

@@ -277,12 +277,14 @@ class Store:
         source_filters: Sequence[Sequence[str]] = (),
         series_slugs: Sequence[str] | None,
         limit: int,
+        offset: int = 0,
         merge: FeedMerge = "duplicates",
         story_share: float = SERIES_STORY_SHARE,
     ) -> tuple[PublishedEntry, ...]:
         """The feed's entries, newest first: one per article (``duplicates``), one per
         story (``story``: its earliest report, listing every report) or one per outlet's
-        copy (``none``). A story is in a series when ``story_share`` of its items are."""
+        copy (``none``); ``limit`` of them, after the first ``offset``. A story is in a
+        series when ``story_share`` of its items are."""
         read = {
             "story": _entries.story_entries,
             "duplicates": _entries.feed_entries,
@@ -294,5 +296,6 @@ class Store:
                 source_filters=source_filters,
                 series_slugs=series_slugs,
                 limit=limit,
+                offset=offset,
                 story_share=story_share,
             )

@@ -30,13 +30,16 @@ def feed_entries(
     source_filters: Sequence[Sequence[str]] = (),
     series_slugs: Sequence[str] | None,
     limit: int,
+    offset: int = 0,
     story_share: float = SERIES_STORY_SHARE,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per article, newest first: an item and the near-duplicates that repeat
     its text under other links (wire copy), crediting every outlet. Each source filter
     requires a credit from one of its sources; ``series_slugs`` None: no series filter."""
     group = func.coalesce(items.c.duplicate_of, items.c.id)
-    return _grouped_entries(connection, group, source_filters, series_slugs, limit, story_share)
+    return _grouped_entries(
+        connection, group, source_filters, series_slugs, limit, offset, story_share
+    )
 
 
 def story_entries(
@@ -45,12 +48,15 @@ def story_entries(
     source_filters: Sequence[Sequence[str]] = (),
     series_slugs: Sequence[str] | None,
     limit: int,
+    offset: int = 0,
     story_share: float = SERIES_STORY_SHARE,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per story among the items the filters select, newest story first (by
     its latest such item). An item without a story stands alone."""
     group = func.coalesce(items.c.story_id, -items.c.id)  # story ids are positive
-    return _grouped_entries(connection, group, source_filters, series_slugs, limit, story_share)
+    return _grouped_entries(
+        connection, group, source_filters, series_slugs, limit, offset, story_share
+    )
 
 
 def _grouped_entries(
@@ -59,6 +65,7 @@ def _grouped_entries(
     source_filters: Sequence[Sequence[str]],
     series_slugs: Sequence[str] | None,
     limit: int,
+    offset: int,
     story_share: float,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per ``group`` value among the selected items, newest group first (by its
@@ -70,6 +77,7 @@ def _grouped_entries(
         .group_by(group)
         .order_by(latest.desc(), group.desc())
         .limit(limit)
+        .offset(offset)
     )
     selected = _filtered(groups_query, source_filters, series_slugs, story_share)
     groups = connection.execute(selected).all()
@@ -92,6 +100,7 @@ def outlet_entries(
     source_filters: Sequence[Sequence[str]] = (),
     series_slugs: Sequence[str] | None,
     limit: int,
+    offset: int = 0,
     story_share: float = SERIES_STORY_SHARE,
 ) -> tuple[PublishedEntry, ...]:
     """One entry per outlet's copy of each selected item, newest first, each crediting
@@ -105,7 +114,9 @@ def outlet_entries(
     )
     for names in source_filters:
         query = query.where(sources.c.name.in_(list(names)))
-    rows = connection.execute(_filtered(query, (), series_slugs, story_share).limit(limit)).all()
+    rows = connection.execute(
+        _filtered(query, (), series_slugs, story_share).limit(limit).offset(offset)
+    ).all()
     credits = _credits(connection, sorted({row.id for row in rows}))
     series = _series(connection, rows, story_share)
     entries = []
