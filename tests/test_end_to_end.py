@@ -323,3 +323,75 @@ def _add_items(path: Path, count: int) -> None:
     head, sep, tail = text.partition("<item>")
     assert sep, "feed has no <item>"
     path.write_text(head + extra + sep + tail, encoding="utf-8")
+
+
+# --- a real feed reader -----------------------------------------------------------------
+
+
+def _newsboat(home: Path, urls: list[str]) -> dict[str, set[tuple[str, str]]]:
+    """``newsboat -x reload`` with its own url, cache and config files; the (title,
+    link) of every article its cache then holds, by feed URL."""
+    newsboat = shutil.which("newsboat")
+    assert newsboat, "newsboat is missing: run bash .ci/test-tools (apt-get install newsboat)"
+    (home / "urls").write_text("\n".join(urls) + "\n", encoding="utf-8")
+    (home / "config").write_text("", encoding="utf-8")
+    done = subprocess.run(
+        [newsboat, "-u", "urls", "-c", "cache.db", "-C", "config", "-x", "reload"],
+        cwd=home,
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    import sqlite3
+
+    with sqlite3.connect(home / "cache.db") as cache:
+        rows = cache.execute("SELECT feedurl, title, url FROM rss_item").fetchall()
+    held: dict[str, set[tuple[str, str]]] = {url: set() for url in urls}
+    for feed_url, title, link in rows:
+        held[feed_url].add((title, link))
+    return held
+
+
+def _articles(client: httpx.Client, path: str) -> set[tuple[str, str]]:
+    """(title, link) of every entry a feed serves, read with feedparser."""
+    parsed = feedparser.parse(client.get(path).content)
+    return {(entry.title, entry.get("link", "")) for entry in parsed.entries}
+
+
+def test_newsboat_subscribes_and_gets_only_the_new_entries_on_reload(
+    tmp_path: Path, feeds_dir: Path, served: type[Served]
+) -> None:
+    with serve_directory(feeds_dir) as server:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(_config(server, f"sqlite:///{tmp_path / 'reader.db'}"))
+        assert _cli(config, "poll").returncode == 0
+        aggregator = served(config)
+        # Two feeds whose entries differ: newsboat keeps one article per guid, whichever
+        # feed it came from (the same feed in RSS and Atom shares its entries' ids).
+        feeds = {
+            "rss": f"{aggregator.base}/feeds/everything.rss",
+            "atom": f"{aggregator.base}/feeds/bbc-copies.atom",
+        }
+        home = tmp_path / "newsboat"
+        home.mkdir()
+        with httpx.Client(base_url=aggregator.base, timeout=30) as client:
+            expected = {fmt: _articles(client, url) for fmt, url in feeds.items()}
+            assert len(expected["rss"]) > 50
+            held = _newsboat(home, list(feeds.values()))
+            for fmt, url in feeds.items():
+                assert held[url] == expected[fmt]  # exactly the entries, titles and links
+
+            etag = client.get("/feeds/everything.rss").headers["etag"]
+            _add_items(feeds_dir / OUTLETS["npr"], 2)
+            assert _cli(config, "poll").returncode == 0
+            deadline = time.monotonic() + 10
+            while client.get("/feeds/everything.rss").headers["etag"] == etag:
+                assert time.monotonic() < deadline, "the server kept the feed from before"
+            again = _newsboat(home, list(feeds.values()))
+        new = {("Extra story 0", "https://example.org/npr-extra-0"),
+               ("Extra story 1", "https://example.org/npr-extra-1")}  # fmt: skip
+        assert again[feeds["rss"]] - held[feeds["rss"]] == new  # those two, nothing else
+        assert again[feeds["atom"]] == held[feeds["atom"]]  # NPR is not in the BBC's feed
+        assert all(held[url] <= again[url] for url in feeds.values())
