@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from aggregator import __version__
 from aggregator.clock import SystemClock
-from aggregator.exceptions import AggregatorError, ConfigError
+from aggregator.exceptions import AggregatorError, ConfigError, ParseError
 from aggregator.memory import limit_malloc_arenas
 from aggregator.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 from aggregator.types import PollOutcome, SourceState
@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "sources", parents=[common], help="print every source's polling state"
     )
     sources.add_argument("--json", action="store_true", help="as JSON, like GET /sources.json")
+    imported = commands.add_parser(
+        "import-opml",
+        parents=[common],
+        help="print a feed reader's OPML export as sources: YAML to paste into the config",
+    )
+    imported.add_argument("file", type=Path, help="the OPML file a feed reader exported")
     evaluate = commands.add_parser(
         "eval-grouping",
         parents=[common],
@@ -346,6 +352,47 @@ def cmd_eval_grouping(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_opml(settings: Settings, args: argparse.Namespace) -> int:
+    import yaml
+
+    from aggregator.parse.opml import read_subscriptions
+
+    try:
+        document = args.file.read_bytes()
+    except OSError as exc:
+        print(f"aggregator: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        subscriptions = read_subscriptions(document)
+    except ParseError as exc:
+        print(f"aggregator: {args.file}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    configured = {source.url for source in settings.sources}
+    names = {source.name for source in settings.sources}
+    fresh = [s for s in subscriptions if s.url not in configured]
+    sources = []
+    for subscription in fresh:
+        name, number = subscription.name, 1
+        while name in names:  # a name the config already gives another source
+            number += 1
+            name = f"{subscription.name[:60]}-{number}"
+        names.add(name)
+        entry: dict[str, object] = {"name": name, "title": subscription.title}
+        entry["url"] = subscription.url
+        if subscription.tags:
+            entry["tags"] = list(subscription.tags)
+        sources.append(entry)
+    skipped = len(subscriptions) - len(fresh)
+    print(
+        f"# {len(sources)} feeds from {args.file.name}"
+        + (f" ({skipped} already in the config left out)" if skipped else "")
+        + ": paste these lines under sources: in the config"
+    )
+    listed = yaml.safe_dump(sources, sort_keys=False, allow_unicode=True) if sources else ""
+    print("".join(f"  {line}" for line in listed.splitlines(keepends=True)), end="")
+    return EXIT_OK
+
+
 COMMANDS = {
     "check": cmd_check,
     "run": cmd_run,
@@ -356,6 +403,7 @@ COMMANDS = {
     "series": cmd_series,
     "sources": cmd_sources,
     "eval-grouping": cmd_eval_grouping,
+    "import-opml": cmd_import_opml,
 }
 
 if __name__ == "__main__":

@@ -164,3 +164,70 @@ def test_series_commands_have_help() -> None:
         result = _cli(*args)
         assert result.returncode == 0 and "--config" in result.stdout
     assert "--min-days" in _cli("series", "suggest", "--help").stdout
+
+
+# --- import-opml ------------------------------------------------------------------------
+
+OPML = DATA / "opml"
+
+
+def _minimal_config(tmp_path: Path, sources: str) -> Path:
+    config = tmp_path / "aggregator.yaml"
+    config.write_text(f"database: sqlite:///{tmp_path / 'x.db'}\nsources:\n{sources}")
+    return config
+
+
+def test_import_opml_prints_sources_a_config_accepts(tmp_path: Path) -> None:
+    import re
+
+    from aggregator.settings import load_settings
+
+    already = "  - {name: df, url: 'http://daringfireball.net/feeds/main'}\n"
+    config = _minimal_config(tmp_path, already)
+    result = _cli("--config", str(config), "import-opml", str(OPML / "SubsNoTitleAttributes.opml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("# 206 feeds from SubsNoTitleAttributes.opml (1 already")
+    pasted = _minimal_config(tmp_path, already + result.stdout)
+    settings = load_settings(pasted, environ={})
+    by_url = {source.url: source for source in settings.sources}
+    document = (OPML / "SubsNoTitleAttributes.opml").read_text(encoding="utf-8")
+    assert set(by_url) == set(re.findall(r'xmlUrl="([^"]*)"', document))  # each feed, once
+    assert by_url["http://corinnekrych.blogspot.com/feeds/posts/default"].title == "chat & code"
+    # A reader's folders become tags: A List Apart is filed under "Programming".
+    assert by_url["http://feeds.feedburner.com/alistapart/main"].tags == ("programming",)
+    assert by_url["http://daringfireball.net/feeds/main"].name == "df"  # the config's own
+    assert len({source.name for source in settings.sources}) == 207
+
+
+def test_import_opml_refuses_what_is_not_opml_with_a_clear_line(tmp_path: Path) -> None:
+    config = _minimal_config(tmp_path, "  - {name: a, url: 'https://a.example/feed'}\n")
+    not_opml = tmp_path / "feed.xml"
+    not_opml.write_text("<rss version='2.0'><channel/></rss>")
+    result = _cli("--config", str(config), "import-opml", str(not_opml))
+    assert result.returncode == 1
+    assert "not an OPML document" in result.stderr and "Traceback" not in result.stderr
+    missing = _cli("--config", str(config), "import-opml", str(tmp_path / "none.opml"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_an_opml_entity_bomb_is_never_expanded() -> None:
+    from aggregator.parse.opml import read_subscriptions
+
+    lol = "".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10}">' for n in range(1, 10))
+    bomb = (
+        f'<?xml version="1.0"?><!DOCTYPE opml [<!ENTITY l0 "lol">{lol}]>'
+        '<opml version="2.0"><body><outline text="&l9;" xmlUrl="https://a.example/f"/>'
+        "</body></opml>"
+    ).encode()
+    try:
+        subscriptions = read_subscriptions(bomb)
+    except Exception as exc:  # refusing it is as good as not expanding it
+        assert "OPML" in str(exc)
+        return
+    assert all(len(s.title) < 1000 for s in subscriptions)
+
+
+def test_import_opml_describes_itself() -> None:
+    result = _cli("import-opml", "--help")
+    assert result.returncode == 0 and "OPML" in result.stdout
+    assert "import-opml" in _cli("--help").stdout
