@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
         "sources", parents=[common], help="print every source's polling state"
     )
     sources.add_argument("--json", action="store_true", help="as JSON, like GET /sources.json")
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write every feed, the HTML index and the OPML as static files for a web server",
+    )
+    export.add_argument(
+        "--out", type=Path, required=True, help="the directory to write (made if missing)"
+    )
     imported = commands.add_parser(
         "import-opml",
         parents=[common],
@@ -352,6 +360,25 @@ def cmd_eval_grouping(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.publish.catalog import StoreCatalog
+    from aggregator.publish.export import export_site
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    try:
+        catalog = StoreCatalog(settings, store)
+        try:
+            written = export_site(catalog, args.out, base_url=settings.server.public_url)
+        except OSError as exc:
+            print(f"aggregator: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    finally:
+        store.close()
+    print(f"wrote {len(written)} files to {args.out}, linked for {settings.server.public_url}/")
+    return EXIT_OK
+
+
 def cmd_import_opml(settings: Settings, args: argparse.Namespace) -> int:
     import yaml
 
@@ -404,6 +431,7 @@ COMMANDS = {
     "sources": cmd_sources,
     "eval-grouping": cmd_eval_grouping,
     "import-opml": cmd_import_opml,
+    "export": cmd_export,
 }
 
 if __name__ == "__main__":

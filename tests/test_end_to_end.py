@@ -395,3 +395,35 @@ def test_newsboat_subscribes_and_gets_only_the_new_entries_on_reload(
         assert again[feeds["rss"]] - held[feeds["rss"]] == new  # those two, nothing else
         assert again[feeds["atom"]] == held[feeds["atom"]]  # NPR is not in the BBC's feed
         assert all(held[url] <= again[url] for url in feeds.values())
+
+
+def test_export_writes_a_site_whose_links_all_resolve(
+    tmp_path: Path, feeds_dir: Path, served: type[Served]
+) -> None:
+    with serve_directory(feeds_dir) as server:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(_config(server, f"sqlite:///{tmp_path / 'export.db'}"))
+        assert _cli(config, "poll").returncode == 0
+        out = tmp_path / "site"
+        exported = _cli(config, "export", "--out", str(out))
+        assert exported.returncode == 0, exported.stderr
+        assert exported.stdout.startswith("wrote ")
+        aggregator = served(config)
+        with httpx.Client(base_url=aggregator.base, timeout=30) as client:
+            for path in ("feeds/everything.rss", "feeds/stories.json", "series/geneva.atom"):
+                # The same bytes the server sends (these feeds fit on one page).
+                assert (out / path).read_bytes() == client.get(f"/{path}").content
+    base = "http://feeds.example.org/"
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    for kind, slug in [("feeds", "everything"), ("feeds", "bbc-copies"), ("series", "geneva")]:
+        assert {f"{kind}/{slug}.{fmt}" for fmt in ("rss", "atom", "json")} <= files
+        assert atom_errors((out / f"{kind}/{slug}.atom").read_bytes()) == []
+    assert {"index.html", "opml", "series/index.json"} <= files
+    # Every address of the site that the index or the OPML names is a file of the export.
+    named = set()
+    for document in ("index.html", "opml"):
+        text = (out / document).read_text(encoding="utf-8")
+        named |= {href.split("?")[0] for href in re.findall(rf'"{re.escape(base)}([^"#]*)"', text)}
+    named.discard("")  # the index itself
+    assert named and named <= files, sorted(named - files)
+    assert not any(name.startswith(".") for name in files)  # no temporary file left

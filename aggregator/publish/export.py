@@ -1,0 +1,74 @@
+"""Every published document as static files, for any web server to host ("planet" style).
+
+The files sit at the paths the app serves them from, so that the links between them
+(written with ``server.base_url``) hold when the directory is hosted at that address:
+
+    index.html                       the HTML index (``GET /``)
+    opml                             every feed and series as OPML (``GET /opml``)
+    feeds/{slug}.{rss,atom,json}     each merged feed, its first page
+    series/{slug}.{rss,atom,json}    each series, its first page
+    series/index.json                every series with its counts (``GET /series/``)
+    stories/{id}, stories/{id}.json  the stories the index lists
+
+Each file is written whole to a temporary name and renamed, so a web server serving the
+directory while it is exported never sends half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from aggregator.publish import FEED_FORMATS
+from aggregator.publish.app import Catalog
+from aggregator.publish.html_index import render_index
+from aggregator.publish.opml import render_opml
+from aggregator.publish.status import series_status
+from aggregator.publish.story_json import render_story_json
+from aggregator.publish.story_page import render_story_page
+
+
+def export_site(catalog: Catalog, out: Path, *, base_url: str) -> list[Path]:
+    """Write every document under ``out``; the files written, in order."""
+    base = base_url.rstrip("/")
+    written: list[Path] = []
+
+    def write(relative: str, body: bytes) -> None:
+        written.append(write_atomically(out / relative, body))
+
+    listing = catalog.listing()
+    write("index.html", render_index(listing, base_url=base))
+    write("opml", render_opml(listing, base_url=base))
+    series = {"series": [series_status(info, base) for info in listing.series]}
+    write("series/index.json", json.dumps(series, ensure_ascii=False, indent=1).encode())
+    for info in (*listing.feeds, *listing.series):
+        page = catalog.feed_page(info.kind, info.slug)
+        if page is None:
+            continue
+        # A static host cannot answer ?page=N: the first page stands alone.
+        page = replace(page, has_next=False)
+        for fmt in FEED_FORMATS.values():
+            write(f"{info.kind}/{info.slug}.{fmt.name}", fmt.render(page))
+    for summary in listing.stories:
+        story = catalog.story(summary.id)
+        if story is not None:
+            write(f"stories/{story.id}", render_story_page(story, base_url=base))
+            write(f"stories/{story.id}.json", render_story_json(story, base_url=base))
+    return written
+
+
+def write_atomically(path: Path, body: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(body)
+        os.chmod(temporary, 0o644)  # for the web server's user; mkstemp makes it 0600
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
