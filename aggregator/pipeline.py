@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from random import Random
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aggregator.clock import Clock, SystemClock
 from aggregator.exceptions import (
@@ -66,6 +66,9 @@ from aggregator.types import (
     SourceNotModified,
 )
 from aggregator.workers import TimedProcessPool, WorkerDied, WorkTimeout
+
+if TYPE_CHECKING:
+    from aggregator.publish.websub import HubNotifier
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,16 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
                 duplicates=duplicate_rules(settings),
             ),
         )
+        if settings.server.websub_hub:
+            # Only then: the publishing side (Starlette among it) stays out of a poller.
+            from aggregator.publish.catalog import StoreCatalog
+            from aggregator.publish.websub import HubNotifier
+
+            pipeline.hub = HubNotifier(
+                settings.server.websub_hub,
+                StoreCatalog(settings, store),
+                state=(store.state, store.set_state),
+            )
         pipeline.refresh_series()
         yield pipeline
     finally:
@@ -214,6 +227,7 @@ class Pipeline:
     hosts: HostLimiter | None = None
     processor: DocumentProcessor = process_here
     stories: StoryAssigner | None = None  # None: items are not assigned to stories
+    hub: HubNotifier | None = None  # None: no WebSub hub to tell of changed feeds
     # While poll_many runs, 304s are gathered here and recorded in one transaction.
     not_modified_batch: list[SourceNotModified] | None = None
 
@@ -415,7 +429,18 @@ class Pipeline:
             self.store.save_not_modified(batch)
         if any(o.items_new for o in outcomes):
             self.assign_stories()
+        self.publish_changes()  # compares every feed with what the hub was last told
         return outcomes
+
+    def publish_changes(self) -> None:
+        """Tell the WebSub hub, if there is one, which feeds changed. A hub that cannot
+        be told now is told after a later batch; polling goes on either way."""
+        if self.hub is None:
+            return
+        try:
+            self.hub.notify()
+        except Exception:
+            log.exception("websub: cannot tell the hub of changed feeds; trying again later")
 
     def poll_all(self) -> tuple[PollOutcome, ...]:
         """Poll every configured source once, due or not (gone sources excepted)."""

@@ -90,8 +90,11 @@ class Poller:
             self._in_flight.update(s.name for s in fresh)
         for source in fresh:
             self._queue.put(source)
-        # A poll stuck until its deadline holds the others' items back no longer than this.
-        if self._unassigned and time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY:
+        # A poll stuck until its deadline holds the others' items back no longer than this;
+        # a hub that could not be told of a change is told again as often.
+        hub = self.pipeline.hub
+        pending = self._unassigned or (hub is not None and hub.owed)
+        if pending and time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY:
             self._assign_stories()
 
     def _work(self) -> None:
@@ -120,6 +123,7 @@ class Poller:
         self._assigned_at = time.monotonic()
         if not self._stopping.is_set():
             self.pipeline.assign_stories()
+            self.pipeline.publish_changes()
 
     def stop(self, timeout: float) -> bool:
         """Stop ticking, let in-flight polls finish for up to ``timeout`` seconds.

@@ -129,6 +129,7 @@ class _Frozen(BaseModel):
 class ServerSettings(_Frozen):
     listen: str = "127.0.0.1:8080"
     base_url: str | None = None
+    websub_hub: str | None = None  # a WebSub hub that feeds name and that hears of changes
 
     @property
     def host(self) -> str:
@@ -607,6 +608,8 @@ def _cross_check(
         problem(("polling", "min_interval"), "min_interval is longer than max_interval")
     if settings.server.base_url and not _is_http_url(settings.server.base_url):
         problem(("server", "base_url"), "expected an http:// or https:// URL")
+    if settings.server.websub_hub and not _is_http_url(settings.server.websub_hub):
+        problem(("server", "websub_hub"), "expected the hub's http:// or https:// URL")
 
     source_names: dict[str, int] = {}
     all_tags: set[str] = set()

@@ -441,4 +441,5 @@ class FeedPage:
     # source it draws from (it cannot change sooner).
     max_age: int = 60
     page: int = 1  # of the feed's pages (RFC 5005), newest entries first
+    hub: str | None = None  # the WebSub hub readers may subscribe at
     has_next: bool = False  # older entries follow on the next page

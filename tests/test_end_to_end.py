@@ -427,3 +427,86 @@ def test_export_writes_a_site_whose_links_all_resolve(
     named.discard("")  # the index itself
     assert named and named <= files, sorted(named - files)
     assert not any(name.startswith(".") for name in files)  # no temporary file left
+
+
+# --- WebSub ---------------------------------------------------------------------------
+
+
+class _Hub:
+    """A loopback WebSub hub that records the publish pings it gets."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        hub = self
+        self.pings: list[str] = []
+        self.status = 202
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = parse_qs(self.rfile.read(length).decode())
+                if form.get("hub.mode") == ["publish"] and hub.status < 300:
+                    hub.pings += form["hub.url"]
+                self.send_response(hub.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hub"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def take(self) -> set[str]:
+        pings, self.pings = set(self.pings), []
+        return pings
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_the_hub_is_told_of_exactly_the_feeds_a_poll_changed(
+    tmp_path: Path, feeds_dir: Path, served: type[Served]
+) -> None:
+    hub = _Hub()
+    try:
+        with serve_directory(feeds_dir) as server:
+            config = tmp_path / "aggregator.yaml"
+            text = _config(server, f"sqlite:///{tmp_path / 'websub.db'}")
+            config.write_text(text.replace("server:\n", f"server:\n  websub_hub: {hub.url}\n"))
+            assert _cli(config, "poll").returncode == 0
+            every = {
+                f"http://feeds.example.org/{kind}/{slug}.{fmt}"
+                for kind, slug in [("feeds", "everything"), ("feeds", "middle-east"),
+                                   ("feeds", "bbc-only"), ("feeds", "stories"),
+                                   ("feeds", "bbc-copies"), ("series", "geneva")]
+                for fmt in ("rss", "atom", "json")
+            }  # fmt: skip
+            assert hub.take() == every  # all new: every feed changed
+
+            aggregator = served(config)
+            with httpx.Client(base_url=aggregator.base, timeout=30) as client:
+                atom = feedparser.parse(client.get("/feeds/everything.atom").content)
+                assert ("hub", hub.url) in {(link.rel, link.href) for link in atom.feed.links}
+                rss = client.get("/feeds/everything.rss").text
+                assert f'href="{hub.url}" rel="hub"' in rss
+                assert client.get("/feeds/everything.json").json()["hubs"] == [
+                    {"type": "WebSub", "url": hub.url}
+                ]
+
+            assert _cli(config, "poll").returncode == 0  # nothing changed upstream
+            assert hub.take() == set()
+
+            _add_items(feeds_dir / OUTLETS["npr"], 2)  # NPR: in everything, not the BBC's
+            hub.status = 503  # the hub is down: polling goes on, the hub is told later
+            assert _cli(config, "poll").returncode == 0
+            hub.status = 202
+            assert _cli(config, "poll").returncode == 0
+            changed = hub.take()
+            assert changed == {url for url in every if "/everything." in url or "/stories." in url}
+    finally:
+        hub.stop()

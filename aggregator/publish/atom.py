@@ -35,6 +35,8 @@ def render_atom(page: FeedPage) -> bytes:
     feed.link(href=page_url(page, "atom", page.page), rel="self", type=ATOM_MEDIA_TYPE)
     for rel, href in page_links(page, "atom"):
         feed.link(href=href, rel=rel, type=ATOM_MEDIA_TYPE)
+    if page.hub:
+        feed.link(href=page.hub, rel="hub")
     feed.link(href=page.home_url, rel="alternate", type="text/html")
     feed.generator("aggregator", version=__version__)
     feed.updated(page.updated)  # feedgen would otherwise stamp "now"

@@ -106,6 +106,7 @@ class StoreCatalog:
             max_age=self._max_age(drawn_from),
             page=page,
             has_next=len(entries) > size,
+            hub=self.settings.server.websub_hub,
         )
 
     def _max_age(self, names: set[str]) -> int:

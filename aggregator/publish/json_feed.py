@@ -38,6 +38,8 @@ def render_json_feed(page: FeedPage) -> bytes:
     }
     if page.has_next:
         document["next_url"] = page_url(page, "json", page.page + 1)
+    if page.hub:
+        document["hubs"] = [{"type": "WebSub", "url": page.hub}]
     if page.description:
         document["description"] = page.description
     base_url = site_base_url(page)

@@ -35,6 +35,8 @@ def render_rss(page: FeedPage) -> bytes:
     feed.link(href=page.home_url, rel="alternate")
     feed.register_extension("pages", ChannelLinks, atom=False, rss=True)
     feed.pages.links = [(rel, href, RSS_MEDIA_TYPE) for rel, href in page_links(page, "rss")]
+    if page.hub:
+        feed.pages.links.append(("hub", page.hub, None))
     feed.generator("aggregator", version=__version__)
     # updated() also sets lastBuildDate, which feedgen otherwise stamps with "now".
     feed.updated(page.updated)
