@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -152,22 +152,33 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
                 duplicates=duplicate_rules(settings),
             ),
         )
-        if settings.server.websub_hub:
-            # Only then: the publishing side (Starlette among it) stays out of a poller.
-            from aggregator.publish.catalog import StoreCatalog
-            from aggregator.publish.websub import HubNotifier
-
-            pipeline.hub = HubNotifier(
-                settings.server.websub_hub,
-                StoreCatalog(settings, store),
-                state=(store.state, store.set_state),
-            )
+        if settings.server.websub_hub or settings.server.static_dir:
+            _wire_publishing(pipeline, settings, store)
         pipeline.refresh_series()
         yield pipeline
     finally:
         pool.close()
         fetcher.close()
         store.close()
+
+
+def _wire_publishing(pipeline: Pipeline, settings: Settings, store: Store) -> None:
+    """The WebSub hub and the static copy a poller keeps up to date. Imported only
+    then: the publishing side (Starlette among it) stays out of other pollers."""
+    from functools import partial
+
+    from aggregator.publish.catalog import StoreCatalog
+    from aggregator.publish.export import export_site
+    from aggregator.publish.websub import HubNotifier
+
+    catalog = StoreCatalog(settings, store)
+    server = settings.server
+    if server.websub_hub:
+        pipeline.hub = HubNotifier(server.websub_hub, catalog, state=(store.state, store.set_state))
+    if server.static_dir is not None:
+        pipeline.static_copy = partial(
+            export_site, catalog, server.static_dir, base_url=server.public_url, only_changed=True
+        )
 
 
 def parse_pool(settings: Settings) -> TimedProcessPool:
@@ -228,6 +239,7 @@ class Pipeline:
     processor: DocumentProcessor = process_here
     stories: StoryAssigner | None = None  # None: items are not assigned to stories
     hub: HubNotifier | None = None  # None: no WebSub hub to tell of changed feeds
+    static_copy: Callable[[], object] | None = None  # rewrites server.static_dir's files
     # While poll_many runs, 304s are gathered here and recorded in one transaction.
     not_modified_batch: list[SourceNotModified] | None = None
 
@@ -433,14 +445,19 @@ class Pipeline:
         return outcomes
 
     def publish_changes(self) -> None:
-        """Tell the WebSub hub, if there is one, which feeds changed. A hub that cannot
-        be told now is told after a later batch; polling goes on either way."""
-        if self.hub is None:
-            return
-        try:
-            self.hub.notify()
-        except Exception:
-            log.exception("websub: cannot tell the hub of changed feeds; trying again later")
+        """Bring the static copy (``server.static_dir``) up to date and tell the WebSub
+        hub which feeds changed, when configured. What fails now is done after a later
+        batch; polling goes on either way."""
+        if self.static_copy is not None:
+            try:
+                self.static_copy()
+            except Exception:
+                log.exception("static copy: cannot write it; trying again after the next polls")
+        if self.hub is not None:
+            try:
+                self.hub.notify()
+            except Exception:
+                log.exception("websub: cannot tell the hub of changed feeds; trying again later")
 
     def poll_all(self) -> tuple[PollOutcome, ...]:
         """Poll every configured source once, due or not (gone sources excepted)."""

@@ -38,7 +38,9 @@ class Poller:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
-        self._unassigned = False  # polls stored new items no story has yet
+        # Polls stored new items no story has yet; at start, the batch's end also brings
+        # the static copy and the WebSub hub up to date with what is stored.
+        self._unassigned = True
         self._assigned_at = time.monotonic()
         self._workers = [
             threading.Thread(target=self._work, name=f"poll-{i}", daemon=True)

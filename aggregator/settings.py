@@ -130,6 +130,7 @@ class ServerSettings(_Frozen):
     listen: str = "127.0.0.1:8080"
     base_url: str | None = None
     websub_hub: str | None = None  # a WebSub hub that feeds name and that hears of changes
+    static_dir: Path | None = None  # a static copy of every feed, kept in sync by the poller
 
     @property
     def host(self) -> str:
@@ -685,7 +686,8 @@ def _source_url_problem(url: str) -> str | None:
 
 
 def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
-    """Make relative SQLite paths and file: sources relative to the config file."""
+    """Make relative SQLite paths, file: sources and the static directory relative to
+    the config file."""
     url = make_url(settings.database)
     database = settings.database
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
@@ -697,7 +699,10 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
     sources = tuple(
         s.model_copy(update={"url": resolve_file_url(s.url, base_dir)}) for s in settings.sources
     )
-    return settings.model_copy(update={"database": database, "sources": sources})
+    server = settings.server
+    if server.static_dir is not None and not server.static_dir.is_absolute():
+        server = server.model_copy(update={"static_dir": (base_dir / server.static_dir).resolve()})
+    return settings.model_copy(update={"database": database, "sources": sources, "server": server})
 
 
 def resolve_file_url(url: str, base_dir: Path) -> str:

@@ -510,3 +510,23 @@ def test_the_hub_is_told_of_exactly_the_feeds_a_poll_changed(
             assert changed == {url for url in every if "/everything." in url or "/stories." in url}
     finally:
         hub.stop()
+
+
+def test_the_static_copy_follows_every_poll_that_changes_a_feed(
+    tmp_path: Path, feeds_dir: Path
+) -> None:
+    static = tmp_path / "public"
+    with serve_directory(feeds_dir) as server:
+        config = tmp_path / "aggregator.yaml"
+        text = _config(server, f"sqlite:///{tmp_path / 'static.db'}")
+        config.write_text(text.replace("server:\n", "server:\n  static_dir: public\n"))
+        assert _cli(config, "poll").returncode == 0
+        everything = static / "feeds" / "everything.rss"
+        bbc = static / "feeds" / "bbc-only.atom"
+        first = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in (everything, bbc)}
+        assert atom_errors(first[bbc][0]) == []
+        _add_items(feeds_dir / OUTLETS["npr"], 2)
+        assert _cli(config, "poll").returncode == 0
+    links = {e.get("link") for e in feedparser.parse(everything.read_bytes()).entries}
+    assert "https://example.org/npr-extra-0" in links  # rewritten with the new items
+    assert (bbc.read_bytes(), bbc.stat().st_mtime_ns) == first[bbc]  # unchanged: untouched

@@ -31,13 +31,20 @@ from aggregator.publish.story_json import render_story_json
 from aggregator.publish.story_page import render_story_page
 
 
-def export_site(catalog: Catalog, out: Path, *, base_url: str) -> list[Path]:
-    """Write every document under ``out``; the files written, in order."""
+def export_site(
+    catalog: Catalog, out: Path, *, base_url: str, only_changed: bool = False
+) -> list[Path]:
+    """Write every document under ``out``; the files written, in order. With
+    ``only_changed``, a file that already holds the same bytes is left alone (a copy
+    kept in sync after each batch of polls rewrites only what changed)."""
     base = base_url.rstrip("/")
     written: list[Path] = []
 
     def write(relative: str, body: bytes) -> None:
-        written.append(write_atomically(out / relative, body))
+        path = out / relative
+        if only_changed and _holds(path, body):
+            return
+        written.append(write_atomically(path, body))
 
     listing = catalog.listing()
     write("index.html", render_index(listing, base_url=base))
@@ -58,6 +65,13 @@ def export_site(catalog: Catalog, out: Path, *, base_url: str) -> list[Path]:
             write(f"stories/{story.id}", render_story_page(story, base_url=base))
             write(f"stories/{story.id}.json", render_story_json(story, base_url=base))
     return written
+
+
+def _holds(path: Path, body: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(body) and path.read_bytes() == body
+    except OSError:
+        return False
 
 
 def write_atomically(path: Path, body: bytes) -> Path:
