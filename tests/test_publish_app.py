@@ -678,3 +678,20 @@ def test_while_a_feed_loads_again_readers_get_the_copy_from_before(catalog: Fake
             assert time.monotonic() < deadline, "the change was never served"
         assert after.headers["etag"] != before.headers["etag"]
         assert catalog.pages_loaded == 2  # one load for every request that came meanwhile
+
+
+def test_after_a_quiet_spell_the_first_reader_gets_the_change(
+    catalog: FakeCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The copy from before a change is served only while the change is certainly
+    # recent; the counter read after a quiet spell cannot tell how old a change is.
+    from aggregator.publish import feed_cache
+
+    clock = _Clock()
+    monkeypatch.setattr(feed_cache.time, "monotonic", clock)
+    client = TestClient(create_app(catalog, base_url=f"{BASE_URL}/"))  # default windows
+    before = client.get("/feeds/world.rss")
+    catalog.add_entry("world", make_entry(9))
+    clock.now += 300  # nobody asked for five minutes
+    after = client.get("/feeds/world.rss", headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and "Story 9" in after.text

@@ -107,6 +107,7 @@ class FeedCache:
         self._previous: dict[CacheKey, RenderedFeed] = {}
         self._version: int | None = None
         self._checked_at: float | None = None
+        self._changed_after = float("-inf")  # the last change came after this moment
         self._check: asyncio.Future[int | None] | None = None
 
     async def version(self) -> int | None:
@@ -121,6 +122,7 @@ class FeedCache:
         return await asyncio.shield(self._check)
 
     async def _read(self) -> int | None:
+        before = self._checked_at
         try:
             version = await run_in_threadpool(self._read_version)
         except Exception:  # the store is unreachable: what was rendered still stands
@@ -132,7 +134,15 @@ class FeedCache:
         if version != self._version:
             self._previous, self._entries = self._entries, {}
             self._version = version
+            # It moved after the read before this one: that is how old the change may be.
+            self._changed_after = before if before is not None else float("-inf")
         return version
+
+    def changed_within(self, seconds: float) -> bool:
+        """Whether the last change of the counter is certainly less than ``seconds`` old
+        (it moved between two reads that close to now). After a quiet spell, a change
+        the first read finds may be of any age."""
+        return self._clock() - self._changed_after < seconds
 
     def get(self, key: CacheKey) -> RenderedFeed | None:
         return self._entries.get(key)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -29,9 +28,9 @@ from aggregator.types import FeedKind, FeedPage
 
 log = logging.getLogger(__name__)
 
-# While a feed is loaded again after a change, readers get the copy from before it for
-# at most this long (seconds): a change is served within the counter's recheck time
-# plus this, and a load that takes longer holds readers up instead.
+# For this long (seconds) after the counter was seen to move, readers of a feed being
+# loaded again get the copy from before: a change is served within the counter's
+# recheck time plus this; later, readers wait for the load.
 STALE_WHILE_LOADING = 0.5
 PREFIXES: dict[str, FeedKind] = {"/feeds/": "feeds", "/series/": "series"}
 _KIND_NOUN: dict[FeedKind, str] = {"feeds": "merged feed", "series": "series"}
@@ -68,7 +67,6 @@ class FeedEndpoint:
         self._load = load
         self._stale_while_loading = stale_while_loading
         self._loading: dict[tuple[CacheKey, int | None], asyncio.Future[RenderedFeed | None]] = {}
-        self._loading_since: dict[tuple[CacheKey, int | None], float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -128,19 +126,21 @@ class FeedEndpoint:
         if loading is None:
             loading = asyncio.ensure_future(self._refresh(key, version, kind, slug, fmt, number))
             self._loading[(key, version)] = loading
-            self._loading_since[(key, version)] = time.monotonic()
             loading.add_done_callback(lambda _: self._done_loading((key, version)))
         previous = self._cache.previous(key)
-        started = self._loading_since.get((key, version), 0.0)
-        if previous is not None and time.monotonic() - started < self._stale_while_loading:
+        if previous is not None and self._cache.changed_within(self._stale_while_loading):
             # Most changes are to other feeds: rather than hold every reader up for the
-            # load, the copy from before the change, for a moment.
+            # load, the copy from before the change, for a moment after it was seen.
             return previous
         return await asyncio.shield(loading)
 
     def _done_loading(self, loading: tuple[CacheKey, int | None]) -> None:
-        self._loading.pop(loading, None)
-        self._loading_since.pop(loading, None)
+        future = self._loading.pop(loading, None)
+        if future is not None and not future.cancelled() and future.exception() is not None:
+            # Readers may all have had the copy from before: the failure is said here.
+            log.warning(
+                "feeds: loading %s failed", "/".join(loading[0]), exc_info=future.exception()
+            )
 
     async def _refresh(
         self,
