@@ -174,7 +174,11 @@ def _wire_publishing(pipeline: Pipeline, settings: Settings, store: Store) -> No
     catalog = StoreCatalog(settings, store)
     server = settings.server
     if server.websub_hub:
-        pipeline.hub = HubNotifier(server.websub_hub, catalog, state=(store.state, store.set_state))
+
+        def remember(key: str, value: str) -> None:  # what the hub knows is no feed's
+            store.set_state(key, value, changes_feeds=False)
+
+        pipeline.hub = HubNotifier(server.websub_hub, catalog, state=(store.state, remember))
     if server.static_dir is not None:
         pipeline.static_copy = partial(
             export_site, catalog, server.static_dir, base_url=server.public_url, only_changed=True
@@ -240,6 +244,9 @@ class Pipeline:
     stories: StoryAssigner | None = None  # None: items are not assigned to stories
     hub: HubNotifier | None = None  # None: no WebSub hub to tell of changed feeds
     static_copy: Callable[[], object] | None = None  # rewrites server.static_dir's files
+    # The publication counter when the static copy and the hub were last brought up to
+    # date: publishing is skipped while it stands still.
+    published_version: int | None = None
     # While poll_many runs, 304s are gathered here and recorded in one transaction.
     not_modified_batch: list[SourceNotModified] | None = None
 
@@ -448,16 +455,32 @@ class Pipeline:
         """Bring the static copy (``server.static_dir``) up to date and tell the WebSub
         hub which feeds changed, when configured. What fails now is done after a later
         batch; polling goes on either way."""
+        if self.static_copy is None and self.hub is None:
+            return
+        try:
+            version = self.store.published_version()
+        except StoreError as exc:
+            log.warning("publishing postponed: %s", exc)
+            return
+        owed = self.hub is not None and self.hub.owed
+        if version == self.published_version and not owed:
+            return  # nothing changed since
+        done = True
         if self.static_copy is not None:
             try:
                 self.static_copy()
             except Exception:
                 log.exception("static copy: cannot write it; trying again after the next polls")
+                done = False
         if self.hub is not None:
             try:
                 self.hub.notify()
             except Exception:
                 log.exception("websub: cannot tell the hub of changed feeds; trying again later")
+                done = False
+            done = done and not self.hub.owed
+        if done:
+            self.published_version = version
 
     def poll_all(self) -> tuple[PollOutcome, ...]:
         """Poll every configured source once, due or not (gone sources excepted)."""

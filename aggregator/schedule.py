@@ -41,6 +41,7 @@ class Poller:
         # Polls stored new items no story has yet; at start, the batch's end also brings
         # the static copy and the WebSub hub up to date with what is stored.
         self._unassigned = True
+        self._settling = threading.Lock()
         self._assigned_at = time.monotonic()
         self._workers = [
             threading.Thread(target=self._work, name=f"poll-{i}", daemon=True)
@@ -93,11 +94,10 @@ class Poller:
         for source in fresh:
             self._queue.put(source)
         # A poll stuck until its deadline holds the others' items back no longer than this;
-        # a hub that could not be told of a change is told again as often.
-        hub = self.pipeline.hub
-        pending = self._unassigned or (hub is not None and hub.owed)
-        if pending and time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY:
-            self._assign_stories()
+        # what changed without new items, and what could not be published, as often. Not
+        # in this thread: a hub that does not answer must not hold up the ticks.
+        if time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY:
+            threading.Thread(target=self._settle, name="settle", daemon=True).start()
 
     def _work(self) -> None:
         while True:
@@ -115,17 +115,24 @@ class Poller:
                     self._in_flight.discard(source.name)
                     self._idle.notify_all()
                     drained = not self._in_flight and self._queue.empty()
-            if self._unassigned and (
-                drained or time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY
-            ):
-                self._assign_stories()
+            if drained or time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY:
+                self._settle()
 
-    def _assign_stories(self) -> None:
-        self._unassigned = False
-        self._assigned_at = time.monotonic()
-        if not self._stopping.is_set():
-            self.pipeline.assign_stories()
+    def _settle(self) -> None:
+        """Put new items into stories, and publish what changed (the static copy, the
+        WebSub hub): by one thread at a time; another that comes meanwhile leaves it."""
+        if not self._settling.acquire(blocking=False):
+            return
+        try:
+            self._assigned_at = time.monotonic()
+            if self._stopping.is_set():
+                return
+            if self._unassigned:
+                self._unassigned = False
+                self.pipeline.assign_stories()
             self.pipeline.publish_changes()
+        finally:
+            self._settling.release()
 
     def stop(self, timeout: float) -> bool:
         """Stop ticking, let in-flight polls finish for up to ``timeout`` seconds.

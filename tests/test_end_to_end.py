@@ -418,7 +418,7 @@ def test_export_writes_a_site_whose_links_all_resolve(
     for kind, slug in [("feeds", "everything"), ("feeds", "bbc-copies"), ("series", "geneva")]:
         assert {f"{kind}/{slug}.{fmt}" for fmt in ("rss", "atom", "json")} <= files
         assert atom_errors((out / f"{kind}/{slug}.atom").read_bytes()) == []
-    assert {"index.html", "opml", "series/index.json"} <= files
+    assert {"index.html", "opml", "series/_index.json"} <= files
     # Every address of the site that the index or the OPML names is a file of the export.
     named = set()
     for document in ("index.html", "opml"):

@@ -290,3 +290,29 @@ def test_an_item_whose_text_changed_leaves_the_series_it_no_longer_matches(
     assert _poll(pipeline).status == "ok"
     (entry,) = pipeline.store.feed_entries(series_slugs=None, limit=5)
     assert entry.title == "Peace talks resume in Geneva" and entry.series == ()
+
+
+def test_publishing_follows_the_store_and_retries_what_failed(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, FakeFetcher(), FixedClock(T0))
+    copies: list[int] = []
+    failing = [False]
+
+    def static_copy() -> None:
+        if failing[0]:
+            raise OSError("disk full")
+        copies.append(pipeline.store.published_version())
+
+    pipeline.static_copy = static_copy
+    pipeline.publish_changes()
+    pipeline.publish_changes()  # nothing changed in the store: nothing to write
+    assert len(copies) == 1
+    pipeline.store.set_state("k", "v")  # a change to what feeds show, without new items
+    failing[0] = True
+    pipeline.publish_changes()  # fails: kept owed
+    failing[0] = False
+    pipeline.publish_changes()
+    assert len(copies) == 2 and copies[1] > copies[0]
+    pipeline.store.set_state("k", "w", changes_feeds=False)  # bookkeeping: no change
+    pipeline.publish_changes()
+    assert len(copies) == 2
+    pipeline.store.close()

@@ -7,7 +7,8 @@ The files sit at the paths the app serves them from, so that the links between t
     opml                             every feed and series as OPML (``GET /opml``)
     feeds/{slug}.{rss,atom,json}     each merged feed, its first page
     series/{slug}.{rss,atom,json}    each series, its first page
-    series/index.json                every series with its counts (``GET /series/``)
+    series/_index.json               every series with its counts (``GET /series/``; no
+                                     slug begins with "_", so no series is named so)
     stories/{id}, stories/{id}.json  the stories the index lists
 
 Each file is written whole to a temporary name and renamed, so a web server serving the
@@ -50,7 +51,7 @@ def export_site(
     write("index.html", render_index(listing, base_url=base))
     write("opml", render_opml(listing, base_url=base))
     series = {"series": [series_status(info, base) for info in listing.series]}
-    write("series/index.json", json.dumps(series, ensure_ascii=False, indent=1).encode())
+    write("series/_index.json", json.dumps(series, ensure_ascii=False, indent=1).encode())
     for info in (*listing.feeds, *listing.series):
         page = catalog.feed_page(info.kind, info.slug)
         if page is None:

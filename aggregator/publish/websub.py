@@ -63,9 +63,9 @@ class HubNotifier:
             if known.get(key) == now[key]:
                 continue
             urls = [page_url(page, fmt, 1) for fmt in FEED_FORMATS]
-            if self._publish(urls):
+            if not failed and self._publish(urls):
                 told += urls
-            else:  # not told: tried again after the next batch of polls
+            else:  # not told (nor tried, once the hub failed): again after the next batch
                 now[key] = known.get(key, "")
                 failed = True
         self.owed = failed

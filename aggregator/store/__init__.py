@@ -113,10 +113,13 @@ class Store:
         with self._transaction() as connection:
             return _series.read_state(connection, key)
 
-    def set_state(self, key: str, value: str) -> None:
+    def set_state(self, key: str, value: str, *, changes_feeds: bool = True) -> None:
+        """Keep a fact; ``changes_feeds``: it changes what feeds show (the series
+        series.auto made, say), which every server learns."""
         with self._transaction() as connection:
             _series.write_state(connection, key, value)
-            _publication.count_change(connection)  # the series series.auto made, say
+            if changes_feeds:
+                _publication.count_change(connection)
 
     def published_version(self) -> int:
         """How many times what the feeds show has changed (by any process)."""
