@@ -261,12 +261,8 @@ def test_poll_serve_and_read_every_format(
             assert third.returncode == 0, third.stdout + third.stderr
             assert re.search(r"^npr\s+ok\s+\d+ items, 2 new$", third.stdout, re.M), third.stdout
             assert item_and_credit_counts(database_url) == (item_count + 2, credit_count + 2)
-            # The server (another process) learns of it from the store's publication
-            # counter: within a second (250 ms between reads, then at most 0.5 s of the
-            # copy from before while the feed loads again).
-            deadline = time.monotonic() + 10
-            while (after := client.get("/feeds/everything.rss")).headers["etag"] == etag:
-                assert time.monotonic() < deadline, "the server kept the feed from before"
+            # The server (another process) learns of it from the store's publication counter.
+            after = _wait_for_change(client, "/feeds/everything.rss", etag)
             links_after = {e.get("link") for e in feedparser.parse(after.content).entries}
             assert {
                 "https://example.org/npr-extra-0",
@@ -325,6 +321,26 @@ def _add_items(path: Path, count: int) -> None:
     path.write_text(head + extra + sep + tail, encoding="utf-8")
 
 
+def _polled(tmp_path: Path, server: FeedServer, name: str, server_keys: str = "") -> Path:
+    """A config of every outlet on its own SQLite store (``server_keys``: more lines of
+    its ``server:`` section), polled once."""
+    config = tmp_path / "aggregator.yaml"
+    text = _config(server, f"sqlite:///{tmp_path / name}")
+    config.write_text(text.replace("server:\n", f"server:\n{server_keys}"))
+    polled = _cli(config, "poll")
+    assert polled.returncode == 0, polled.stdout + polled.stderr
+    return config
+
+
+def _wait_for_change(client: httpx.Client, path: str, etag: str) -> httpx.Response:
+    """The feed once the server (another process) serves it anew: within a second (250 ms
+    between counter reads, then at most 0.5 s of the copy from before)."""
+    deadline = time.monotonic() + 10
+    while (response := client.get(path)).headers["etag"] == etag:
+        assert time.monotonic() < deadline, f"the server kept {path} from before"
+    return response
+
+
 # --- a real feed reader -----------------------------------------------------------------
 
 
@@ -364,9 +380,7 @@ def test_newsboat_subscribes_and_gets_only_the_new_entries_on_reload(
     tmp_path: Path, feeds_dir: Path, served: type[Served]
 ) -> None:
     with serve_directory(feeds_dir) as server:
-        config = tmp_path / "aggregator.yaml"
-        config.write_text(_config(server, f"sqlite:///{tmp_path / 'reader.db'}"))
-        assert _cli(config, "poll").returncode == 0
+        config = _polled(tmp_path, server, "reader.db")
         aggregator = served(config)
         # Two feeds whose entries differ: newsboat keeps one article per guid, whichever
         # feed it came from (the same feed in RSS and Atom shares its entries' ids).
@@ -386,9 +400,7 @@ def test_newsboat_subscribes_and_gets_only_the_new_entries_on_reload(
             etag = client.get("/feeds/everything.rss").headers["etag"]
             _add_items(feeds_dir / OUTLETS["npr"], 2)
             assert _cli(config, "poll").returncode == 0
-            deadline = time.monotonic() + 10
-            while client.get("/feeds/everything.rss").headers["etag"] == etag:
-                assert time.monotonic() < deadline, "the server kept the feed from before"
+            _wait_for_change(client, "/feeds/everything.rss", etag)
             again = _newsboat(home, list(feeds.values()))
         new = {("Extra story 0", "https://example.org/npr-extra-0"),
                ("Extra story 1", "https://example.org/npr-extra-1")}  # fmt: skip
@@ -401,9 +413,7 @@ def test_export_writes_a_site_whose_links_all_resolve(
     tmp_path: Path, feeds_dir: Path, served: type[Served]
 ) -> None:
     with serve_directory(feeds_dir) as server:
-        config = tmp_path / "aggregator.yaml"
-        config.write_text(_config(server, f"sqlite:///{tmp_path / 'export.db'}"))
-        assert _cli(config, "poll").returncode == 0
+        config = _polled(tmp_path, server, "export.db")
         out = tmp_path / "site"
         exported = _cli(config, "export", "--out", str(out))
         assert exported.returncode == 0, exported.stderr
@@ -475,10 +485,7 @@ def test_the_hub_is_told_of_exactly_the_feeds_a_poll_changed(
     hub = _Hub()
     try:
         with serve_directory(feeds_dir) as server:
-            config = tmp_path / "aggregator.yaml"
-            text = _config(server, f"sqlite:///{tmp_path / 'websub.db'}")
-            config.write_text(text.replace("server:\n", f"server:\n  websub_hub: {hub.url}\n"))
-            assert _cli(config, "poll").returncode == 0
+            config = _polled(tmp_path, server, "websub.db", f"  websub_hub: {hub.url}\n")
             every = {
                 f"http://feeds.example.org/{kind}/{slug}.{fmt}"
                 for kind, slug in [("feeds", "everything"), ("feeds", "middle-east"),
@@ -517,10 +524,7 @@ def test_the_static_copy_follows_every_poll_that_changes_a_feed(
 ) -> None:
     static = tmp_path / "public"
     with serve_directory(feeds_dir) as server:
-        config = tmp_path / "aggregator.yaml"
-        text = _config(server, f"sqlite:///{tmp_path / 'static.db'}")
-        config.write_text(text.replace("server:\n", "server:\n  static_dir: public\n"))
-        assert _cli(config, "poll").returncode == 0
+        config = _polled(tmp_path, server, "static.db", "  static_dir: public\n")
         everything = static / "feeds" / "everything.rss"
         bbc = static / "feeds" / "bbc-only.atom"
         first = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in (everything, bbc)}
