@@ -414,6 +414,7 @@ class Listing:
     feeds: tuple[FeedInfo, ...]
     series: tuple[FeedInfo, ...]
     stories: tuple[StorySummary, ...] = ()  # recent stories carried by several outlets
+    sources: tuple[SourceState, ...] = ()  # every source's polling state (its health)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

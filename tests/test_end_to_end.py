@@ -534,3 +534,40 @@ def test_the_static_copy_follows_every_poll_that_changes_a_feed(
     links = {e.get("link") for e in feedparser.parse(everything.read_bytes()).entries}
     assert "https://example.org/npr-extra-0" in links  # rewritten with the new items
     assert (bbc.read_bytes(), bbc.stat().st_mtime_ns) == first[bbc]  # unchanged: untouched
+
+
+# --- a real browser -----------------------------------------------------------------
+
+
+def test_the_index_loads_in_headless_chromium_without_console_errors(
+    tmp_path: Path, feeds_dir: Path, served: type[Served]
+) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: run bash .ci/test-tools (apt-get install chromium)"
+    with serve_directory(feeds_dir) as server:
+        config = _polled(tmp_path, server, "browser.db")
+        aggregator = served(config)
+        index = httpx.get(f"{aggregator.base}/", timeout=30).text
+        assert '<section id="sources">' in index and "hostile-1" in index  # source health
+        story = re.search(r'href="http://feeds\.example\.org(/stories/\d+)"', index)
+        assert story is not None
+        screenshots = []
+        for path in ("/", story.group(1)):
+            shot = tmp_path / f"phone{path.replace('/', '-')}.png"
+            done = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--enable-logging=stderr", "--v=0",
+                 "--window-size=390,844",  # a phone
+                 f"--screenshot={shot}", f"{aggregator.base}{path}"],
+                capture_output=True, text=True, timeout=120,
+                env={**os.environ, "HOME": str(tmp_path)},
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-2000:]
+            console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+            assert console == [], console  # no script, no error: nothing to log
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+            screenshots.append(shot)
+        keep = os.environ.get("AGGREGATOR_SCREENSHOTS")  # where CI may keep them
+        if keep:
+            for shot in screenshots:
+                shutil.copy(shot, Path(keep) / shot.name)

@@ -560,7 +560,7 @@ def test_a_story_entry_lists_every_report_escaped_and_linked() -> None:
 
 
 def test_the_story_page_escapes_what_outlets_sent() -> None:
-    from aggregator.publish.story_page import render_story_page
+    from aggregator.publish.html_index import render_story_page
     from aggregator.types import StoryView
 
     entry = make_entry(1, title="<script>alert(1)</script> & more", link="javascript:alert(1)")

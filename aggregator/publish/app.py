@@ -30,11 +30,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from aggregator.exceptions import StoreError
 from aggregator.publish.feed_cache import RECHECK_SECONDS, FeedCache
 from aggregator.publish.feed_endpoint import STALE_WHILE_LOADING, FeedEndpoint, is_feed_path
-from aggregator.publish.html_index import render_index
+from aggregator.publish.html_index import render_index, render_story_page
 from aggregator.publish.opml import render_opml
 from aggregator.publish.status import series_status, source_status
 from aggregator.publish.story_json import render_story_json
-from aggregator.publish.story_page import render_story_page
 from aggregator.types import FeedKind, FeedPage, Listing, SourceState, StoryView
 
 logger = logging.getLogger(__name__)

@@ -41,6 +41,7 @@ class StoreCatalog:
             feeds=tuple(_info("feeds", f) for f in self.settings.feeds),
             series=tuple(series),
             stories=tuple(self.store.recent_stories(limit=RECENT_STORIES)),
+            sources=self.sources() if counts else (),
         )
 
     def _series(self) -> list[FeedInfo]:

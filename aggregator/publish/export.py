@@ -25,11 +25,10 @@ from pathlib import Path
 
 from aggregator.publish import FEED_FORMATS
 from aggregator.publish.app import Catalog
-from aggregator.publish.html_index import render_index
+from aggregator.publish.html_index import render_index, render_story_page
 from aggregator.publish.opml import render_opml
 from aggregator.publish.status import series_status
 from aggregator.publish.story_json import render_story_json
-from aggregator.publish.story_page import render_story_page
 
 
 def export_site(
