@@ -424,6 +424,7 @@ class StorySummary:
     outlets: int
     reports: int
     latest: datetime
+    outlet_titles: tuple[str, ...] = ()  # the outlets that carried it, first to report first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -244,6 +244,9 @@ def test_the_home_page_lists_recent_stories_of_several_outlets(store: Store) -> 
     assert page.status_code == 200
     assert f'<a href="http://test/stories/{summary.id}">{JACKSON[0][1]}</a>' in page.text
     assert "3 outlets, 3 reports" in page.text
+    # ... naming them, the first to report first
+    assert summary.outlet_titles == tuple(source.upper() for source, _ in JACKSON)
+    assert ", ".join(summary.outlet_titles) in page.text
 
 
 def test_a_feed_without_merging_has_one_entry_per_outlets_copy(store: Store) -> None:

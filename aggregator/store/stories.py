@@ -166,6 +166,7 @@ def recent_stories(connection: Connection, *, limit: int, min_outlets: int) -> l
         .limit(limit)
     ).all()
     titles = _lead_titles(connection, [row.story_id for row in rows])
+    carriers = _outlet_titles(connection, [row.story_id for row in rows])
     return [
         StorySummary(
             id=row.story_id,
@@ -173,9 +174,27 @@ def recent_stories(connection: Connection, *, limit: int, min_outlets: int) -> l
             outlets=row.outlets,
             reports=row.reports,
             latest=row.latest,
+            outlet_titles=tuple(carriers.get(row.story_id, ())),
         )
         for row in rows
     ]
+
+
+def _outlet_titles(connection: Connection, story_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The outlets that carried each story, the first to report first."""
+    found: dict[int, list[str]] = {}
+    for part in chunks(story_ids):
+        rows = connection.execute(
+            select(items.c.story_id, sources.c.title, func.min(item_sources.c.first_seen))
+            .join(item_sources, item_sources.c.item_id == items.c.id)
+            .join(sources, sources.c.id == item_sources.c.source_id)
+            .where(items.c.story_id.in_(part))
+            .group_by(items.c.story_id, sources.c.id, sources.c.title)
+            .order_by(func.min(item_sources.c.first_seen), sources.c.title)
+        )
+        for row in rows:
+            found.setdefault(row.story_id, []).append(row.title)
+    return found
 
 
 def _lead_titles(connection: Connection, story_ids: Sequence[int]) -> dict[int, str]:
