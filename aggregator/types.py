@@ -444,4 +444,5 @@ class FeedPage:
     max_age: int = 60
     page: int = 1  # of the feed's pages (RFC 5005), newest entries first
     hub: str | None = None  # the WebSub hub readers may subscribe at
+    static: bool = False  # rendered for a static copy: pages are files, not ?page=N
     has_next: bool = False  # older entries follow on the next page

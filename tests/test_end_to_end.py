@@ -571,3 +571,34 @@ def test_the_index_loads_in_headless_chromium_without_console_errors(
         if keep:
             for shot in screenshots:
                 shutil.copy(shot, Path(keep) / shot.name)
+
+
+def test_an_exported_feed_links_its_pages_by_the_files_that_hold_them(
+    tmp_path: Path, feeds_dir: Path
+) -> None:
+    with serve_directory(feeds_dir) as server:
+        config = tmp_path / "aggregator.yaml"
+        small = "  - slug: small\n    title: Small pages\n    limit: 10\n    merge: none\n"
+        # feeds: is the config's last list: the small feed joins it
+        config.write_text(_config(server, f"sqlite:///{tmp_path / 'pages.db'}") + small)
+        assert _cli(config, "poll").returncode == 0
+        out = tmp_path / "site"
+        assert _cli(config, "export", "--out", str(out)).returncode == 0
+    base = "http://feeds.example.org/"
+    seen: list[str] = []
+    path: str | None = "feeds/small.atom"
+    while path is not None:  # a reader following next links, from file to file
+        document = (out / path).read_bytes()
+        assert atom_errors(document) == []
+        parsed = feedparser.parse(document)
+        seen += [entry.id for entry in parsed.entries]
+        following = [link.href for link in parsed.feed.links if link.rel == "next"]
+        path = following[0].removeprefix(base) if following else None
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "pages.db") as store:
+        (copies,) = store.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT item_id, source_id FROM item_sources)"
+        ).fetchone()
+    assert len(seen) == len(set(seen)) == copies  # every outlet's copy once, over pages
+    assert (out / "feeds/small.page2.rss").exists() and (out / "feeds/small.page2.json").exists()

@@ -623,6 +623,7 @@ def test_a_middle_page_links_the_first_the_previous_and_the_next() -> None:
         ("self", page_two % "rss"),
         ("first", f"{BASE_URL}/feeds/world.rss"),
         ("previous", f"{BASE_URL}/feeds/world.rss"),
+        ("prev", f"{BASE_URL}/feeds/world.rss"),  # its synonym, which some readers seek
         ("next", page_three % "rss"),
     }
     assert channel.index(channel.find("item")) > max(  # type: ignore[arg-type]

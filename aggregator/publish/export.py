@@ -5,8 +5,10 @@ The files sit at the paths the app serves them from, so that the links between t
 
     index.html                       the HTML index (``GET /``)
     opml                             every feed and series as OPML (``GET /opml``)
-    feeds/{slug}.{rss,atom,json}     each merged feed, its first page
-    series/{slug}.{rss,atom,json}    each series, its first page
+    feeds/{slug}.{rss,atom,json}     each merged feed (its first page)
+    feeds/{slug}.page{N}.{format}    its older pages, which its pages link (no query
+                                     string reaches a static file); at most 100
+    series/{slug}.{rss,atom,json}    each series, and its pages likewise
     series/_index.json               every series with its counts (``GET /series/``; no
                                      slug begins with "_", so no series is named so)
     stories/{id}, stories/{id}.json  the stories the index lists
@@ -30,6 +32,8 @@ from aggregator.publish.opml import render_opml
 from aggregator.publish.status import series_status
 from aggregator.publish.story_json import render_story_json
 
+MAX_STATIC_PAGES = 100  # of each feed: the last one written links no further
+
 
 def export_site(
     catalog: Catalog, out: Path, *, base_url: str, only_changed: bool = False
@@ -52,19 +56,37 @@ def export_site(
     series = {"series": [series_status(info, base) for info in listing.series]}
     write("series/_index.json", json.dumps(series, ensure_ascii=False, indent=1).encode())
     for info in (*listing.feeds, *listing.series):
-        page = catalog.feed_page(info.kind, info.slug)
-        if page is None:
-            continue
-        # A static host cannot answer ?page=N: the first page stands alone.
-        page = replace(page, has_next=False)
-        for fmt in FEED_FORMATS.values():
-            write(f"{info.kind}/{info.slug}.{fmt.name}", fmt.render(page))
+        number = 0
+        while number < MAX_STATIC_PAGES:
+            number += 1
+            page = catalog.feed_page(info.kind, info.slug, number)
+            if page is None or (number > 1 and not page.entries):
+                break
+            # A static host cannot answer ?page=N: pages are files of their own.
+            page = replace(page, static=True, has_next=page.has_next and number < MAX_STATIC_PAGES)
+            for fmt in FEED_FORMATS.values():
+                write(_page_file(info.kind, info.slug, fmt.name, number), fmt.render(page))
+            if not page.has_next:
+                break
+        _drop_pages_after(out / info.kind, info.slug, number)
     for summary in listing.stories:
         story = catalog.story(summary.id)
         if story is not None:
             write(f"stories/{story.id}", render_story_page(story, base_url=base))
             write(f"stories/{story.id}.json", render_story_json(story, base_url=base))
     return written
+
+
+def _page_file(kind: str, slug: str, fmt: str, number: int) -> str:
+    return f"{kind}/{slug}.{fmt}" if number == 1 else f"{kind}/{slug}.page{number}.{fmt}"
+
+
+def _drop_pages_after(folder: Path, slug: str, last: int) -> None:
+    """Remove the pages a feed no longer has (it shrank since the last export)."""
+    for path in folder.glob(f"{slug}.page*.*"):
+        number = path.name[len(slug) + len(".page") :].split(".", 1)[0]
+        if number.isdigit() and int(number) > last:
+            path.unlink(missing_ok=True)
 
 
 def _holds(path: Path, body: bytes) -> bool:

@@ -1,7 +1,8 @@
 """Paged feeds (RFC 5005, section 3): each page of a feed links the first page, the
 previous one and the next one, so that a reader can walk back through older entries.
 
-Page 1 is the feed's own address; page N is the same address with ``?page=N``.
+Page 1 is the feed's own address; page N is the same address with ``?page=N``. A
+static copy, which no query string can reach, names page N ``{slug}.page{N}.{format}``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ MAX_PAGE = 10_000  # deeper pages are refused: each costs a query that skips all
 
 def page_url(page: FeedPage, fmt: str, number: int) -> str:
     """Where page ``number`` of this feed is served in format ``fmt``."""
-    address = f"{page.self_url}.{fmt}"
-    return address if number == 1 else f"{address}?page={number}"
+    if number == 1:
+        return f"{page.self_url}.{fmt}"
+    if page.static:
+        return f"{page.self_url}.page{number}.{fmt}"
+    return f"{page.self_url}.{fmt}?page={number}"
 
 
 def page_links(page: FeedPage, fmt: str) -> list[tuple[str, str]]:
@@ -29,8 +33,9 @@ def page_links(page: FeedPage, fmt: str) -> list[tuple[str, str]]:
     if page.page == 1 and not page.has_next:
         return []
     links = [("first", page_url(page, fmt, 1))]
-    if page.page > 1:
+    if page.page > 1:  # RFC 5005 says "previous"; readers also look for its synonym
         links.append(("previous", page_url(page, fmt, page.page - 1)))
+        links.append(("prev", page_url(page, fmt, page.page - 1)))
     if page.has_next:
         links.append(("next", page_url(page, fmt, page.page + 1)))
     return links

@@ -106,10 +106,13 @@ def outlet_entries(
     """One entry per outlet's copy of each selected item, newest first, each crediting
     only its outlet and linking to its copy. Outlets must satisfy every source filter."""
     outlet_name = sources.c.name.label("outlet_name")
+    # One row per (item, outlet): an outlet that lists an article under two entries
+    # carries one copy of it, and pages (offsets) need an order without ties.
+    copies = select(item_sources.c.item_id, item_sources.c.source_id).distinct().subquery()
     query = (
         select(items, outlet_name)
-        .join(item_sources, item_sources.c.item_id == items.c.id)
-        .join(sources, sources.c.id == item_sources.c.source_id)
+        .join(copies, copies.c.item_id == items.c.id)
+        .join(sources, sources.c.id == copies.c.source_id)
         .order_by(items.c.sort_at.desc(), items.c.id.desc(), sources.c.name)
     )
     for names in source_filters:
