@@ -634,3 +634,18 @@ def test_a_middle_page_links_the_first_the_previous_and_the_next() -> None:
     assert document["next_url"] == page_three % "json"
     last = json.loads(render_json_feed(replace(PAGE, page=3)))
     assert "next_url" not in last
+
+
+def test_a_feed_says_its_language_when_its_entries_agree_on_one() -> None:
+    from tests.atom_schema import atom_errors
+
+    english = make_page(make_entry(1), make_entry(2, language="EN"), make_entry(3, language=None))
+    assert etree.fromstring(render_rss(english)).findtext("channel/language") == "en"
+    atom = etree.fromstring(render_atom(english))
+    assert atom.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+    assert atom_errors(render_atom(english)) == []
+    assert json.loads(render_json_feed(english))["language"] == "en"
+    mixed = make_page(make_entry(1), make_entry(2, language="fr"))
+    assert etree.fromstring(render_rss(mixed)).find("channel/language") is None
+    assert "language" not in json.loads(render_json_feed(mixed))
+    assert json.loads(render_json_feed(mixed))["items"][1]["language"] == "fr"  # each its own

@@ -14,6 +14,7 @@ from aggregator.publish.credits import (
     entry_body_html,
     entry_id,
     entry_title,
+    feed_language,
     first_credit_link,
     outlet_names,
     series_scheme,
@@ -38,6 +39,9 @@ def render_atom(page: FeedPage) -> bytes:
     if page.hub:
         feed.link(href=page.hub, rel="hub")
     feed.link(href=page.home_url, rel="alternate", type="text/html")
+    language = feed_language(page)
+    if language:
+        feed.language(language)  # the feed's xml:lang
     feed.generator("aggregator", version=__version__)
     feed.updated(page.updated)  # feedgen would otherwise stamp "now"
     # Atom wants an author on the feed unless every entry names one.

@@ -129,3 +129,10 @@ def category_fields(
         fields.append(field)
     fields.extend({"term": slug, "scheme": series_scheme} for slug in entry.series)
     return fields
+
+
+def feed_language(page: FeedPage) -> str | None:
+    """The language the page is written in: its entries' one language, when all that
+    say theirs say the same (a feed of English and French outlets says none)."""
+    languages = {entry.language.casefold() for entry in page.entries if entry.language}
+    return languages.pop() if len(languages) == 1 else None

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from aggregator.publish.credits import (
     entry_body_html,
     entry_id,
+    feed_language,
     first_credit_link,
     is_web_url,
     site_base_url,
@@ -42,6 +43,9 @@ def render_json_feed(page: FeedPage) -> bytes:
         document["hubs"] = [{"type": "WebSub", "url": page.hub}]
     if page.description:
         document["description"] = page.description
+    language = feed_language(page)
+    if language:
+        document["language"] = language
     base_url = site_base_url(page)
     document["items"] = [_item(entry, base_url=base_url) for entry in page.entries]
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

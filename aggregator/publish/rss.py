@@ -12,6 +12,7 @@ from aggregator.publish.credits import (
     entry_body_html,
     entry_id,
     entry_title,
+    feed_language,
     is_web_url,
     series_scheme,
     xml_safe,
@@ -37,6 +38,9 @@ def render_rss(page: FeedPage) -> bytes:
     feed.pages.links = [(rel, href, RSS_MEDIA_TYPE) for rel, href in page_links(page, "rss")]
     if page.hub:
         feed.pages.links.append(("hub", page.hub, None))
+    language = feed_language(page)
+    if language:
+        feed.language(language)
     feed.generator("aggregator", version=__version__)
     # updated() also sets lastBuildDate, which feedgen otherwise stamps with "now".
     feed.updated(page.updated)
