@@ -695,3 +695,23 @@ def test_after_a_quiet_spell_the_first_reader_gets_the_change(
     clock.now += 300  # nobody asked for five minutes
     after = client.get("/feeds/world.rss", headers={"If-None-Match": before.headers["etag"]})
     assert after.status_code == 200 and "Story 9" in after.text
+
+
+@pytest.mark.parametrize(
+    ("header", "gzip"),
+    [
+        ("gzip", True),
+        ("gzip;q=0", False),
+        ("gzip;level=1;q=0", False),  # q after another parameter
+        ("br, *;q=0.1", True),
+        ("br, *;q=0", False),
+        ("identity", False),
+        ("GZIP; Q=0.5", True),
+        ("gzip;q=x", False),
+        ("", False),
+    ],
+)
+def test_accept_encoding_is_read_with_its_qualities(header: str, gzip: bool) -> None:
+    from aggregator.publish.feed_endpoint import accepts_gzip
+
+    assert accepts_gzip(header) is gzip

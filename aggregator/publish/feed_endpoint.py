@@ -214,14 +214,15 @@ def accepts_gzip(accepted: str | None) -> bool:
         return False
     qualities: dict[str, float] = {}
     for part in accepted.split(","):
-        coding, _, parameters = part.strip().partition(";")
+        coding, *parameters = part.split(";")
         quality = 1.0
-        name, _, value = parameters.strip().partition("=")
-        if name.strip().lower() == "q":
-            try:
-                quality = float(value)
-            except ValueError:
-                quality = 0.0
+        for parameter in parameters:  # q may follow other parameters
+            name, _, value = parameter.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
         qualities[coding.strip().lower()] = quality
     return qualities.get("gzip", qualities.get("x-gzip", qualities.get("*", 0.0))) > 0
 
