@@ -715,3 +715,20 @@ def test_accept_encoding_is_read_with_its_qualities(header: str, gzip: bool) -> 
     from aggregator.publish.feed_endpoint import accepts_gzip
 
     assert accepts_gzip(header) is gzip
+
+
+def test_the_rendered_feeds_held_stay_within_their_byte_budget() -> None:
+    from aggregator.publish.feed_cache import FeedCache, rendered
+
+    cache = FeedCache(lambda: 1, max_bytes=10_000)
+    version = asyncio.run(cache.version())
+
+    def feed(size: int):  # type: ignore[no-untyped-def]
+        return rendered(
+            etag=f'"{size}"', last_modified=NOW, body=b"x" * size, media_type="t", max_age=60
+        )
+
+    for n in range(10):
+        cache.put(("feeds", f"f{n}", "rss", "1"), feed(3000), version)  # ~3 KB, gzip tiny
+    held = [n for n in range(10) if cache.get(("feeds", f"f{n}", "rss", "1")) is not None]
+    assert held == [7, 8, 9]  # the newest that fit; the oldest went

@@ -24,8 +24,11 @@ log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 0.25
 GZIP_AT_LEAST = 1024  # bytes: smaller bodies are sent as they are
-# Feeds, formats and pages held: a store with more is served, rendered more often.
+# Feeds, formats and pages held, and their bytes (both encodings): past either, the
+# oldest go (they are rendered again when asked for). The copies of the previous
+# version count too, until the next change.
 MAX_ENTRIES = 2048
+MAX_BYTES = 256 * 1024 * 1024
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -97,11 +100,14 @@ class FeedCache:
         recheck: float = RECHECK_SECONDS,
         clock: Callable[[], float] | None = None,
         max_entries: int = MAX_ENTRIES,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self._read_version = read_version
         self._recheck = recheck
         self._clock = clock or time.monotonic
         self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0  # of the copies held, this version's and the previous one's
         self._entries: dict[CacheKey, RenderedFeed] = {}
         # Those of the previous version: a feed whose data did not change keeps its bytes.
         self._previous: dict[CacheKey, RenderedFeed] = {}
@@ -132,6 +138,7 @@ class FeedCache:
             self._checked_at = self._clock()
             self._check = None
         if version != self._version:
+            self._bytes -= sum(_size(feed) for feed in self._previous.values())
             self._previous, self._entries = self._entries, {}
             self._version = version
             # It moved after the read before this one: that is how old the change may be.
@@ -156,6 +163,19 @@ class FeedCache:
         counter has moved since (it may show what has changed)."""
         if version is None or version != self._version:
             return
-        if len(self._entries) >= self._max_entries:
-            self._entries.pop(next(iter(self._entries)))  # the oldest
+        size = _size(feed)
+        while self._previous and self._bytes + size > self._max_bytes:
+            self._bytes -= _size(self._previous.pop(next(iter(self._previous))))
+        while self._entries and (
+            len(self._entries) >= self._max_entries or self._bytes + size > self._max_bytes
+        ):
+            self._bytes -= _size(self._entries.pop(next(iter(self._entries))))  # the oldest
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= _size(old)
         self._entries[key] = feed
+        self._bytes += size
+
+
+def _size(feed: RenderedFeed) -> int:
+    return len(feed.plain.body) + (len(feed.gzipped.body) if feed.gzipped else 0)
