@@ -529,8 +529,16 @@ def test_the_static_copy_follows_every_poll_that_changes_a_feed(
         bbc = static / "feeds" / "bbc-only.atom"
         first = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in (everything, bbc)}
         assert atom_errors(first[bbc][0]) == []
+        # A feed since removed from the config, a killed export's temporary file, and a
+        # file of the site's owner beside the copy.
+        removed, leftover = static / "feeds" / "removed.rss", static / "feeds" / ".x.rss.tmp"
+        removed.write_text("old")
+        leftover.write_text("half")
+        (static / "robots.txt").write_text("User-agent: *")
         _add_items(feeds_dir / OUTLETS["npr"], 2)
         assert _cli(config, "poll").returncode == 0
+        assert not removed.exists() and not leftover.exists()
+        assert (static / "robots.txt").exists()
     links = {e.get("link") for e in feedparser.parse(everything.read_bytes()).entries}
     assert "https://example.org/npr-extra-0" in links  # rewritten with the new items
     assert (bbc.read_bytes(), bbc.stat().st_mtime_ns) == first[bbc]  # unchanged: untouched

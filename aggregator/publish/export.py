@@ -43,9 +43,11 @@ def export_site(
     kept in sync after each batch of polls rewrites only what changed)."""
     base = base_url.rstrip("/")
     written: list[Path] = []
+    kept: set[Path] = set()  # every file the site has now, rewritten or not
 
     def write(relative: str, body: bytes) -> None:
         path = out / relative
+        kept.add(path)
         if only_changed and _holds(path, body):
             return
         written.append(write_atomically(path, body))
@@ -68,12 +70,12 @@ def export_site(
                 write(_page_file(info.kind, info.slug, fmt.name, number), fmt.render(page))
             if not page.has_next:
                 break
-        _drop_pages_after(out / info.kind, info.slug, number)
     for summary in listing.stories:
         story = catalog.story(summary.id)
         if story is not None:
             write(f"stories/{story.id}", render_story_page(story, base_url=base))
             write(f"stories/{story.id}.json", render_story_json(story, base_url=base))
+    _drop_the_rest([out / "feeds", out / "series"], kept)
     return written
 
 
@@ -81,12 +83,15 @@ def _page_file(kind: str, slug: str, fmt: str, number: int) -> str:
     return f"{kind}/{slug}.{fmt}" if number == 1 else f"{kind}/{slug}.page{number}.{fmt}"
 
 
-def _drop_pages_after(folder: Path, slug: str, last: int) -> None:
-    """Remove the pages a feed no longer has (it shrank since the last export)."""
-    for path in folder.glob(f"{slug}.page*.*"):
-        number = path.name[len(slug) + len(".page") :].split(".", 1)[0]
-        if number.isdigit() and int(number) > last:
-            path.unlink(missing_ok=True)
+def _drop_the_rest(folders: list[Path], kept: set[Path]) -> None:
+    """Remove from the feeds' folders what the site no longer has: pages a feed lost,
+    feeds and series no longer configured, and what an export killed mid-write left
+    (its temporary files)."""
+    for folder in folders:
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.is_file() and path not in kept:
+                    path.unlink(missing_ok=True)
 
 
 def _holds(path: Path, body: bytes) -> bool:

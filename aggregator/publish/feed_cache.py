@@ -52,6 +52,7 @@ class RenderedFeed:
     last_modified: datetime
     plain: Representation
     gzipped: Representation | None  # when the body is worth compressing
+    max_age: int  # seconds, in its Cache-Control
 
 
 def rendered(
@@ -86,6 +87,7 @@ def rendered(
         last_modified=last_modified,
         plain=representation(etag, body, None),
         gzipped=gzipped,
+        max_age=max_age,
     )
 
 

@@ -172,7 +172,11 @@ class FeedEndpoint:
             return _NO_SUCH_PAGE
         body = fmt.render(page)
         etag = body_etag(body)
-        if previous is not None and previous.plain.etag == etag:
+        if (
+            previous is not None
+            and previous.plain.etag == etag
+            and previous.max_age == page.max_age
+        ):
             return previous  # the same bytes: compressed already
         return rendered(
             etag=etag,
