@@ -150,3 +150,29 @@ def test_sigterm_abandons_a_stuck_poll_without_partial_writes(tmp_path: Path) ->
         store.close()
     assert states["npr"].item_count > 0
     assert (states["slow"].item_count, states["slow"].last_status) == (0, None)
+
+
+def test_the_running_daemon_keeps_its_static_copy_of_what_it_serves(tmp_path: Path) -> None:
+    config = _demo_copy(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("server:\n", "server:\n  static_dir: public\n", 1))
+    copy = tmp_path / "public" / "feeds" / "world.atom"
+    process, log = start_daemon(config)
+    try:
+        (match,) = log.wait_for(r"serving merged feeds on (http://\S+?)/?$")
+        log.wait_for(r"stories: \d+ new items placed")
+        deadline = time.monotonic() + 60  # written by the poller right after the batch
+        while not copy.exists():
+            assert time.monotonic() < deadline, "the daemon wrote no static copy"
+            time.sleep(0.05)
+        served = feedparser.parse(httpx.get(f"{match.group(1)}/feeds/world.atom").content)
+        kept = feedparser.parse(copy.read_bytes())
+        assert kept.bozo == 0
+        assert [e.id for e in kept.entries] == [e.id for e in served.entries]
+        assert (tmp_path / "public" / "index.html").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
+    assert code == 0, "".join(log.lines)

@@ -34,10 +34,13 @@ def render_rss(page: FeedPage) -> bytes:
     feed.link(href=page_url(page, "rss", page.page), rel="self", type=RSS_MEDIA_TYPE)
     # feedgen's RSS <link> is the href of the link added last.
     feed.link(href=page.home_url, rel="alternate")
-    feed.register_extension("pages", ChannelLinks, atom=False, rss=True)
-    feed.pages.links = [(rel, href, RSS_MEDIA_TYPE) for rel, href in page_links(page, "rss")]
+    feed.register_extension("channel_links", ChannelLinks, atom=False, rss=True)
+    links: list[tuple[str, str, str | None]] = [
+        (rel, href, RSS_MEDIA_TYPE) for rel, href in page_links(page, "rss")
+    ]
     if page.hub:
-        feed.pages.links.append(("hub", page.hub, None))
+        links.append(("hub", page.hub, None))
+    feed.channel_links.links = links
     language = feed_language(page)
     if language:
         feed.language(language)

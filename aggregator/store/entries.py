@@ -212,11 +212,15 @@ def _story_entry(
 
 
 def entries_of(
-    connection: Connection, rows: Sequence[Any], story_share: float = SERIES_STORY_SHARE
+    connection: Connection,
+    rows: Sequence[Any],
+    story_share: float = SERIES_STORY_SHARE,
+    by_story: dict[int, dict[str, StorySeries]] | None = None,
 ) -> list[PublishedEntry]:
-    """Item rows as entries, in the rows' order, with their credits and series."""
+    """Item rows as entries, in the rows' order, with their credits and series
+    (``by_story``: their stories' series, when the caller has read them)."""
     credits = _credits(connection, [row.id for row in rows])
-    series = _series(connection, rows, story_share)
+    series = _series(connection, rows, story_share, by_story)
     return [_entry(row, credits.get(row.id, ()), series.get(row.id, ())) for row in rows]
 
 
@@ -261,13 +265,18 @@ def _one_per_outlet(credits: list[Credit]) -> list[Credit]:
 
 
 def _series(
-    connection: Connection, rows: Sequence[Any], story_share: float
+    connection: Connection,
+    rows: Sequence[Any],
+    story_share: float,
+    by_story: dict[int, dict[str, StorySeries]] | None = None,
 ) -> dict[int, tuple[StorySeries, ...]]:
     """The series of each item row, with why: its story's (see ``in_series``), each
-    through the report that brought the story in, and its own."""
+    through the report that brought the story in, and its own. ``by_story``: the
+    stories' series when the caller has them already."""
     found: dict[int, dict[str, StorySeries]] = defaultdict(dict)
     story_of = {row.id: row.story_id for row in rows if row.story_id is not None}
-    by_story = story_series_why(connection, sorted(set(story_of.values())), story_share)
+    if by_story is None:
+        by_story = story_series_why(connection, sorted(set(story_of.values())), story_share)
     for item_id, story_id in story_of.items():
         found[item_id].update(by_story.get(story_id, {}))
     for item_id, memberships in memberships_of(connection, [row.id for row in rows]).items():
@@ -279,14 +288,6 @@ def _series(
     return {
         item_id: tuple(why[slug] for slug in sorted(why)) for item_id, why in found.items() if why
     }
-
-
-def story_series_of(
-    connection: Connection, story_ids: Sequence[int], story_share: float
-) -> dict[int, set[str]]:
-    """The series each story belongs to (see ``story_series_why``)."""
-    why = story_series_why(connection, story_ids, story_share)
-    return {story_id: set(series) for story_id, series in why.items()}
 
 
 def story_series_why(

@@ -108,8 +108,9 @@ def story_view(
         .where(items.c.story_id == row.id)
         .order_by(items.c.sort_at.desc(), items.c.id.desc())
     ).all()
-    entries = entries_of(connection, members, story_share)
-    series = story_series_why(connection, [row.id], story_share).get(row.id, {})
+    by_story = story_series_why(connection, [row.id], story_share)  # read once, for both
+    entries = entries_of(connection, members, story_share, by_story)
+    series = by_story.get(row.id, {})
     return StoryView(
         id=row.id,
         first_seen=row.first_seen,
