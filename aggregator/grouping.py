@@ -19,6 +19,7 @@ from datetime import datetime
 from aggregator.process.duplicates import DuplicateIndex, DuplicateRules
 from aggregator.process.stories import GroupingRules, StoryIndex, terms, window_start
 from aggregator.store import Store
+from aggregator.store.roles import Role, Tenure
 from aggregator.types import StoryAssignment, StoryMember
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,11 @@ class StoryAssigner:
         *,
         standalone: frozenset[str] = frozenset(),
         duplicates: DuplicateRules | None = None,
+        role: Role | None = None,
     ) -> None:
         self.store = store
+        # Processes sharing the store take turns through the role; None: this is the only one.
+        self.role = role
         self.rules = rules
         self.duplicate_rules = duplicates or DuplicateRules(window=rules.window)
         self.standalone = standalone  # sources whose items are never grouped (dedupe: false)
@@ -46,6 +50,11 @@ class StoryAssigner:
     def assign_pending(self, now: datetime) -> int:
         """Assign every item that has no story yet; return how many were assigned."""
         with self._lock:
+            tenure = self.role.claim() if self.role is not None else Tenure.KEPT
+            if tenure is not Tenure.KEPT:
+                self._index = None  # another process assigned meanwhile, or does now
+            if tenure is Tenure.ELSEWHERE:
+                return 0
             index = self._index if self._index is not None else self._warm_start(now)
             assigned = 0
             while ids := self.store.unassigned_ids():  # again: polls go on meanwhile
@@ -55,6 +64,11 @@ class StoryAssigner:
                     assigned += len(pending)
             self._duplicates.prune(now)
             return assigned
+
+    def close(self) -> None:
+        """Give the role up, for another process to take."""
+        if self.role is not None:
+            self.role.release()
 
     def forget(self) -> None:
         """Drop the index: the next assignment starts again from the store (after a

@@ -53,6 +53,7 @@ from aggregator.series import (
 )
 from aggregator.settings import Settings
 from aggregator.store import Store
+from aggregator.store.roles import Role
 from aggregator.types import (
     NO_HINTS,
     FetchResult,
@@ -138,6 +139,13 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
     store = Store.open(settings.database)
     fetcher = HTTPFetcher(fetch_limits(settings))
     pool = parse_pool(settings)
+    stories = StoryAssigner(
+        store,
+        grouping_rules(settings),
+        standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
+        duplicates=duplicate_rules(settings),
+        role=Role(store.engine, "stories"),
+    )
     try:
         pipeline = Pipeline(
             settings=settings,
@@ -145,18 +153,14 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
             fetcher=fetcher,
             clock=SystemClock(),
             processor=PooledProcessor(pool),
-            stories=StoryAssigner(
-                store,
-                grouping_rules(settings),
-                standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
-                duplicates=duplicate_rules(settings),
-            ),
+            stories=stories,
         )
         if settings.server.websub_hub or settings.server.static_dir:
             _wire_publishing(pipeline, settings, store)
         pipeline.refresh_series()
         yield pipeline
     finally:
+        stories.close()
         pool.close()
         fetcher.close()
         store.close()

@@ -1,17 +1,24 @@
 """APScheduler wiring. It only ticks: what is due comes from the store.
 
-Each tick asks the store which sources are due and hands the ones not already being
-polled to a small pool of worker threads. The workers are daemon threads, so a poll
-stuck in the network cannot hold the process past its shutdown deadline; each poll
-writes in one transaction, so an abandoned poll leaves no partial rows.
+Each tick leases due sources from the store, as many as there are idle workers, and
+hands them to a small pool of worker threads; a worker that finishes a poll leases the
+next. The leases are in the store, so any number of processes sharing it poll each
+source once per due time (a dead process's leases run out and return to the pool).
+The workers are daemon threads, so a poll stuck in the network cannot hold the process
+past its shutdown deadline; each poll writes in one transaction, so an abandoned poll
+leaves no partial rows.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import secrets
+import socket
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -36,11 +43,10 @@ class Poller:
         self._queue: queue.Queue[SourceForPoll | None] = queue.Queue()
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
+        self._claiming = threading.Lock()
+        self.owner = instance_name()
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
-        # Polls stored new items no story has yet; at start, the batch's end also brings
-        # the static copy and the WebSub hub up to date with what is stored.
-        self._unassigned = True
         self._settling = threading.Lock()
         self._assigned_at = time.monotonic()
         self._workers = [
@@ -82,22 +88,40 @@ class Poller:
     def tick(self) -> None:
         if self._stopping.is_set():
             return
-        names = [s.name for s in self.pipeline.settings.sources]
-        try:
-            due = self.pipeline.store.due_sources(names, self.pipeline.clock.now())
-        except Exception:
-            log.exception("cannot read due sources from the store; retrying next tick")
-            return
-        with self._lock:
-            fresh = [s for s in due if s.name not in self._in_flight]
-            self._in_flight.update(s.name for s in fresh)
-        for source in fresh:
-            self._queue.put(source)
+        self._claim()
         # A poll stuck until its deadline holds the others' items back no longer than this;
         # what changed without new items, and what could not be published, as often. Not
         # in this thread: a hub that does not answer must not hold up the ticks.
         if time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY:
             threading.Thread(target=self._settle, name="settle", daemon=True).start()
+
+    def _claim(self) -> None:
+        """Lease as many due sources as there are idle workers, and queue them."""
+        settings = self.pipeline.settings
+        with self._claiming:
+            if self._stopping.is_set():
+                return
+            with self._lock:
+                idle = len(self._workers) - len(self._in_flight)
+            if idle <= 0:
+                return
+            try:
+                claimed = self.pipeline.store.claim_due_sources(
+                    [s.name for s in settings.sources],
+                    self.pipeline.clock.now(),
+                    owner=self.owner,
+                    lease=settings.polling.lease,
+                    limit=idle,
+                    per_host=settings.polling.per_host,
+                )
+            except Exception:
+                log.exception("cannot read due sources from the store; retrying next tick")
+                return
+            with self._lock:
+                fresh = [s for s in claimed if s.name not in self._in_flight]
+                self._in_flight.update(s.name for s in fresh)
+        for source in fresh:
+            self._queue.put(source)
 
     def _work(self) -> None:
         while True:
@@ -106,15 +130,14 @@ class Poller:
                 return
             try:
                 if not self._stopping.is_set():
-                    outcome = self.pipeline.poll_guarded(source)
-                    log_outcome(outcome)
-                    if outcome.items_new:
-                        self._unassigned = True
+                    log_outcome(self.pipeline.poll_guarded(source))
             finally:
                 with self._lock:
                     self._in_flight.discard(source.name)
                     self._idle.notify_all()
-                    drained = not self._in_flight and self._queue.empty()
+            self._claim()
+            with self._lock:
+                drained = not self._in_flight and self._queue.empty()
             if drained or time.monotonic() - self._assigned_at >= ASSIGN_AT_LEAST_EVERY:
                 self._settle()
 
@@ -127,9 +150,9 @@ class Poller:
             self._assigned_at = time.monotonic()
             if self._stopping.is_set():
                 return
-            if self._unassigned:
-                self._unassigned = False
-                self.pipeline.assign_stories()
+            # Whatever process stored them: the one holding the stories role assigns
+            # every process's items.
+            self.pipeline.assign_stories()
             self.pipeline.publish_changes()
         finally:
             self._settling.release()
@@ -145,15 +168,27 @@ class Poller:
             self._queue.put(None)
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    log.warning(
-                        "abandoning in-flight polls: %s", ", ".join(sorted(self._in_flight))
-                    )
-                    return False
+            while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
                 self._idle.wait(remaining)
-        return True
+            abandoned = sorted(self._in_flight)
+        if abandoned:
+            log.warning("abandoning in-flight polls: %s", ", ".join(abandoned))
+        self._release(keep=abandoned)
+        return not abandoned
+
+    def _release(self, *, keep: Sequence[str]) -> None:
+        """Leases of sources this process will not poll go back to the pool at once;
+        those of abandoned polls run out instead (their write may yet be landing)."""
+        with self._claiming:
+            try:
+                self.pipeline.store.release_leases(self.owner, keep=keep)
+            except Exception as exc:
+                log.warning("cannot give back leased sources (they return in time): %s", exc)
+
+
+def instance_name() -> str:
+    """Who holds a lease: this host and process, and a token for a reused pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def log_outcome(outcome: PollOutcome) -> None:

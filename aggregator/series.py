@@ -125,10 +125,7 @@ def redecide(
     """Decide again the series of these stored items (a poll's), from what the store
     holds and with every carrier's rules: a poll matches only its own copy against its
     source's rules, and never takes back a series an updated item no longer matches."""
-    texts = store.item_texts_of(identities)
-    store.replace_series_memberships(
-        [item.item_id for item in texts], decide_memberships(texts, rules, settings)
-    )
+    store.redecide_series(identities, lambda texts: decide_memberships(texts, rules, settings))
 
 
 def regroup_if_changed(

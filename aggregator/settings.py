@@ -158,6 +158,8 @@ class PollingSettings(_Frozen):
     max_bytes: Size = 10 * 1000**2
     concurrency: int = Field(default=8, ge=1, le=256)
     per_host: int = Field(default=2, ge=1, le=64)
+    # How long a claimed source is left to this process before another may poll it.
+    lease: Duration = timedelta(minutes=5)
     contact: str | None = None
     allow_networks: tuple[Network, ...] = ()
 
@@ -576,6 +578,10 @@ def _line_for(loc: KeyPath, lines: Mapping[KeyPath, int]) -> int | None:
     return None
 
 
+def _duration(value: timedelta) -> str:
+    return f"{value.total_seconds():g}s"
+
+
 def _dotted(path: KeyPath) -> str:
     out = ""
     for part in path:
@@ -607,6 +613,14 @@ def _cross_check(
         problem(("server", "listen"), str(exc))
     if settings.polling.min_interval > settings.polling.max_interval:
         problem(("polling", "min_interval"), "min_interval is longer than max_interval")
+    polling = settings.polling
+    if polling.lease <= polling.timeout + polling.parse_timeout:
+        problem(
+            ("polling", "lease"),
+            f"lease ({_duration(polling.lease)}) must be longer than timeout plus "
+            f"parse_timeout ({_duration(polling.timeout + polling.parse_timeout)}), "
+            "or another instance could poll a source while this one still is",
+        )
     if settings.server.base_url and not _is_http_url(settings.server.base_url):
         problem(("server", "base_url"), "expected an http:// or https:// URL")
     if settings.server.websub_hub and not _is_http_url(settings.server.websub_hub):

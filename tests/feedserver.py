@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class FeedServer:
     # Hold every request this long (seconds) so concurrent ones overlap and are counted.
     hold: float = 0.0
     user_agents: list[str] = field(default_factory=list)
+    # When each request for a path arrived (time.time()), whatever it was answered.
+    arrivals: dict[str, list[float]] = field(default_factory=dict)
     _in_flight: dict[str, int] = field(default_factory=dict)
     peak_in_flight: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -86,6 +89,8 @@ def _handler(
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             server = state["server"]
+            with server._lock:
+                server.arrivals.setdefault(self.path, []).append(time.time())
             server.user_agents.append(self.headers.get("User-Agent", ""))
             host = self.headers.get("Host", "").rsplit(":", 1)[0]
             # Counted while held, and no longer once answering starts: the client cannot

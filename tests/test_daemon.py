@@ -28,6 +28,7 @@ class LogWatcher:
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.lines: list[str] = []
+        self._process = process
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
         self._thread.start()
@@ -40,6 +41,12 @@ class LogWatcher:
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
+
+    def close(self) -> None:
+        """Once the process has ended: the rest of its log read, the pipe closed."""
+        self._thread.join(timeout=10)
+        if self._process.stderr is not None:
+            self._process.stderr.close()
 
     def wait_for(self, pattern: str, count: int = 1, timeout: float = 60) -> list[re.Match[str]]:
         deadline = time.monotonic() + timeout

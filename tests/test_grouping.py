@@ -15,6 +15,7 @@ from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
 from aggregator.settings import Settings
 from aggregator.store import Store
+from aggregator.store.roles import Role, Tenure
 from aggregator.types import SourceDefinition, StorySeries
 from tests.builders import make_item, save_batch
 
@@ -451,3 +452,54 @@ def test_a_reader_walks_every_page_of_a_feed_by_its_next_links(store: Store) -> 
         assert client.get(f"/feeds/all.json?page={bad}").status_code == 400
     json_first = client.get("/feeds/all.json").json()
     assert json_first["next_url"].endswith("/feeds/all.json?page=2")
+
+
+def test_one_process_at_a_time_holds_the_stories_role(database_url: str) -> None:
+    first, second = Store.open(database_url), Store.open(database_url)  # two processes' engines
+    one, other = Role(first.engine, "stories"), Role(second.engine, "stories")
+    try:
+        assert one.claim() is Tenure.TAKEN
+        assert other.claim() is Tenure.ELSEWHERE
+        assert one.claim() is Tenure.KEPT
+        assert other.claim() is Tenure.ELSEWHERE
+        one.release()  # it stopped
+        assert other.claim() is Tenure.TAKEN
+        assert one.claim() is Tenure.ELSEWHERE
+    finally:
+        one.release()
+        other.release()
+        first.close()
+        second.close()
+
+
+def test_processes_sharing_a_store_assign_every_item_once_whoever_stored_it(
+    database_url: str,
+) -> None:
+    """Two pollers: the one that holds the role assigns the other's items too; when it
+    stops, the other takes over from the store, and its stories continue the first's."""
+    first, second = Store.open(database_url), Store.open(database_url)
+    one = StoryAssigner(first, RULES, role=Role(first.engine, "stories"))
+    other = StoryAssigner(second, RULES, role=Role(second.engine, "stories"))
+    try:
+        _define(first, "bbc", "npr", "abc")
+        _save(first, "bbc", "i0", JACKSON[0][1], T0)
+        assert one.assign_pending(T0) == 1
+        _save(second, "npr", "i1", JACKSON[1][1], T0 + timedelta(minutes=1))  # stored by other
+        assert other.assign_pending(T0 + timedelta(minutes=1)) == 0  # left to the holder
+        assert _story_ids(database_url)[JACKSON[1][1]] is None
+        assert one.assign_pending(T0 + timedelta(minutes=1)) == 1
+        one.close()
+        _save(second, "abc", "i2", JACKSON[2][1], T0 + timedelta(minutes=2))
+        assert other.assign_pending(T0 + timedelta(minutes=2)) == 1
+        _save(first, "bbc", "i3", OTHERS[0][1], T0 + timedelta(minutes=3))
+        assert one.assign_pending(T0 + timedelta(minutes=3)) == 0  # the role moved on
+        assert other.assign_pending(T0 + timedelta(minutes=3)) == 1
+    finally:
+        one.close()
+        other.close()
+        first.close()
+        second.close()
+    ids = _story_ids(database_url)
+    assert len({ids[title] for _, title in JACKSON}) == 1
+    assert ids[OTHERS[0][1]] not in {ids[title] for _, title in JACKSON}
+    assert None not in ids.values()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -376,3 +378,81 @@ def test_the_publication_counter_moves_with_what_feeds_show_and_only_then(
     assert after_credit > after_poll
     StoryAssigner(store, GroupingRules()).assign_pending(LATER)  # stories change entries
     assert store.published_version() > after_credit
+
+
+LEASE = timedelta(minutes=5)
+
+
+def _claim(store: Store, owner: str, now=T0, *, limit: int = 10, per_host: int = 2) -> set[str]:
+    names = [s.name for s in store.source_states()]
+    claimed = store.claim_due_sources(
+        names, now, owner=owner, lease=LEASE, limit=limit, per_host=per_host
+    )
+    return {s.name for s in claimed}
+
+
+def test_a_claimed_source_is_left_to_its_owner_until_the_lease_runs_out(store: Store) -> None:
+    _define(store, "bbc", "npr")
+    assert _claim(store, "one") == {"bbc", "npr"}
+    assert _claim(store, "two") == set()
+    assert _claim(store, "two", T0 + LEASE - timedelta(seconds=1)) == set()
+    # "one" died without recording its polls: the sources return to the pool.
+    assert _claim(store, "two", T0 + LEASE) == {"bbc", "npr"}
+
+
+def test_recording_a_poll_ends_its_lease_and_the_next_claim_waits_for_the_due_time(
+    store: Store,
+) -> None:
+    _define(store, "bbc", "npr")
+    assert _claim(store, "one") == {"bbc", "npr"}
+    _save(store, "bbc", [make_item("a")])  # due again at LATER
+    store.save_failure("npr", error="boom", http_status=500, now=T0, next_poll_at=lambda _: LATER)
+    assert _claim(store, "two", T0 + timedelta(seconds=1)) == set()
+    assert _claim(store, "two", LATER) == {"bbc", "npr"}
+    assert {s.name: s.consecutive_errors for s in store.source_states()}["npr"] == 1
+
+
+def test_claims_keep_to_the_per_host_limit_across_owners(store: Store) -> None:
+    store.sync_sources(
+        [
+            SourceDefinition(name=f"s{n}", title=f"S{n}", url=f"https://one.example/{n}")
+            for n in range(5)
+        ]
+        + [SourceDefinition(name="other", title="Other", url="https://two.example/feed")],
+        T0,
+    )
+    first = _claim(store, "one", limit=1)
+    second = _claim(store, "two")
+    third = _claim(store, "three")
+    on_one_host = [n for n in first | second | third if n != "other"]
+    assert len(on_one_host) == 2  # per_host=2, whoever claimed
+    assert "other" in first | second
+    assert third == set()
+
+
+def test_a_stopping_process_gives_back_what_it_did_not_poll(store: Store) -> None:
+    _define(store, "bbc", "npr", "dw")
+    assert _claim(store, "one") == {"bbc", "npr", "dw"}
+    store.release_leases("one", keep=["dw"])  # dw's poll was abandoned mid-write
+    assert _claim(store, "two") == {"bbc", "npr"}
+
+
+def test_concurrent_claims_never_hand_out_a_source_twice(store: Store) -> None:
+    names = [f"s{n:02d}" for n in range(60)]
+    store.sync_sources(
+        [SourceDefinition(name=n, title=n, url=f"https://{n}.example/feed") for n in names], T0
+    )
+    start = threading.Barrier(6)
+
+    def claim_all(owner: str) -> list[str]:
+        start.wait()
+        got: list[str] = []
+        while batch := _claim(store, owner, limit=3):
+            got.extend(batch)
+        return got
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(claim_all, [f"owner{n}" for n in range(6)]))
+    every = [name for result in results for name in result]
+    assert sorted(every) == names
+    assert sum(1 for result in results if result) > 1  # they did race

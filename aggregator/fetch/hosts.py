@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
+
+from aggregator.process.urls import host_of
 
 
 class HostLimiter:
@@ -17,7 +18,7 @@ class HostLimiter:
     @contextmanager
     def slot(self, url: str) -> Iterator[None]:
         """Hold one of the host's slots for the duration of the block."""
-        host = (urlsplit(url).hostname or "").lower()
+        host = host_of(url)
         with self._lock:
             semaphore = self._slots.setdefault(host, threading.BoundedSemaphore(self.per_host))
         with semaphore:

@@ -88,6 +88,14 @@ def absolute_http_url(url: str, base: str | None = None) -> str | None:
     return urlunsplit(parts)
 
 
+def host_of(url: str) -> str:
+    """The host a request to ``url`` goes to, lower-cased: what per-host limits count."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
 def is_tracking_param(name: str) -> bool:
     lowered = name.lower()
     return lowered in _TRACKING_PARAMS or lowered.startswith(_TRACKING_PREFIXES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -84,9 +84,28 @@ class Store:
         with self._transaction() as connection:
             return _series.item_texts(connection, after_id, limit)
 
-    def item_texts_of(self, identities: Sequence[str]) -> tuple[StoredItemText, ...]:
-        with self._transaction() as connection:
-            return _series.item_texts_of(connection, identities)
+    def redecide_series(
+        self,
+        identities: Sequence[str],
+        decide: Callable[[Sequence[StoredItemText]], Sequence[tuple[int, SeriesMembership]]],
+    ) -> None:
+        """Replace these items' series with what ``decide`` makes of them as stored now.
+
+        One transaction, the items' rows locked first: two processes that credit the
+        same item at once decide in turn, and the later one sees both credits."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self._transaction() as connection:
+                    texts = _series.item_texts_of(connection, identities, lock=True)
+                    _series.replace_memberships(
+                        connection, [text.item_id for text in texts], decide(texts)
+                    )
+                    _publication.count_change(connection)
+                    return
+            except StoreError as exc:
+                if attempt == WRITE_ATTEMPTS or not is_transient(exc.__cause__):
+                    raise
+        raise AssertionError("unreachable")
 
     def replace_series_memberships(
         self, item_ids: Sequence[int], memberships: Sequence[tuple[int, SeriesMembership]]
@@ -140,6 +159,38 @@ class Store:
     def due_sources(self, names: Sequence[str], now: datetime) -> tuple[SourceForPoll, ...]:
         with self._transaction() as connection:
             return _sources.due_sources(connection, names, now)
+
+    def claim_due_sources(
+        self,
+        names: Sequence[str],
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        per_host: int,
+    ) -> tuple[SourceForPoll, ...]:
+        """Lease due sources to ``owner`` (see ``sources.claim_due_sources``)."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self._transaction() as connection:
+                    return _sources.claim_due_sources(
+                        connection,
+                        names,
+                        now,
+                        owner=owner,
+                        lease=lease,
+                        limit=limit,
+                        per_host=per_host,
+                    )
+            except StoreError as exc:
+                if attempt == WRITE_ATTEMPTS or not is_transient(exc.__cause__):
+                    raise
+        raise AssertionError("unreachable")
+
+    def release_leases(self, owner: str, *, keep: Sequence[str] = ()) -> None:
+        with self._transaction() as connection:
+            _sources.release_leases(connection, owner, keep)
 
     def sources_for_poll(self, names: Sequence[str]) -> tuple[SourceForPoll, ...]:
         with self._transaction() as connection:

@@ -89,6 +89,10 @@ sources = Table(
     # The source's rate of new items, for automatic intervals.
     Column("new_item_gap", Float),  # seconds, smoothed
     Column("last_new_at", UTCDateTime),
+    # A process polling the source (claim_due_sources), and until when others leave it:
+    # a process that dies mid-poll gives its sources back when the lease runs out.
+    Column("lease_owner", String(128)),
+    Column("lease_until", UTCDateTime),
 )
 
 stories = Table(

@@ -33,11 +33,15 @@ def item_texts(connection: Connection, after_id: int, limit: int) -> tuple[Store
     return _texts(connection, rows)
 
 
-def item_texts_of(connection: Connection, identities: Sequence[str]) -> tuple[StoredItemText, ...]:
-    """The stored items with these identities, in id order, with their carriers."""
+def item_texts_of(
+    connection: Connection, identities: Sequence[str], *, lock: bool = False
+) -> tuple[StoredItemText, ...]:
+    """The stored items with these identities, in id order, with their carriers;
+    ``lock``: their rows locked until the transaction ends (PostgreSQL)."""
     rows: list[Any] = []
     for part in chunks(sorted(set(identities))):
-        rows += connection.execute(select(*_TEXT_COLUMNS).where(items.c.identity.in_(part))).all()
+        query = select(*_TEXT_COLUMNS).where(items.c.identity.in_(part)).order_by(items.c.id)
+        rows += connection.execute(query.with_for_update() if lock else query).all()
     return _texts(connection, sorted(rows, key=lambda row: row.id))
 
 

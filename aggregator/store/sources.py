@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
 
+from aggregator.process.urls import host_of
 from aggregator.store.dialect import upsert
 from aggregator.store.schema import item_sources, sources
 from aggregator.types import SourceDefinition, SourceForPoll, SourceNotModified, SourceState
@@ -93,6 +95,97 @@ def due_sources(
     return tuple(_for_poll(row) for row in rows)
 
 
+# What recording a poll does to its source's lease.
+_RELEASED: dict[str, object] = {"lease_owner": None, "lease_until": None}
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    return sources.c.lease_until.is_(None) | (sources.c.lease_until <= now)
+
+
+# pg_advisory_xact_lock key of claims: one process at a time counts the hosts' leases.
+_CLAIM_LOCK = 0x6167_0001
+# Due sources read per claim, per free slot: the rest of a busy host's are passed over.
+_CANDIDATES_PER_SLOT = 8
+
+
+def claim_due_sources(
+    connection: Connection,
+    names: Sequence[str],
+    now: datetime,
+    *,
+    owner: str,
+    lease: timedelta,
+    limit: int,
+    per_host: int,
+) -> tuple[SourceForPoll, ...]:
+    """Lease up to ``limit`` due sources to ``owner`` until ``now + lease``, most
+    overdue first, never more than ``per_host`` leased to one host at a time (by any
+    owner): what several processes sharing the store poll. A source stays leased until
+    its poll is recorded or the lease runs out (its owner died), so no two processes
+    poll it for the same due time.
+
+    On PostgreSQL claims take turns (an advisory lock held to the commit), so the
+    hosts' counts cannot go stale between reading and leasing; the due rows are read
+    FOR UPDATE SKIP LOCKED, passing over a source whose poll is being recorded."""
+    if limit <= 0:
+        return ()
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+    busy = Counter(
+        host_of(url)
+        for url in connection.scalars(
+            select(func.coalesce(sources.c.fetch_url, sources.c.url)).where(
+                sources.c.lease_until > now
+            )
+        )
+    )
+    rows = connection.execute(
+        select(sources.c.id, *_FOR_POLL)
+        .where(sources.c.name.in_(names))
+        .where(sources.c.gone_at.is_(None))
+        .where((sources.c.next_poll_at.is_(None)) | (sources.c.next_poll_at <= now))
+        .where(_lease_free(now))
+        .order_by(sources.c.next_poll_at, sources.c.name)
+        .limit(limit * _CANDIDATES_PER_SLOT)
+        .with_for_update(skip_locked=True)
+    ).all()
+    chosen = []
+    for row in rows:
+        host = host_of(row.url)
+        if busy[host] >= per_host:
+            continue
+        busy[host] += 1
+        chosen.append(row)
+        if len(chosen) == limit:
+            break
+    if not chosen:
+        return ()
+    # Leased again only if still free: on SQLite the rows above were read outside the
+    # write lock (the driver begins a transaction at the first write), and another
+    # process may have leased some of them since.
+    leased = set(
+        connection.scalars(
+            update(sources)
+            .where(sources.c.id.in_([row.id for row in chosen]))
+            .where(_lease_free(now))
+            .values(lease_owner=owner, lease_until=now + lease)
+            .returning(sources.c.id)
+        )
+    )
+    return tuple(_for_poll(row) for row in chosen if row.id in leased)
+
+
+def release_leases(connection: Connection, owner: str, keep: Sequence[str] = ()) -> None:
+    """Give back what ``owner`` leased, but for the sources named in ``keep``."""
+    connection.execute(
+        update(sources)
+        .where(sources.c.lease_owner == owner)
+        .where(sources.c.name.not_in(keep))
+        .values(**_RELEASED)
+    )
+
+
 def sources_for_poll(connection: Connection, names: Sequence[str]) -> tuple[SourceForPoll, ...]:
     """Every named source that is not gone, due or not."""
     rows = connection.execute(
@@ -104,7 +197,7 @@ def sources_for_poll(connection: Connection, names: Sequence[str]) -> tuple[Sour
     return tuple(_for_poll(row) for row in rows)
 
 
-def _for_poll(row: Row[Any, Any, Any, Any, Any, Any]) -> SourceForPoll:
+def _for_poll(row: Any) -> SourceForPoll:
     gap = row.new_item_gap
     return SourceForPoll(
         name=row.name,
@@ -139,6 +232,7 @@ def record_success(
         "last_http_status": http_status,
         "last_error": None,
         "consecutive_errors": 0,
+        **_RELEASED,
     }
     if moved_to is not None:
         values["fetch_url"] = moved_to
@@ -163,6 +257,7 @@ def record_not_modified(connection: Connection, records: Sequence[SourceNotModif
             last_http_status=304,
             last_error=None,
             consecutive_errors=0,
+            **_RELEASED,
         ),
         [
             {
@@ -199,6 +294,7 @@ def record_gone(
             last_status="gone",
             last_http_status=http_status,
             last_error=error,
+            **_RELEASED,
         )
     )
 
@@ -229,7 +325,9 @@ def record_failure(
         .returning(sources.c.consecutive_errors)
     ).scalar_one()
     connection.execute(
-        update(sources).where(sources.c.name == name).values(next_poll_at=next_poll_at(errors))
+        update(sources)
+        .where(sources.c.name == name)
+        .values(next_poll_at=next_poll_at(errors), **_RELEASED)
     )
     return int(errors)
 
