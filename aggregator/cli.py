@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument(
         "--min-days", type=int, default=2, help="distinct days a tag needs (default 2)"
     )
+    prune = commands.add_parser(
+        "prune",
+        parents=[common],
+        help="remove the items past their retention now (the daemon does it every hour)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only report what would be removed")
     sources = commands.add_parser(
         "sources", parents=[common], help="print every source's polling state"
     )
@@ -208,6 +214,22 @@ def cmd_regroup(settings: Settings, _args: argparse.Namespace) -> int:
         f"regrouped {report.items} items: {report.memberships} series memberships "
         f"in {report.series} of {len(settings.series) + len(auto)} series{made}"
     )
+    return EXIT_OK
+
+
+def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.retention import describe_report, prune, retention_configured
+    from aggregator.store import Store
+
+    if not retention_configured(settings):
+        print("no retention is configured: every item is kept (set retention: 90d, say)")
+        return EXIT_OK
+    store = Store.open(settings.database)
+    try:
+        report = prune(store, settings, datetime.now(UTC), dry_run=args.dry_run)
+    finally:
+        store.close()
+    print(describe_report(report, dry_run=args.dry_run))
     return EXIT_OK
 
 
@@ -427,6 +449,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "poll": cmd_poll,
     "regroup": cmd_regroup,
+    "prune": cmd_prune,
     "series": cmd_series,
     "sources": cmd_sources,
     "eval-grouping": cmd_eval_grouping,

@@ -24,6 +24,8 @@ from datetime import UTC, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from aggregator.pipeline import Pipeline
+from aggregator.retention import PRUNE_EVERY, describe_report, prune, retention_configured
+from aggregator.store.roles import Role, Tenure
 from aggregator.types import PollOutcome, SourceForPoll
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ TICK = timedelta(seconds=5)
 ASSIGN_AT_LEAST_EVERY = 30.0  # seconds
 # How often series.auto looks for new running-story tags in what the polls stored.
 AUTO_SERIES_EVERY = timedelta(hours=6)
+# The first prune waits for the first polls, which matter more at start.
+PRUNE_FIRST_AFTER = timedelta(minutes=5)
 
 
 class Poller:
@@ -45,6 +49,7 @@ class Poller:
         self._lock = threading.Lock()
         self._claiming = threading.Lock()
         self.owner = instance_name()
+        self._retention = Role(pipeline.store.engine, "retention")
         self._idle = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._settling = threading.Lock()
@@ -68,6 +73,14 @@ class Poller:
             next_run_time=self.pipeline.clock.now(),
             id="tick",
         )
+        if retention_configured(self.pipeline.settings):
+            self._scheduler.add_job(
+                self.prune,
+                "interval",
+                seconds=PRUNE_EVERY.total_seconds(),
+                next_run_time=self.pipeline.clock.now() + PRUNE_FIRST_AFTER,
+                id="prune",
+            )
         if self.pipeline.settings.auto_series.enabled:
             self._scheduler.add_job(
                 self.refresh_series,
@@ -84,6 +97,18 @@ class Poller:
             self.pipeline.refresh_series()
         except Exception:
             log.exception("series.auto: cannot refresh series; trying again later")
+
+    def prune(self) -> None:
+        """Remove what is past its retention: in one process of those sharing the store."""
+        if self._stopping.is_set() or self._retention.claim() is Tenure.ELSEWHERE:
+            return
+        try:
+            report = prune(self.pipeline.store, self.pipeline.settings, self.pipeline.clock.now())
+        except Exception:
+            log.exception("retention: cannot prune; trying again in an hour")
+            return
+        if report.items or report.forgotten:
+            log.info("retention: %s", describe_report(report, dry_run=False).splitlines()[0])
 
     def tick(self) -> None:
         if self._stopping.is_set():
@@ -163,7 +188,8 @@ class Poller:
         Returns False when some polls were abandoned (their transactions never commit).
         """
         self._stopping.set()
-        self._scheduler.shutdown(wait=False)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
         for _ in self._workers:
             self._queue.put(None)
         deadline = time.monotonic() + timeout
@@ -174,6 +200,7 @@ class Poller:
         if abandoned:
             log.warning("abandoning in-flight polls: %s", ", ".join(abandoned))
         self._release(keep=abandoned)
+        self._retention.release()
         return not abandoned
 
     def _release(self, *, keep: Sequence[str]) -> None:

@@ -112,7 +112,18 @@ def parse_network(value: object) -> str:
         ) from None
 
 
+FOREVER: Literal["forever"] = "forever"
+
+
+def parse_retention(value: object) -> timedelta | str:
+    """How long items are kept: a duration, or ``forever``."""
+    if isinstance(value, str) and value.strip().lower() == FOREVER:
+        return FOREVER
+    return parse_duration(value)
+
+
 Interval = Annotated[timedelta | Literal["auto"], BeforeValidator(parse_interval)]
+Retention = Annotated[timedelta | Literal["forever"], BeforeValidator(parse_retention)]
 Network = Annotated[str, BeforeValidator(parse_network)]
 PlainText = Annotated[str, BeforeValidator(plain_title)]
 Size = Annotated[int, BeforeValidator(parse_size)]
@@ -187,6 +198,7 @@ class SourceSettings(_Frozen):
     interval: Interval | None = None
     tags: tuple[str, ...] = ()
     dedupe: bool = True  # false: the outlet's items are never grouped with others' reports
+    retention: Retention | None = None  # None: the top-level retention
     # The separator of an outlet that packs several tags into one category.
     split_categories: str | None = Field(default=None, min_length=1)
 
@@ -270,6 +282,8 @@ class FeedSettings(_Frozen):
 
 class Settings(_Frozen):
     database: str = "sqlite:///aggregator.db"
+    # How long items are kept, by their date; a source's own retention overrides it.
+    retention: Retention = FOREVER
     server: ServerSettings = ServerSettings()
     polling: PollingSettings = PollingSettings()
     grouping: GroupingSettings = GroupingSettings()
@@ -293,6 +307,11 @@ class Settings(_Frozen):
             index = (self.sources, {s.name: s for s in self.sources})
             self._index = index
         return index[1].get(name)
+
+    def retention_for(self, source: SourceSettings) -> timedelta | None:
+        """How long the source's items are kept; None: forever."""
+        chosen = source.retention if source.retention is not None else self.retention
+        return chosen if isinstance(chosen, timedelta) else None
 
     def interval_for(self, source: SourceSettings) -> timedelta | None:
         """The source's polling interval; None when it is automatic."""
@@ -578,6 +597,13 @@ def _line_for(loc: KeyPath, lines: Mapping[KeyPath, int]) -> int | None:
     return None
 
 
+def _shorter_than_window(retention: timedelta, window: timedelta) -> str:
+    return (
+        f"retention ({_duration(retention)}) must be at least grouping.window "
+        f"({_duration(window)}): items are pruned only once no story can take more of them"
+    )
+
+
 def _duration(value: timedelta) -> str:
     return f"{value.total_seconds():g}s"
 
@@ -626,9 +652,14 @@ def _cross_check(
     if settings.server.websub_hub and not _is_http_url(settings.server.websub_hub):
         problem(("server", "websub_hub"), "expected the hub's http:// or https:// URL")
 
+    window = settings.grouping.window
+    if isinstance(settings.retention, timedelta) and settings.retention < window:
+        problem(("retention",), _shorter_than_window(settings.retention, window))
     source_names: dict[str, int] = {}
     all_tags: set[str] = set()
     for index, source in enumerate(settings.sources):
+        if isinstance(source.retention, timedelta) and source.retention < window:
+            problem(("sources", index, "retention"), _shorter_than_window(source.retention, window))
         if source.name in source_names:
             problem(
                 ("sources", index, "name"),

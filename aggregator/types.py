@@ -273,6 +273,16 @@ class PollOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PruneReport:
+    """What retention removed (or, in a dry run, would remove)."""
+
+    items: int
+    credits: Mapping[str, int]  # per source name: its credits removed
+    stories: int  # stories left without items, removed
+    forgotten: int  # pruned entry keys dropped: their feeds stopped listing them
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SourceState:
     """A source's polling state as the store keeps it."""
 

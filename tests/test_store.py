@@ -456,3 +456,18 @@ def test_concurrent_claims_never_hand_out_a_source_twice(store: Store) -> None:
     every = [name for result in results for name in result]
     assert sorted(every) == names
     assert sum(1 for result in results if result) > 1  # they did race
+
+
+def test_instances_started_together_on_an_empty_database_all_open_it(postgres_url: str) -> None:
+    start = threading.Barrier(3)
+
+    def open_store(_: int) -> str | None:
+        start.wait()
+        store = Store.open(postgres_url)  # creates the schema when the database is empty
+        try:
+            return current_revision(store.engine)
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert list(pool.map(open_store, range(3))) == [SCHEMA_REVISION] * 3

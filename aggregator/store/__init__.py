@@ -8,17 +8,20 @@ go in and come out.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.exceptions import StoreError
+from aggregator.process import retention as _retention_rules
 from aggregator.store import entries as _entries
 from aggregator.store import items as _items
 from aggregator.store import publication as _publication
+from aggregator.store import retention as _retention
 from aggregator.store import series as _series
 from aggregator.store import sources as _sources
 from aggregator.store import stories as _stories
@@ -30,11 +33,13 @@ from aggregator.store.database import (
     migrate,
 )
 from aggregator.store.items import SavedItems
+from aggregator.store.schema import sources as sources_table
 from aggregator.types import (
     SERIES_STORY_SHARE,
     FeedMerge,
     Item,
     PollSchedule,
+    PruneReport,
     PublishedEntry,
     SeriesCounts,
     SeriesMembership,
@@ -52,6 +57,7 @@ from aggregator.types import (
 
 log = logging.getLogger(__name__)
 WRITE_ATTEMPTS = 3
+PRUNE_BATCH = 1000  # items removed per transaction
 
 __all__ = ["Store", "create_store_engine", "ensure_schema", "migrate"]
 
@@ -287,6 +293,55 @@ class Store:
                 now=now,
                 next_poll_at=next_poll_at,
             )
+
+    # --- retention -----------------------------------------------------------------
+
+    def prune(
+        self,
+        retentions: Mapping[str, timedelta | None],
+        default: timedelta | None,
+        now: datetime,
+        *,
+        dry_run: bool = False,
+        batch: int = PRUNE_BATCH,
+    ) -> PruneReport:
+        """Remove the items past the retention of every outlet carrying them, ``batch``
+        items per transaction (a poll waits for one batch at most). ``retentions``: per
+        source name, None for forever; a source not named follows ``default``."""
+        with self._transaction() as connection:
+            ids = dict(connection.execute(select(sources_table.c.name, sources_table.c.id)).all())
+        source_cutoffs = _retention_rules.cutoffs(
+            {ids[name]: kept for name, kept in retentions.items() if name in ids}, now
+        )
+        default_cutoff = now - default if default is not None else None
+        removed, stories, credits = 0, 0, Counter[int]()
+        after: tuple[datetime, int] | None = None
+        while True:
+            with self._transaction() as connection:
+                found = _retention.expired_batch(
+                    connection, source_cutoffs, default_cutoff, after=after, limit=batch
+                )
+                if dry_run:
+                    stories += _retention.stories_emptied(connection, found.items)
+                elif found.items:
+                    stories += _retention.remove_items(connection, found.items, now)
+                    _publication.count_change(connection)
+            removed += len(found.items)
+            credits.update(found.credits)
+            if found.resume_after is None:
+                break
+            after = found.resume_after
+        with self._transaction() as connection:
+            forgotten = _retention.forget_pruned(
+                connection, source_cutoffs, default_cutoff, dry_run=dry_run
+            )
+        names = {source_id: name for name, source_id in ids.items()}
+        return PruneReport(
+            items=removed,
+            credits={names[s]: n for s, n in sorted(credits.items())},
+            stories=stories,
+            forgotten=forgotten,
+        )
 
     # --- stories -------------------------------------------------------------------
 

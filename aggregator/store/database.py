@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. Kept here so that opening a store does not load Alembic
 # (memory and startup time of every poll); a test holds it equal to Alembic's head.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 
 def describe(exc: BaseException) -> str:
@@ -45,6 +45,7 @@ def is_transient(exc: BaseException | None) -> bool:
 
 
 SQLITE_BUSY_SECONDS = 30
+_MIGRATE_LOCK = 0x6167_0002  # pg_advisory_xact_lock key of migrations
 
 
 def create_store_engine(url: str) -> Engine:
@@ -115,6 +116,12 @@ def migrate(engine: Engine) -> tuple[str | None, str | None]:
     config = _alembic_config()
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Instances started together on an empty database migrate in turn: the
+                # later ones find the schema made and do nothing.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:

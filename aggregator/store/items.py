@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, exists, func, select, update
 
 from aggregator.store.dialect import chunks, upsert
+from aggregator.store.retention import pruned_keys
 from aggregator.store.schema import item_series, item_sources, items
 from aggregator.store.series import write_memberships
 from aggregator.types import Item, SeriesMembership
@@ -137,6 +138,9 @@ def save_items(
     ``batch`` must have unique ``entry_key`` values, in document order; ``series`` maps
     entry keys to the series the item belongs to.
     """
+    pruned = pruned_keys(connection, source_id, [item.entry_key for item in batch], now)
+    if pruned:  # retention removed them: the feed lists them still
+        batch = [item for item in batch if item.entry_key not in pruned]
     if not batch:
         return SavedItems(new=0, touched=())
     snapshot = _snapshot(connection, source_id, batch)

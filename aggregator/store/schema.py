@@ -151,6 +151,17 @@ item_sources = Table(
     Column("first_seen", UTCDateTime, nullable=False),
 )
 
+# What retention pruned: an outlet's entry by its key, so that a feed still listing it
+# adds nothing. Dropped once the feed has not listed it for the source's retention.
+pruned_entries = Table(
+    "pruned_entries",
+    metadata,
+    Column("source_id", Integer, ForeignKey("sources.id"), primary_key=True),
+    Column("entry_key", String(600), primary_key=True),
+    Column("pruned_at", UTCDateTime, nullable=False),
+    Column("last_listed_at", UTCDateTime, nullable=False),
+)
+
 item_series = Table(
     "item_series",
     metadata,
@@ -189,6 +200,7 @@ __all__ = [
     "item_sources",
     "items",
     "metadata",
+    "pruned_entries",
     "publication",
     "sources",
     "state",
