@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -46,11 +47,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, store: Store) -> None:
-    """Serve the HTTP app until SIGINT/SIGTERM."""
+def serve(
+    settings: Settings, store: Store, readiness: Callable[[], list[str]] | None = None
+) -> None:
+    """Serve the HTTP app until SIGINT/SIGTERM; ``readiness``: a poller's problems."""
     sock = bind_socket(settings.server.host, settings.server.port)
     host, port = sock.getsockname()[:2]
-    app = create_app(StoreCatalog(settings, store), base_url=settings.server.public_url)
+    app = create_app(
+        StoreCatalog(settings, store), base_url=settings.server.public_url, readiness=readiness
+    )
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -79,7 +84,7 @@ def run(settings: Settings, *, with_server: bool = True) -> None:
             poller.start()
             log.info("polling %d sources", len(settings.sources))
             if with_server:
-                serve(settings, pipeline.store)
+                serve(settings, pipeline.store, poller.problems)
             else:
                 wait_for_signal()
         finally:

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -36,16 +36,26 @@ TICK = timedelta(seconds=5)
 ASSIGN_AT_LEAST_EVERY = 30.0  # seconds
 # How often series.auto looks for new running-story tags in what the polls stored.
 AUTO_SERIES_EVERY = timedelta(hours=6)
+# A poll still running this long after its fetch and parse deadlines is stuck.
+STUCK_GRACE = timedelta(seconds=30)
 # The first prune waits for the first polls, which matter more at start.
 PRUNE_FIRST_AFTER = timedelta(minutes=5)
 
 
 class Poller:
-    def __init__(self, pipeline: Pipeline, *, workers: int = 8, tick: timedelta = TICK) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        workers: int = 8,
+        tick: timedelta = TICK,
+        stuck_grace: timedelta = STUCK_GRACE,
+    ) -> None:
         self.pipeline = pipeline
         self.tick_interval = tick
+        self.stuck_grace = stuck_grace
         self._queue: queue.Queue[SourceForPoll | None] = queue.Queue()
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, float] = {}  # source -> when its poll was taken (monotonic)
         self._lock = threading.Lock()
         self._claiming = threading.Lock()
         self.owner = instance_name()
@@ -70,7 +80,7 @@ class Poller:
             self.tick,
             "interval",
             seconds=self.tick_interval.total_seconds(),
-            next_run_time=self.pipeline.clock.now(),
+            next_run_time=datetime.now(UTC),  # the scheduler's clock is the wall clock
             id="tick",
         )
         if retention_configured(self.pipeline.settings):
@@ -78,7 +88,7 @@ class Poller:
                 self.prune,
                 "interval",
                 seconds=PRUNE_EVERY.total_seconds(),
-                next_run_time=self.pipeline.clock.now() + PRUNE_FIRST_AFTER,
+                next_run_time=datetime.now(UTC) + PRUNE_FIRST_AFTER,
                 id="prune",
             )
         if self.pipeline.settings.auto_series.enabled:
@@ -144,7 +154,8 @@ class Poller:
                 return
             with self._lock:
                 fresh = [s for s in claimed if s.name not in self._in_flight]
-                self._in_flight.update(s.name for s in fresh)
+                taken = time.monotonic()
+                self._in_flight.update((s.name, taken) for s in fresh)
         for source in fresh:
             self._queue.put(source)
 
@@ -158,7 +169,7 @@ class Poller:
                     log_outcome(self.pipeline.poll_guarded(source))
             finally:
                 with self._lock:
-                    self._in_flight.discard(source.name)
+                    self._in_flight.pop(source.name, None)
                     self._idle.notify_all()
             self._claim()
             with self._lock:
@@ -181,6 +192,25 @@ class Poller:
             self.pipeline.publish_changes()
         finally:
             self._settling.release()
+
+    def problems(self) -> list[str]:
+        """Why this poller is not doing its work, for /readyz; empty when it is."""
+        if self._stopping.is_set():
+            return ["stopping"]
+        found = []
+        if not self._scheduler.running:
+            found.append("the scheduler is not running")
+        polling = self.pipeline.settings.polling
+        deadline = (polling.timeout + polling.parse_timeout + self.stuck_grace).total_seconds()
+        now = time.monotonic()
+        with self._lock:
+            stuck = sorted(
+                (name, now - t) for name, t in self._in_flight.items() if now - t > deadline
+            )
+        found += [
+            f"the poll of {name} has run {age:.0f}s, past its deadline" for name, age in stuck
+        ]
+        return found
 
     def stop(self, timeout: float) -> bool:
         """Stop ticking, let in-flight polls finish for up to ``timeout`` seconds.

@@ -100,6 +100,8 @@ def test_demo_daemon_serves_every_outlet_once_and_stops_on_sigterm(tmp_path: Pat
         finally:
             store.close()
         with httpx.Client(base_url=base, timeout=30) as client:
+            ready = client.get("/readyz")
+            assert (ready.status_code, ready.text) == (200, "ready")
             world = feedparser.parse(client.get("/feeds/world.atom").content)
             assert world.bozo == 0
             assert len(world.entries) == 100  # the feed's limit: there is more than that

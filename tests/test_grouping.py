@@ -18,6 +18,7 @@ from aggregator.store import Store
 from aggregator.store.roles import Role, Tenure
 from aggregator.types import SourceDefinition, StorySeries
 from tests.builders import make_item, save_batch
+from tests.conftest import _fresh_postgres_schema
 
 # Starlette >= 1.x warns about httpx on import of its TestClient (see test_publish_app).
 with warnings.catch_warnings():
@@ -503,3 +504,19 @@ def test_processes_sharing_a_store_assign_every_item_once_whoever_stored_it(
     assert len({ids[title] for _, title in JACKSON}) == 1
     assert ids[OTHERS[0][1]] not in {ids[title] for _, title in JACKSON}
     assert None not in ids.values()
+
+
+def test_deployments_in_separate_schemas_of_one_database_each_hold_their_role(
+    postgres_url: str,
+) -> None:
+    other_schema = _fresh_postgres_schema()
+    other_url = next(other_schema)
+    stores = [Store.open(postgres_url), Store.open(other_url)]
+    roles = [Role(store.engine, "stories") for store in stores]
+    try:
+        assert [role.claim() for role in roles] == [Tenure.TAKEN, Tenure.TAKEN]
+    finally:
+        for role, store in zip(roles, stores, strict=True):
+            role.release()
+            store.close()
+        other_schema.close()  # drops the schema

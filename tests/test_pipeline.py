@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -316,3 +318,51 @@ def test_publishing_follows_the_store_and_retries_what_failed(tmp_path: Path) ->
     pipeline.publish_changes()
     assert len(copies) == 2
     pipeline.store.close()
+
+
+class BlockingFetcher:
+    """A source whose fetch never returns until the test lets it (a hung connection)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def fetch(self, source: SourceForPoll) -> FetchResult:
+        self.entered.set()
+        self.release.wait(60)
+        raise FetchError("released")
+
+
+def test_the_poller_reports_itself_not_ready_when_stopped_or_stuck(tmp_path: Path) -> None:
+    from aggregator.schedule import Poller
+
+    fetcher = BlockingFetcher()
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    pipeline.settings = pipeline.settings.model_copy(
+        update={
+            "polling": pipeline.settings.polling.model_copy(
+                update={"timeout": timedelta(seconds=1), "parse_timeout": timedelta(seconds=1)}
+            )
+        }
+    )
+    poller = Poller(pipeline, workers=1, tick=timedelta(seconds=0.2), stuck_grace=timedelta(0))
+    assert poller.problems() == ["the scheduler is not running"]
+    poller.start()
+    try:
+        assert fetcher.entered.wait(30)
+        deadline = time.monotonic() + 30
+        while not poller.problems() and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling a condition with a deadline, not hiding a race
+        (problem,) = poller.problems()
+        assert problem.startswith("the poll of npr has run ")
+        assert problem.endswith("past its deadline")
+        fetcher.release.set()
+        deadline = time.monotonic() + 30
+        while poller.problems() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert poller.problems() == []
+    finally:
+        fetcher.release.set()
+        poller.stop(5)
+        pipeline.store.close()
+    assert poller.problems() == ["stopping"]

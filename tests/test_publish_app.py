@@ -451,11 +451,26 @@ def test_healthz_ok(client: TestClient, catalog: FakeCatalog) -> None:
     assert catalog.calls_on_event_loop == 0
 
 
-def test_healthz_503_when_store_unreachable(client: TestClient, catalog: FakeCatalog) -> None:
+def test_healthz_answers_while_the_store_is_down_and_readyz_does_not(
+    client: TestClient, catalog: FakeCatalog
+) -> None:
+    assert (client.get("/readyz").status_code, client.get("/readyz").text) == (200, "ready")
     catalog.reachable = False
-    response = client.get("/healthz")
+    assert client.get("/healthz").status_code == 200  # alive: restarting would not help
+    response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.text == "store unreachable"
+    assert response.text == "the store cannot be reached\n"
+
+
+def test_readyz_reports_what_the_poller_says_is_wrong(catalog: FakeCatalog) -> None:
+    problems: list[str] = []
+    app = create_app(catalog, base_url=BASE_URL, readiness=lambda: list(problems))
+    with TestClient(app) as client:
+        assert client.get("/readyz").status_code == 200
+        problems += ["the scheduler is not running", "the poll of bbc has run 95s"]
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.text.splitlines() == problems
 
 
 def test_added_entry_is_served(client: TestClient, catalog: FakeCatalog) -> None:

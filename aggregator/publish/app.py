@@ -3,7 +3,9 @@
     GET|HEAD /feeds/{slug}.{rss|atom|json}     a merged feed
     GET|HEAD /series/{slug}.{rss|atom|json}    one running story
     GET /        HTML index        GET /opml   OPML of the merged feeds
-    GET /healthz 200 "ok", or 503 when the store cannot be reached
+    GET /healthz 200 "ok" while the process answers at all
+    GET /readyz  200 "ready", or 503 with what is wrong: the store cannot be reached, the
+                 scheduler is not running, a poll is stuck past its deadline
     GET /sources.json   every source's polling state
     GET /series/        every series: its feeds, reports, stories, outlets, first and last seen
     GET /stories/{id}.json   a story: every report of one event, with its outlets
@@ -18,6 +20,7 @@ thread pool.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from starlette.applications import Starlette
@@ -81,11 +84,13 @@ def create_app(
     base_url: str,
     recheck: float = RECHECK_SECONDS,
     stale_while_loading: float = STALE_WHILE_LOADING,
+    readiness: Callable[[], list[str]] | None = None,
 ) -> ASGIApp:
     """The app, reading from ``catalog``; ``base_url`` is where it is reachable.
     Rendered feeds are kept until ``catalog.version()`` changes, which is read at most
     every ``recheck`` seconds; then, for at most ``stale_while_loading`` seconds, the
-    copy from before is served while the feed is loaded again."""
+    copy from before is served while the feed is loaded again. ``readiness`` says what
+    keeps the process from its work besides the store (a poller's problems)."""
     base = base_url.rstrip("/")
     cache = FeedCache(catalog.version, recheck=recheck)
 
@@ -133,18 +138,26 @@ def create_app(
         return Response(body, media_type=media_type, headers={"Cache-Control": CACHE_CONTROL})
 
     async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})
+
+    async def readyz(request: Request) -> Response:
+        problems = readiness() if readiness is not None else []
         try:
             await run_in_threadpool(catalog.ping)
-        except Exception:  # whatever the driver raises, the answer is "not healthy"
-            logger.warning("health check: store unreachable", exc_info=True)
-            return PlainTextResponse("store unreachable", status_code=503)
-        return PlainTextResponse("ok")
+        except Exception:  # whatever the driver raises, the answer is "not ready"
+            logger.warning("readiness check: store unreachable", exc_info=True)
+            problems.insert(0, "the store cannot be reached")
+        headers = {"Cache-Control": "no-store"}
+        if problems:
+            return PlainTextResponse("\n".join(problems) + "\n", status_code=503, headers=headers)
+        return PlainTextResponse("ready", headers=headers)
 
     pages = Starlette(
         routes=[
             Route("/", index, methods=["GET"]),
             Route("/opml", opml, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/sources.json", sources, methods=["GET"]),
             Route("/stories/{story_id:int}.json", story, methods=["GET"]),
             Route("/stories/{story_id:int}", story, methods=["GET"]),

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.exceptions import SchemaOutdated, StoreError
+from aggregator.store.dialect import ADVISORY_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ def is_transient(exc: BaseException | None) -> bool:
 
 
 SQLITE_BUSY_SECONDS = 30
-_MIGRATE_LOCK = 0x6167_0002  # pg_advisory_xact_lock key of migrations
 
 
 def create_store_engine(url: str) -> Engine:
@@ -120,7 +120,8 @@ def migrate(engine: Engine) -> tuple[str | None, str | None]:
                 # Instances started together on an empty database migrate in turn: the
                 # later ones find the schema made and do nothing.
                 connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK}
+                    text(f"SELECT pg_advisory_xact_lock({ADVISORY_KEYS})"),
+                    {"lock_name": "migrations"},
                 )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

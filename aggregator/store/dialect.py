@@ -9,6 +9,12 @@ from sqlalchemy import Connection, Table
 
 T = TypeVar("T")
 
+# The two keys of a PostgreSQL advisory lock named :lock_name. Advisory locks are per
+# database, and deployments (or test runs) may share one database in separate schemas.
+ADVISORY_KEYS = (
+    "hashtext('aggregator'), hashtext(coalesce(current_schema(), '') || ':' || :lock_name)"
+)
+
 # SQLite allows 32766 bound parameters per statement; stay well below on every backend.
 CHUNK = 500
 

@@ -16,7 +16,6 @@ import enum
 import fcntl
 import logging
 import os
-import zlib
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.store.database import describe
+from aggregator.store.dialect import ADVISORY_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ class Role:
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine = engine
         self.name = name
-        self._key = zlib.crc32(f"aggregator:{name}".encode())
         self._session: Connection | None = None
         self._file: IO[bytes] | None = None
 
@@ -72,7 +71,7 @@ class Role:
         try:
             session = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             held = session.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
+                text(f"SELECT pg_try_advisory_lock({ADVISORY_KEYS})"), {"lock_name": self.name}
             ).scalar_one()
         except SQLAlchemyError as exc:
             log.warning("cannot take the %s role: %s", self.name, describe(exc))

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
 
 from aggregator.process.urls import host_of
-from aggregator.store.dialect import upsert
+from aggregator.store.dialect import ADVISORY_KEYS, upsert
 from aggregator.store.schema import item_sources, sources
 from aggregator.types import SourceDefinition, SourceForPoll, SourceNotModified, SourceState
 
@@ -103,8 +103,6 @@ def _lease_free(now: datetime) -> ColumnElement[bool]:
     return sources.c.lease_until.is_(None) | (sources.c.lease_until <= now)
 
 
-# pg_advisory_xact_lock key of claims: one process at a time counts the hosts' leases.
-_CLAIM_LOCK = 0x6167_0001
 # Due sources read per claim, per free slot: the rest of a busy host's are passed over.
 _CANDIDATES_PER_SLOT = 8
 
@@ -131,7 +129,9 @@ def claim_due_sources(
     if limit <= 0:
         return ()
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+        connection.execute(
+            text(f"SELECT pg_advisory_xact_lock({ADVISORY_KEYS})"), {"lock_name": "claims"}
+        )
     busy = Counter(
         host_of(url)
         for url in connection.scalars(
