@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", parents=[common], help="serve merged feeds without polling")
     commands.add_parser("migrate", parents=[common], help="create or upgrade the database schema")
     commands.add_parser(
+        "reload",
+        parents=[common],
+        help="make the running daemon re-read its config (SIGHUP to the pid in pid_file)",
+    )
+    commands.add_parser(
         "regroup",
         parents=[common],
         help="decide every stored item's series again, after the series rules changed",
@@ -140,8 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for chatty in ("apscheduler", "alembic", "httpx"):  # httpx: a line per request
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    config = getattr(args, "config", None) or os.environ.get("AGGREGATOR_CONFIG")
-    path = config or str(DEFAULT_CONFIG_PATH)
+    path = str(config_path(args))
     try:
         settings = load_settings(path)
         return COMMANDS[args.command](settings, args)
@@ -168,20 +172,40 @@ def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator import daemon
 
-    daemon.run(settings, with_server=not args.no_server)
+    daemon.run(settings, config_path=config_path(args), with_server=not args.no_server)
     return EXIT_OK
 
 
-def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator import daemon
+    from aggregator.publish.catalog import StoreCatalog
     from aggregator.store import Store
 
     store = Store.open(settings.database)
     try:
-        daemon.serve(settings, store)
+        catalog = StoreCatalog(settings, store)
+        daemon.Reloader(config_path(args), settings, store, catalog=catalog).install()
+        with daemon.pid_file(settings.pid_file):
+            daemon.serve(settings, store, catalog=catalog)
     finally:
         store.close()
     return EXIT_OK
+
+
+def cmd_reload(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator import daemon
+
+    pid = daemon.signal_reload(settings.pid_file)
+    print(
+        f"asked the daemon (pid {pid}) to reload {config_path(args)}; its log says what "
+        "changed, or why the new config was refused"
+    )
+    return EXIT_OK
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    config = getattr(args, "config", None) or os.environ.get("AGGREGATOR_CONFIG")
+    return Path(config or DEFAULT_CONFIG_PATH)
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -450,6 +474,7 @@ COMMANDS = {
     "poll": cmd_poll,
     "regroup": cmd_regroup,
     "prune": cmd_prune,
+    "reload": cmd_reload,
     "series": cmd_series,
     "sources": cmd_sources,
     "eval-grouping": cmd_eval_grouping,

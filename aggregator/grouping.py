@@ -65,6 +65,22 @@ class StoryAssigner:
             self._duplicates.prune(now)
             return assigned
 
+    def reconfigure(
+        self, rules: GroupingRules, *, standalone: frozenset[str], duplicates: DuplicateRules
+    ) -> None:
+        """New rules from a reloaded config; the index starts again from the store if
+        they changed how items are grouped."""
+        with self._lock:
+            if (rules, standalone, duplicates) == (
+                self.rules,
+                self.standalone,
+                self.duplicate_rules,
+            ):
+                return
+            self.rules, self.standalone, self.duplicate_rules = rules, standalone, duplicates
+            self._index = None
+            self._duplicates = DuplicateIndex(duplicates)
+
     def close(self) -> None:
         """Give the role up, for another process to take."""
         if self.role is not None:

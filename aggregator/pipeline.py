@@ -65,10 +65,12 @@ from aggregator.types import (
     SourceDefinition,
     SourceForPoll,
     SourceNotModified,
+    SourceState,
 )
 from aggregator.workers import TimedProcessPool, WorkerDied, WorkTimeout
 
 if TYPE_CHECKING:
+    from aggregator.publish.catalog import StoreCatalog
     from aggregator.publish.websub import HubNotifier
 
 log = logging.getLogger(__name__)
@@ -137,7 +139,14 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
     """The composition root of a polling process: store, fetcher and parser workers,
     wired into a pipeline and closed again on the way out."""
     store = Store.open(settings.database)
-    fetcher = HTTPFetcher(fetch_limits(settings))
+
+    made: list[HTTPFetcher] = []  # the first, and any a reloaded config asked for
+
+    def make_fetcher(settings: Settings) -> HTTPFetcher:
+        made.append(HTTPFetcher(fetch_limits(settings)))
+        return made[-1]
+
+    fetcher = make_fetcher(settings)
     pool = parse_pool(settings)
     stories = StoryAssigner(
         store,
@@ -154,6 +163,7 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
             clock=SystemClock(),
             processor=PooledProcessor(pool),
             stories=stories,
+            make_fetcher=make_fetcher,
         )
         if settings.server.websub_hub or settings.server.static_dir:
             _wire_publishing(pipeline, settings, store)
@@ -162,7 +172,8 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
     finally:
         stories.close()
         pool.close()
-        fetcher.close()
+        for made_fetcher in made:
+            made_fetcher.close()
         store.close()
 
 
@@ -176,6 +187,7 @@ def _wire_publishing(pipeline: Pipeline, settings: Settings, store: Store) -> No
     from aggregator.publish.websub import HubNotifier
 
     catalog = StoreCatalog(settings, store)
+    pipeline.publishing = catalog
     server = settings.server
     if server.websub_hub:
 
@@ -253,6 +265,10 @@ class Pipeline:
     published_version: int | None = None
     # While poll_many runs, 304s are gathered here and recorded in one transaction.
     not_modified_batch: list[SourceNotModified] | None = None
+    # How a reloaded config's fetch limits make a new fetcher; None: they cannot change.
+    make_fetcher: Callable[[Settings], Fetcher] | None = None
+    # The catalog the static copy and the hub render from, when configured.
+    publishing: StoreCatalog | None = None
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -436,6 +452,29 @@ class Pipeline:
         regroup_if_changed(self.store, self.settings, auto)
         self.rules = series_rules(self.settings, auto)
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Take up a reloaded config (what ``settings.live_changes`` lets through):
+        added sources are polled from the next tick, removed ones no more (their items
+        stay), shortened intervals bring next polls forward, changed series rules
+        regroup, new grouping rules restart the story index. Polls in flight finish
+        with what they started with."""
+        old, self.settings = self.settings, settings
+        if settings.polling.per_host != old.polling.per_host:
+            self.hosts = HostLimiter(settings.polling.per_host)
+        if self.make_fetcher is not None and fetch_limits(settings) != fetch_limits(old):
+            self.fetcher = self.make_fetcher(settings)  # the old one is closed at exit
+        if self.publishing is not None:
+            self.publishing.settings = settings
+        if self.stories is not None:
+            self.stories.reconfigure(
+                grouping_rules(settings),
+                standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
+                duplicates=duplicate_rules(settings),
+            )
+        self.sync_sources()
+        self.refresh_series()
+        self.store.poll_sooner(_sooner(old, settings, self.store.source_states(), self.clock.now()))
+
     def sync_sources(self) -> None:
         self.store.sync_sources(source_definitions(self.settings), self.clock.now())
 
@@ -491,6 +530,22 @@ class Pipeline:
         self.sync_sources()
         names = [s.name for s in self.settings.sources]
         return self.poll_many(self.store.sources_for_poll(names))
+
+
+def _sooner(
+    old: Settings, new: Settings, states: Sequence[SourceState], now: datetime
+) -> dict[str, datetime]:
+    """When each source whose interval a reload shortened is due now: its last poll
+    plus the new interval, not later than it was already due."""
+    due = {}
+    for state in states:
+        before, after = old.source(state.name), new.source(state.name)
+        if before is None or after is None:
+            continue
+        was, interval = old.interval_for(before), new.interval_for(after)
+        if interval is not None and (was is None or interval < was):
+            due[state.name] = (state.last_polled_at or now) + interval
+    return due
 
 
 def _moved(source: SourceForPoll, moved_to: str | None) -> str | None:

@@ -282,6 +282,8 @@ class FeedSettings(_Frozen):
 
 class Settings(_Frozen):
     database: str = "sqlite:///aggregator.db"
+    # Where `run` and `serve` write their process id, for `aggregator reload`.
+    pid_file: Path = Path("aggregator.pid")
     # How long items are kept, by their date; a source's own retention overrides it.
     retention: Retention = FOREVER
     server: ServerSettings = ServerSettings()
@@ -747,7 +749,35 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
     server = settings.server
     if server.static_dir is not None and not server.static_dir.is_absolute():
         server = server.model_copy(update={"static_dir": (base_dir / server.static_dir).resolve()})
-    return settings.model_copy(update={"database": database, "sources": sources, "server": server})
+    pid_file = (
+        settings.pid_file if settings.pid_file.is_absolute() else base_dir / settings.pid_file
+    )
+    return settings.model_copy(
+        update={"database": database, "sources": sources, "server": server, "pid_file": pid_file}
+    )
+
+
+# What a running process cannot take up from a reloaded config: its database, its HTTP
+# listener and what it built from them, its number of polling threads and parse workers.
+RESTART_ONLY = ("database", "pid_file", "server", "polling.concurrency", "polling.parse_timeout")
+
+
+def live_changes(running: Settings, reloaded: Settings) -> tuple[Settings, list[str]]:
+    """The reloaded settings as a running process applies them, and the keys that
+    changed but wait for a restart (kept as they run)."""
+    waiting: list[str] = []
+    for key in RESTART_ONLY:
+        section, _, name = key.partition(".")
+        old, new = getattr(running, section), getattr(reloaded, section)
+        if name:
+            if getattr(old, name) != getattr(new, name):
+                waiting.append(key)
+                new = new.model_copy(update={name: getattr(old, name)})
+        elif old != new:
+            waiting.append(key)
+            new = old
+        reloaded = reloaded.model_copy(update={section: new})
+    return reloaded, waiting
 
 
 def resolve_file_url(url: str, base_dir: Path) -> str:

@@ -9,10 +9,11 @@ PostgreSQL schema ``scale_<random>``, dropped at the end unless ``--keep``):
 1. ``aggregator migrate``; then, on the empty store:
    - ingest: ``aggregator --config X poll`` as a whole process against ``--poll-feeds``
      loopback feeds of ``--poll-items`` items each (bench/feedserver.py, bench/synthetic.py,
-     as bench/ingest.py runs them), every item new;
+     as bench/ingest.py runs them; headlines replaced, see ``_title_words``), every item new;
    - story assignment, in-process: items stored with ``Store.save_poll``, then
      ``StoryAssigner.assign_pending`` timed (a first call, which also rebuilds the index
-     from the items of the window, then a batch of ``--assign-items`` with a warm index);
+     from the items of the window, then ``--assign-items`` items as the feeds date them,
+     over the week before, then as many dated in the last hour, with a warm index);
    - a baseline of the feed rendering below (the ``all`` feed only).
 2. Bulk fill: ``--items`` items over the last 90 days from ``--sources`` generated sources
    (``s0001``...; not polled, next poll in the future), written straight into the tables
@@ -28,6 +29,9 @@ PostgreSQL schema ``scale_<random>``, dropped at the end unless ``--keep``):
    the feed page, the story assignment's reads and a poll's reads (PostgreSQL:
    ``EXPLAIN (ANALYZE, BUFFERS)``; SQLite: ``EXPLAIN QUERY PLAN`` and the query timed),
    each with the indexes it uses and the full scans it makes.
+
+The polls' log lines split their wall time: until the story index is ready (the polls,
+then the index rebuilt from the window), and the assignment of the cycle's items.
 
 Figures and ratios are printed (at-size / empty, measured in the same run); nothing is
 asserted. The machine's CPU use by others (their test runs share the 2 cores) is printed
@@ -56,7 +60,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -322,6 +326,20 @@ def build_feeds(
 
 _PLACED = re.compile(r"stories: (\d+) new items placed")
 _PUT_BACK = re.compile(r"story index: (\d+) recent items put back")
+_ROLE = re.compile(r"this process now does stories")
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", re.M)
+
+
+def logged_at(stderr: str, pattern: re.Pattern[str]) -> datetime | None:
+    """When the poll's log (local time, as logging writes it) first says ``pattern``."""
+    for line in stderr.splitlines():
+        if pattern.search(line) and (stamp := _LOG_LINE.match(line)):
+            return datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f")
+    return None
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None
 
 
 def write_config(path: Path, database: str, urls: dict[str, str]) -> None:
@@ -360,6 +378,12 @@ class PollResult:
     items_per_s: float
     placed: int | None
     put_back: int | None
+    # From the poll's log: start -> the story index ready (polls, then the index rebuilt
+    # from the window); -> the cycle's items placed; PostgreSQL: the rebuild alone (from
+    # taking the stories role).
+    to_index_s: float | None
+    assign_s: float | None
+    rebuild_s: float | None
     unassigned_after: int
     returncode: int
     server_cpu_s: float
@@ -382,6 +406,7 @@ def run_poll(
     server_before = float(ctx.server.stats()["cpu_s"])
     pg_before = postgres_cpu_s()
     progress(f"{backend.name}: aggregator poll ({label}, {items_before:,} items stored) ...")
+    started_at = datetime.now()  # local, as the poll's log lines
     measured = run_measured(
         ctx.aggregator.argv("--config", str(config), "poll"),
         timeout=ctx.args.timeout,
@@ -396,6 +421,8 @@ def run_poll(
     placed = [int(m.group(1)) for m in _PLACED.finditer(measured.stderr)]
     put_back = [int(m.group(1)) for m in _PUT_BACK.finditer(measured.stderr)]
     _, unassigned = count_items(engine)
+    index_at = logged_at(measured.stderr, _PUT_BACK)
+    placed_at = logged_at(measured.stderr, _PLACED)
     other = measured.system_busy_s - measured.cpu_s - server_cpu - measured.harness_cpu_s - pg_cpu
     result = PollResult(
         items_before=items_before,
@@ -406,6 +433,9 @@ def run_poll(
         items_per_s=sum(new.values()) / measured.wall_s,
         placed=sum(placed) if placed else None,
         put_back=put_back[0] if put_back else None,
+        to_index_s=seconds_between(started_at, index_at),
+        assign_s=seconds_between(index_at, placed_at),
+        rebuild_s=seconds_between(logged_at(measured.stderr, _ROLE), index_at),
         unassigned_after=unassigned,
         returncode=measured.returncode,
         server_cpu_s=round(server_cpu, 2),
@@ -457,6 +487,8 @@ class AssignResult:
     steady_items: int
     steady_s: float
     steady_ms_per_item: float
+    fresh_items: int
+    fresh_ms_per_item: float
     save_ms_per_item: float
     cpu: dict[str, float]
     quiet_load: float
@@ -471,7 +503,8 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
     from aggregator.types import PollSchedule, SourceDefinition
 
     args = ctx.args
-    feeds_count = 1 + max(1, math.ceil(args.assign_items / args.poll_items))
+    per_batch = max(1, math.ceil(args.assign_items / args.poll_items))
+    feeds_count = 1 + 2 * per_batch
     indices = [ASSIGN_BASE + 1 + i for i in range(feeds_count)]
     now = datetime.now(UTC)
     feeds = build_feeds(indices, args.poll_items, args.seed + 500, f"a{cycle}", now)
@@ -498,6 +531,16 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
                 ),
             )
         )
+    # The second batch as news of the last hour: synthetic.py dates items over the week
+    # before, and an item older than the index's newest stories walks past them.
+    rng = random.Random(f"scale-fresh:{cycle}")
+    for position in range(1 + per_batch, len(documents)):
+        name, document = documents[position]
+        fresh = tuple(
+            replace(item, published=now - timedelta(seconds=rng.uniform(60, 3600)), updated=None)
+            for item in document.items
+        )
+        documents[position] = (name, replace(document, items=fresh))
     items_before, _ = count_items(store.engine)
 
     def save(part: Sequence[tuple[str, Any]]) -> int:
@@ -529,11 +572,15 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
         first = assigner.assign_pending(now)
         first_s = time.perf_counter() - started
         started = time.perf_counter()
-        saved = save(documents[1:])
+        saved = save(documents[1 : 1 + per_batch])
         save_s = time.perf_counter() - started
         started = time.perf_counter()
         steady = assigner.assign_pending(now)
         steady_s = time.perf_counter() - started
+        fresh_saved = save(documents[1 + per_batch :])
+        started = time.perf_counter()
+        fresh = assigner.assign_pending(now)
+        fresh_s = time.perf_counter() - started
         cpu = window.stop()
         assigner.close()
     finally:
@@ -541,6 +588,11 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
     put_back = next(
         (int(m.group(1)) for msg in handler.messages if (m := _PUT_BACK.search(msg))), None
     )
+    if fresh != fresh_saved:
+        ctx.warnings.append(
+            f"{backend.name} assignment: {fresh} items assigned in the fresh call, "
+            f"{fresh_saved} stored"
+        )
     if steady != saved:
         ctx.warnings.append(
             f"{backend.name} assignment: {steady} items assigned in the timed call, {saved} stored"
@@ -555,6 +607,8 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
         steady_items=steady,
         steady_s=steady_s,
         steady_ms_per_item=1000 * steady_s / steady if steady else math.nan,
+        fresh_items=fresh,
+        fresh_ms_per_item=1000 * fresh_s / fresh if fresh else math.nan,
         save_ms_per_item=1000 * save_s / saved if saved else math.nan,
         cpu=cpu,
         quiet_load=load,
@@ -562,7 +616,8 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
     progress(
         f"{backend.name}: assignment: first call {first} items in {first_s:.2f}s "
         f"({put_back} put back); {steady} items in {steady_s:.2f}s "
-        f"= {result.steady_ms_per_item:.3f} ms/item"
+        f"= {result.steady_ms_per_item:.3f} ms/item; dated in the last hour "
+        f"{result.fresh_ms_per_item:.3f} ms/item"
     )
     return result
 
@@ -1499,7 +1554,7 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
         f"{args.poll_feeds} feeds x {args.poll_items} new items; {args.samples} render samples"
     )
     add(
-        f"machine: {meta['cpus']} cores, {meta.get('cpu_model', '?')}; commit "
+        f"machine: {meta['cpus']} cores, {meta.get('cpu_model', '?')}; repository HEAD "
         f"{meta.get('commit', '?')}; aggregator code {meta['code']}"
     )
     if meta.get("uncommitted"):
@@ -1522,15 +1577,20 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
         add("1. ingest: aggregator poll as a whole process (every item new)")
         add(
             f"   {'store':<8} {'items before':>12} {'wall s':>7} {'new':>6} {'items/s':>8} "
-            f"{'CPU s':>6} {'pg CPU s':>8} {'placed':>7} {'put back':>8} "
-            f"{'others':>7}"
+            f"{'CPU s':>6} {'pg CPU s':>8} {'placed':>7} {'put back':>8} {'to index s':>10} "
+            f"{'rebuild s':>9} {'assign s':>8} {'others':>7}"
         )
+
+        def sec(value: float | None) -> str:
+            return "-" if value is None else f"{value:.2f}"
+
         for label, p in (("empty", r.poll_empty), ("at size", r.poll_full)):
             add(
                 f"   {label:<8} {p.items_before:>12,} {p.wall_s:>7.2f} {p.new:>6} "
                 f"{p.items_per_s:>8.0f} {p.cpu_s:>6.1f} {p.postgres_cpu_s:>8.1f} "
                 f"{p.placed if p.placed is not None else '-':>7} "
-                f"{p.put_back if p.put_back is not None else '-':>8} {p.other_cores:>6.2f}c"
+                f"{p.put_back if p.put_back is not None else '-':>8} {sec(p.to_index_s):>10} "
+                f"{sec(p.rebuild_s):>9} {sec(p.assign_s):>8} {p.other_cores:>6.2f}c"
             )
         ingest = ratio(r.poll_full.items_per_s, r.poll_empty.items_per_s)
         op, target = TARGETS["ingest"][1:]
@@ -1539,24 +1599,37 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
             f"{verdict(ingest, op, target)}); wall at size / empty: "
             f"{fmt_ratio(ratio(r.poll_full.wall_s, r.poll_empty.wall_s))}"
         )
-        add("   ('others': cores used meanwhile by processes outside the run)")
+        add(
+            "   (from the poll's log: 'to index': start until the story index is ready, i.e. "
+            "the polls,\n   then the index rebuilt from the window's assigned items; 'rebuild': "
+            "that rebuild alone\n   (PostgreSQL only: SQLite's role is taken silently); "
+            "'assign': the cycle's items placed.\n   'others': cores used meanwhile by "
+            "processes outside the run)"
+        )
         add("")
         add("2. story assignment, in-process: StoryAssigner(store, GroupingRules()).assign_pending")
         add(
             f"   {'store':<8} {'items before':>12} {'1st call':>9} {'put back':>9} "
-            f"{'1st s':>6} {'batch':>6} {'batch s':>8} {'ms/item':>8} {'save ms/item':>13} "
-            f"{'others':>7}"
+            f"{'1st s':>6} {'batch':>6} {'batch s':>8} {'ms/item':>8} {'fresh ms/item':>13} "
+            f"{'save ms/item':>13} {'others':>7}"
         )
         for label, a in (("empty", r.assign_empty), ("at size", r.assign_full)):
             add(
                 f"   {label:<8} {a.items_before:>12,} {a.first_items:>9} "
                 f"{a.put_back if a.put_back is not None else '-':>9} {a.first_s:>6.2f} "
                 f"{a.steady_items:>6} {a.steady_s:>8.2f} {a.steady_ms_per_item:>8.3f} "
-                f"{a.save_ms_per_item:>13.3f} {a.cpu['other_cores']:>6.2f}c"
+                f"{a.fresh_ms_per_item:>13.3f} {a.save_ms_per_item:>13.3f} "
+                f"{a.cpu['other_cores']:>6.2f}c"
             )
         per_item = ratio(r.assign_full.steady_ms_per_item, r.assign_empty.steady_ms_per_item)
+        fresh = ratio(r.assign_full.fresh_ms_per_item, r.assign_empty.fresh_ms_per_item)
         add(
-            f"   ms/item at size / empty: {fmt_ratio(per_item)}"
+            "   ('batch': items as the feeds date them, over the week before; 'fresh': another "
+            "batch\n   re-dated to the last hour; '1st call' also rebuilds the index from the "
+            "window's items)"
+        )
+        add(
+            f"   ms/item at size / empty: {fmt_ratio(per_item)} (fresh: {fmt_ratio(fresh)})"
             f"; first call (index rebuilt from the window) at size / empty: "
             f"{fmt_ratio(ratio(r.assign_full.first_s, r.assign_empty.first_s))}"
             f"; save_poll ms/item at size / empty: "
@@ -1649,6 +1722,16 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
                 [
                     fmt_ratio(
                         ratio(r.assign_full.steady_ms_per_item, r.assign_empty.steady_ms_per_item)
+                    )
+                    for r in results
+                ],
+                "flat",
+            ),
+            (
+                "assignment ms/item, fresh items, at size / empty",
+                [
+                    fmt_ratio(
+                        ratio(r.assign_full.fresh_ms_per_item, r.assign_empty.fresh_ms_per_item)
                     )
                     for r in results
                 ],

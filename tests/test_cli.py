@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.cli import build_parser
-from tests.conftest import DATA
+from tests.conftest import DATA, REPO
 from tests.feedserver import serve_directory
 
 
@@ -231,3 +231,23 @@ def test_import_opml_describes_itself() -> None:
     result = _cli("import-opml", "--help")
     assert result.returncode == 0 and "OPML" in result.stdout
     assert "import-opml" in _cli("--help").stdout
+
+
+def test_the_systemd_unit_runs_the_daemon_as_the_cli_understands_it() -> None:
+    import configparser
+    import shlex
+
+    from aggregator.cli import build_parser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(REPO / "config" / "aggregator.service", encoding="utf-8")
+    service = unit["Service"]
+    for key in ("ExecStartPre", "ExecStart"):
+        program, *arguments = shlex.split(service[key])
+        assert program.endswith("/aggregator")
+        build_parser().parse_args(arguments)  # exits (fails the test) on a bad option
+    assert shlex.split(service["ExecStart"])[-1] == "run"
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # what reload listens to
+    assert (service["Restart"], service["User"]) == ("on-failure", "aggregator")
+    assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"

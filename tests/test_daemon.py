@@ -185,3 +185,71 @@ def test_the_running_daemon_keeps_its_static_copy_of_what_it_serves(tmp_path: Pa
         assert process.stderr is not None
         process.stderr.close()
     assert code == 0, "".join(log.lines)
+
+
+def _reload(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator.cli", "--config", str(config), "reload"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_reload_applies_a_changed_config_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    feeds = tmp_path / "www"
+    feeds.mkdir()
+    for name in ("npr-world.xml", "bbc-news-world.xml"):
+        shutil.copy(REPO / "config" / "demo-feeds" / name, feeds / name)
+    with serve_directory(feeds) as server:
+        config = tmp_path / "aggregator.yaml"
+        head = (
+            f"database: sqlite:///{tmp_path / 'db.sqlite'}\n"
+            "server:\n  listen: 127.0.0.1:0\n"
+            "polling:\n  allow_networks: [127.0.0.1/32]\n"
+        )
+        npr = f"  - name: npr\n    url: {server.url('npr-world.xml')}\n"
+        bbc = f"  - name: bbc\n    url: {server.url('bbc-news-world.xml')}\n"
+        config.write_text(head + "sources:\n" + npr, encoding="utf-8")
+        assert "no running daemon" in _reload(config).stderr
+        process, log = start_daemon(config)
+        try:
+            (match,) = log.wait_for(r"serving merged feeds on (http://\S+?)/?$")
+            log.wait_for(r"npr: \d+ items, \d+ new")
+            with httpx.Client(base_url=match.group(1), timeout=30) as client:
+                assert client.get("/feeds/bbc-only.rss").status_code == 404
+                # A source and a feed added, the first source removed.
+                config.write_text(
+                    head
+                    + "sources:\n"
+                    + bbc
+                    + "feeds:\n  - {slug: bbc-only, title: BBC only, sources: [bbc]}\n",
+                    encoding="utf-8",
+                )
+                done = _reload(config)
+                assert done.returncode == 0, done.stderr
+                assert f"pid {process.pid}" in done.stdout
+                log.wait_for(r"config reloaded: 1 sources \(1 added, 1 removed\)")
+                log.wait_for(r"bbc: \d+ items, \d+ new")
+                deadline = time.monotonic() + 30
+                # Served within a moment of the reload, and of the poll that filled it.
+                while not feedparser.parse(client.get("/feeds/bbc-only.rss").content).entries:
+                    assert time.monotonic() < deadline, "the reloaded feed was never served"
+                    time.sleep(0.1)  # polling a condition with a deadline, not hiding a race
+                # A broken config is refused, with the same file:line as `check`.
+                config.write_text(head + "sources:\n  - name: Bad Name\n", encoding="utf-8")
+                refused = _reload(config)  # checked before the daemon is signalled
+                assert refused.returncode == 2
+                assert "sources[0].url: required key is missing" in refused.stderr
+                process.send_signal(signal.SIGHUP)  # as `kill -HUP` or systemctl reload
+                log.wait_for(r"config reload refused")
+                log.wait_for(r"aggregator\.yaml:\d+: sources\[0\]")
+                assert client.get("/feeds/bbc-only.rss").status_code == 200
+                assert client.get("/readyz").status_code == 200
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=10)
+            log.close()
+    assert code == 0, "".join(log.lines)
+    assert not any(" npr: " in line for line in log.lines[-5:])
+    assert not (tmp_path / "aggregator.pid").exists()  # removed on the way out

@@ -330,7 +330,7 @@ class BlockingFetcher:
     def fetch(self, source: SourceForPoll) -> FetchResult:
         self.entered.set()
         self.release.wait(60)
-        raise FetchError("released")
+        raise FetchError(source.url, "released")
 
 
 def test_the_poller_reports_itself_not_ready_when_stopped_or_stuck(tmp_path: Path) -> None:
@@ -366,3 +366,27 @@ def test_the_poller_reports_itself_not_ready_when_stopped_or_stuck(tmp_path: Pat
         poller.stop(5)
         pipeline.store.close()
     assert poller.problems() == ["stopping"]
+
+
+def test_a_reloaded_shorter_interval_brings_the_next_poll_forward(tmp_path: Path) -> None:
+    fetcher = FakeFetcher().answers("npr", FetchError("https://npr.example/feed", "down"))
+    clock = FixedClock(T0)
+    pipeline = _pipeline(tmp_path, fetcher, clock)
+    try:
+        _poll(pipeline)  # failed: retried after the 10m interval (backoff 1)
+        before = _state(pipeline).next_poll_at
+        assert before is not None and before > T0 + timedelta(minutes=5)
+        pipeline.reconfigure(
+            pipeline.settings.model_copy(
+                update={
+                    "polling": pipeline.settings.polling.model_copy(
+                        update={"interval": timedelta(minutes=2)}
+                    )
+                }
+            )
+        )
+        assert _state(pipeline).next_poll_at == T0 + timedelta(minutes=2)
+        pipeline.reconfigure(pipeline.settings)  # unchanged: nothing moves
+        assert _state(pipeline).next_poll_at == T0 + timedelta(minutes=2)
+    finally:
+        pipeline.store.close()

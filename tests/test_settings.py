@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -256,3 +257,59 @@ def test_mistakes_in_the_series_mapping_are_located(tmp_path: Path) -> None:
         f"{tmp_path / 'config.yaml'}:2: series.automatic: "
         "unknown key 'automatic' (expected one of: auto, declared)"
     ]
+
+
+def test_a_reload_applies_what_it_can_and_names_what_waits_for_a_restart() -> None:
+    from aggregator.settings import Settings, live_changes
+
+    running = Settings.model_validate(
+        {"database": "sqlite:///a.db", "polling": {"concurrency": 4, "interval": "1h"}}
+    )
+    reloaded = Settings.model_validate(
+        {
+            "database": "sqlite:///b.db",
+            "server": {"listen": "127.0.0.1:9999"},
+            "polling": {"concurrency": 16, "interval": "5m"},
+            "sources": [{"name": "bbc", "url": "https://bbc.example/feed"}],
+        }
+    )
+    applied, waiting = live_changes(running, reloaded)
+    assert waiting == ["database", "server", "polling.concurrency"]
+    assert (applied.database, applied.server, applied.polling.concurrency) == (
+        running.database,
+        running.server,
+        4,
+    )
+    assert applied.polling.interval == reloaded.polling.interval
+    assert [s.name for s in applied.sources] == ["bbc"]
+    assert live_changes(running, running) == (running, [])
+
+
+def _keys(model: type, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted path, key as written in YAML) of every field of the settings model."""
+    from pydantic import BaseModel
+
+    from aggregator.settings import _model_of
+
+    found = []
+    for name, field in model.model_fields.items():
+        key = {"auto_series": "auto"}.get(name, name)
+        path = f"{prefix}{key}"
+        found.append((path, key))
+        inner = _model_of(field.annotation)
+        if inner is not None and issubclass(inner, BaseModel):
+            found += _keys(inner, f"{path}.")
+    return found
+
+
+def test_every_config_key_is_documented() -> None:
+    from aggregator.settings import Settings
+
+    docs = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    spans = re.findall(r"`[^`\n]+`", docs)  # what the docs show as code
+
+    def shown(key: str) -> bool:
+        return any(re.search(rf"(?<![\w-]){re.escape(key)}(?![\w-])", span) for span in spans)
+
+    missing = [path for path, key in _keys(Settings) if not shown(key)]
+    assert missing == [], f"keys docs/configuration.md does not describe: {missing}"

@@ -194,6 +194,10 @@ class Store:
                     raise
         raise AssertionError("unreachable")
 
+    def poll_sooner(self, due: Mapping[str, datetime]) -> None:
+        with self._transaction() as connection:
+            _sources.poll_sooner(connection, due)
+
     def release_leases(self, owner: str, *, keep: Sequence[str] = ()) -> None:
         with self._transaction() as connection:
             _sources.release_leases(connection, owner, keep)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -174,6 +174,19 @@ def claim_due_sources(
         )
     )
     return tuple(_for_poll(row) for row in chosen if row.id in leased)
+
+
+def poll_sooner(connection: Connection, due: Mapping[str, datetime]) -> None:
+    """Bring each named source's next poll forward to the time given, if it was later
+    (its interval was shortened); gone sources stay gone."""
+    for name, when in sorted(due.items()):
+        connection.execute(
+            update(sources)
+            .where(sources.c.name == name)
+            .where(sources.c.gone_at.is_(None))
+            .where(sources.c.next_poll_at > when)
+            .values(next_poll_at=when)
+        )
 
 
 def release_leases(connection: Connection, owner: str, keep: Sequence[str] = ()) -> None:
