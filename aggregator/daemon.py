@@ -17,6 +17,7 @@ from types import FrameType
 import uvicorn
 
 from aggregator.exceptions import AggregatorError, ConfigError
+from aggregator.metrics import Metrics
 from aggregator.pipeline import Pipeline, open_pipeline
 from aggregator.publish.app import create_app
 from aggregator.publish.catalog import StoreCatalog
@@ -57,6 +58,7 @@ def serve(
     store: Store,
     readiness: Callable[[], list[str]] | None = None,
     catalog: StoreCatalog | None = None,
+    metrics: Metrics | None = None,
 ) -> None:
     """Serve the HTTP app until SIGINT/SIGTERM; ``readiness``: a poller's problems."""
     sock = bind_socket(settings.server.host, settings.server.port)
@@ -65,6 +67,7 @@ def serve(
         catalog or StoreCatalog(settings, store),
         base_url=settings.server.public_url,
         readiness=readiness,
+        metrics=metrics or Metrics(),
     )
     config = uvicorn.Config(
         app,
@@ -211,6 +214,11 @@ def _note_signal(signum: int, _frame: FrameType | None) -> None:
 def run(settings: Settings, *, config_path: Path, with_server: bool = True) -> None:
     with open_pipeline(settings) as pipeline, pid_file(settings.pid_file):
         poller = Poller(pipeline, workers=settings.polling.concurrency)
+        metrics = Metrics()
+        pipeline.metrics = metrics
+        if pipeline.stories is not None:
+            pipeline.stories.on_assigned = metrics.assigned
+        metrics.measure_lag(lambda: scheduling_lag(pipeline))
         catalog = StoreCatalog(settings, pipeline.store) if with_server else None
         Reloader(
             config_path, settings, pipeline.store, pipeline=pipeline, catalog=catalog
@@ -219,13 +227,22 @@ def run(settings: Settings, *, config_path: Path, with_server: bool = True) -> N
             poller.start()
             log.info("polling %d sources", len(settings.sources))
             if with_server:
-                serve(settings, pipeline.store, poller.problems, catalog)
+                serve(settings, pipeline.store, poller.problems, catalog, metrics)
             else:
                 wait_for_signal()
         finally:
             log.info("stopping: waiting up to %gs for in-flight polls", POLL_GRACE_SECONDS)
             poller.stop(POLL_GRACE_SECONDS)
     log.info("stopped")
+
+
+def scheduling_lag(pipeline: Pipeline) -> float:
+    """Seconds the most overdue source has waited; NaN while the store cannot say."""
+    names = [s.name for s in pipeline.settings.sources]
+    try:
+        return pipeline.store.scheduling_lag(names, pipeline.clock.now()).total_seconds()
+    except AggregatorError:
+        return float("nan")
 
 
 def wait_for_signal() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from aggregator.process.duplicates import DuplicateIndex, DuplicateRules
@@ -40,6 +41,7 @@ class StoryAssigner:
         self.store = store
         # Processes sharing the store take turns through the role; None: this is the only one.
         self.role = role
+        self.on_assigned: Callable[[Sequence[StoryAssignment]], None] | None = None
         self.rules = rules
         self.duplicate_rules = duplicates or DuplicateRules(window=rules.window)
         self.standalone = standalone  # sources whose items are never grouped (dedupe: false)
@@ -60,7 +62,10 @@ class StoryAssigner:
             while ids := self.store.unassigned_ids():  # again: polls go on meanwhile
                 for start in range(0, len(ids), BATCH):
                     pending = self.store.unassigned_members(ids[start : start + BATCH])
-                    self.store.save_story_assignments([self._place(index, m) for m in pending])
+                    decided = [self._place(index, m) for m in pending]
+                    self.store.save_story_assignments(decided)
+                    if self.on_assigned is not None:
+                        self.on_assigned(decided)
                     assigned += len(pending)
             self._duplicates.prune(now)
             return assigned

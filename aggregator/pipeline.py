@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -70,6 +71,7 @@ from aggregator.types import (
 from aggregator.workers import TimedProcessPool, WorkerDied, WorkTimeout
 
 if TYPE_CHECKING:
+    from aggregator.metrics import Metrics
     from aggregator.publish.catalog import StoreCatalog
     from aggregator.publish.websub import HubNotifier
 
@@ -269,6 +271,7 @@ class Pipeline:
     make_fetcher: Callable[[Settings], Fetcher] | None = None
     # The catalog the static copy and the hub render from, when configured.
     publishing: StoreCatalog | None = None
+    metrics: Metrics | None = None  # counts polls and their timings when set
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -323,6 +326,10 @@ class Pipeline:
         except StoreError as exc:
             log.warning("series: deciding memberships postponed: %s", exc)
 
+    def _observe(self, histogram: str, started: float) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, histogram).observe(time.perf_counter() - started)
+
     def _fetch(self, source: SourceForPoll) -> FetchResult:
         assert self.hosts is not None
         with self.hosts.slot(source.url):
@@ -331,7 +338,11 @@ class Pipeline:
     def poll_source(self, source: SourceForPoll) -> PollOutcome:
         """Poll one source; errors of the source become a failed outcome."""
         try:
-            result = self._fetch(source)
+            started = time.perf_counter()
+            try:
+                result = self._fetch(source)
+            finally:
+                self._observe("fetch_seconds", started)
             if isinstance(result, NotModified):
                 now = self.clock.now()
                 record = SourceNotModified(
@@ -349,15 +360,19 @@ class Pipeline:
                 return PollOutcome(source=source.name, status="not_modified", http_status=304)
             now = self.clock.now()
             settings = self.settings.source(source.name)
-            document = self.processor(
-                result.content,
-                content_type=result.content_type,
-                url=result.url,
-                source_name=source.name,
-                now=now,
-                rules=rules_for_source(self.rules, self.settings, source.name),
-                split_categories=settings.split_categories if settings else None,
-            )
+            started = time.perf_counter()
+            try:
+                document = self.processor(
+                    result.content,
+                    content_type=result.content_type,
+                    url=result.url,
+                    source_name=source.name,
+                    now=now,
+                    rules=rules_for_source(self.rules, self.settings, source.name),
+                    split_categories=settings.split_categories if settings else None,
+                )
+            finally:
+                self._observe("parse_seconds", started)
             batch = document.items
             hints = replace(result.hints, ttl=document.ttl)
 
@@ -430,6 +445,12 @@ class Pipeline:
 
         The failure is recorded on the source (so it backs off) when the store allows.
         """
+        outcome = self._poll_guarded(source)
+        if self.metrics is not None:
+            self.metrics.poll(outcome)
+        return outcome
+
+    def _poll_guarded(self, source: SourceForPoll) -> PollOutcome:
         try:
             return self.poll_source(source)
         except AggregatorError as exc:

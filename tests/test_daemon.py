@@ -102,6 +102,11 @@ def test_demo_daemon_serves_every_outlet_once_and_stops_on_sigterm(tmp_path: Pat
         with httpx.Client(base_url=base, timeout=30) as client:
             ready = client.get("/readyz")
             assert (ready.status_code, ready.text) == (200, "ready")
+            metrics = client.get("/metrics").text
+            for source in settings.sources:
+                assert f'aggregator_polls_total{{outcome="ok",source="{source.name}"}}' in metrics
+            assert "aggregator_scheduling_lag_seconds 0.0" in metrics  # nothing overdue
+            assert re.search(r"^aggregator_story_joins_total [1-9]", metrics, re.M)
             world = feedparser.parse(client.get("/feeds/world.atom").content)
             assert world.bozo == 0
             assert len(world.entries) == 100  # the feed's limit: there is more than that

@@ -390,3 +390,39 @@ def test_a_reloaded_shorter_interval_brings_the_next_poll_forward(tmp_path: Path
         assert _state(pipeline).next_poll_at == T0 + timedelta(minutes=2)
     finally:
         pipeline.store.close()
+
+
+def test_metrics_count_polls_items_and_timings(tmp_path: Path) -> None:
+    from aggregator.metrics import Metrics
+
+    fetcher = FakeFetcher().answers(
+        "npr",
+        Fetched(
+            url="https://npr.example/feed",
+            status_code=200,
+            content=RSS,
+            content_type="application/rss+xml",
+        ),
+        HTTPStatusError("https://npr.example/feed", 503, "HTTP 503 Service Unavailable"),
+        NotModified(url="https://npr.example/feed", etag='"v2"', last_modified="Tue"),
+    )
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    pipeline.metrics = metrics = Metrics()
+    try:
+        for _ in range(3):
+            _poll(pipeline)
+    finally:
+        pipeline.store.close()
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert value("aggregator_polls_total", source="npr", outcome="ok") == 1
+    assert value("aggregator_polls_total", source="npr", outcome="error") == 1
+    assert value("aggregator_polls_total", source="npr", outcome="not_modified") == 1
+    assert value("aggregator_source_responses_total", status_class="2xx") == 1
+    assert value("aggregator_source_responses_total", status_class="3xx") == 1
+    assert value("aggregator_source_responses_total", status_class="5xx") == 1
+    assert value("aggregator_items_ingested_total") == 10
+    assert value("aggregator_fetch_seconds_count") == 3
+    assert value("aggregator_parse_seconds_count") == 1

@@ -747,3 +747,24 @@ def test_the_rendered_feeds_held_stay_within_their_byte_budget() -> None:
         cache.put(("feeds", f"f{n}", "rss", "1"), feed(3000), version)  # ~3 KB, gzip tiny
     held = [n for n in range(10) if cache.get(("feeds", f"f{n}", "rss", "1")) is not None]
     assert held == [7, 8, 9]  # the newest that fit; the oldest went
+
+
+def test_metrics_count_feed_requests_by_status(catalog: FakeCatalog) -> None:
+    from aggregator.metrics import Metrics
+
+    metrics = Metrics()
+    app = create_app(catalog, base_url=BASE_URL, recheck=0, stale_while_loading=0, metrics=metrics)
+    with TestClient(app) as client:
+        etag = client.get("/feeds/world.rss").headers["etag"]
+        assert client.get("/feeds/world.rss", headers={"If-None-Match": etag}).status_code == 304
+        assert client.get("/feeds/nothing.rss").status_code == 404
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    for code in ("200", "304", "404"):
+        assert f'aggregator_feed_requests_total{{code="{code}"}} 1.0' in lines
+
+
+def test_metrics_are_not_found_where_nothing_counts_them(client: TestClient) -> None:
+    assert client.get("/metrics").status_code == 404

@@ -6,6 +6,8 @@
     GET /healthz 200 "ok" while the process answers at all
     GET /readyz  200 "ready", or 503 with what is wrong: the store cannot be reached, the
                  scheduler is not running, a poll is stuck past its deadline
+    GET /metrics Prometheus text: polls, items, stories, fetch and parse times, scheduling
+                 lag, feed requests by status
     GET /sources.json   every source's polling state
     GET /series/        every series: its feeds, reports, stories, outlets, first and last seen
     GET /stories/{id}.json   a story: every report of one event, with its outlets
@@ -28,9 +30,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aggregator.exceptions import StoreError
+from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from aggregator.metrics import Metrics
 from aggregator.publish.feed_cache import RECHECK_SECONDS, FeedCache
 from aggregator.publish.feed_endpoint import STALE_WHILE_LOADING, FeedEndpoint, is_feed_path
 from aggregator.publish.html_index import render_index, render_story_page
@@ -85,12 +89,14 @@ def create_app(
     recheck: float = RECHECK_SECONDS,
     stale_while_loading: float = STALE_WHILE_LOADING,
     readiness: Callable[[], list[str]] | None = None,
+    metrics: Metrics | None = None,
 ) -> ASGIApp:
     """The app, reading from ``catalog``; ``base_url`` is where it is reachable.
     Rendered feeds are kept until ``catalog.version()`` changes, which is read at most
     every ``recheck`` seconds; then, for at most ``stale_while_loading`` seconds, the
     copy from before is served while the feed is loaded again. ``readiness`` says what
-    keeps the process from its work besides the store (a poller's problems)."""
+    keeps the process from its work besides the store (a poller's problems);
+    ``metrics``: served at /metrics, and counting feed requests."""
     base = base_url.rstrip("/")
     cache = FeedCache(catalog.version, recheck=recheck)
 
@@ -152,9 +158,16 @@ def create_app(
             return PlainTextResponse("\n".join(problems) + "\n", status_code=503, headers=headers)
         return PlainTextResponse("ready", headers=headers)
 
+    async def metrics_text(request: Request) -> Response:
+        if metrics is None:
+            return PlainTextResponse("metrics are off in this process\n", status_code=404)
+        body = await run_in_threadpool(metrics.render)  # the lag gauge reads the store
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
+
     pages = Starlette(
         routes=[
             Route("/", index, methods=["GET"]),
+            Route("/metrics", metrics_text, methods=["GET"]),
             Route("/opml", opml, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
@@ -169,7 +182,17 @@ def create_app(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_feed_path(scope["path"]):
-            await feeds(scope, receive, send)
+            if metrics is None:
+                await feeds(scope, receive, send)
+                return
+            counted = metrics
+
+            async def counting(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    counted.feed_response(message["status"])
+                await send(message)
+
+            await feeds(scope, receive, counting)
         else:
             await pages(scope, receive, send)
 

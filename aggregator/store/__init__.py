@@ -194,6 +194,12 @@ class Store:
                     raise
         raise AssertionError("unreachable")
 
+    def scheduling_lag(self, names: Sequence[str], now: datetime) -> timedelta:
+        """How long the longest-waiting due source has waited for a poll."""
+        with self._transaction() as connection:
+            oldest = _sources.oldest_due(connection, names, now)
+        return now - oldest if oldest is not None else timedelta(0)
+
     def poll_sooner(self, due: Mapping[str, datetime]) -> None:
         with self._transaction() as connection:
             _sources.poll_sooner(connection, due)

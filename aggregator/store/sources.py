@@ -189,6 +189,17 @@ def poll_sooner(connection: Connection, due: Mapping[str, datetime]) -> None:
         )
 
 
+def oldest_due(connection: Connection, names: Sequence[str], now: datetime) -> datetime | None:
+    """When the longest-waiting due source, not being polled, became due."""
+    return connection.execute(
+        select(func.min(sources.c.next_poll_at))
+        .where(sources.c.name.in_(names))
+        .where(sources.c.gone_at.is_(None))
+        .where(sources.c.next_poll_at <= now)
+        .where(_lease_free(now))
+    ).scalar_one_or_none()
+
+
 def release_leases(connection: Connection, owner: str, keep: Sequence[str] = ()) -> None:
     """Give back what ``owner`` leased, but for the sources named in ``keep``."""
     connection.execute(
