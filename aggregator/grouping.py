@@ -63,6 +63,11 @@ class StoryAssigner:
                 for start in range(0, len(ids), BATCH):
                     pending = self.store.unassigned_members(ids[start : start + BATCH])
                     decided = [self._place(index, m) for m in pending]
+                    if self.role is not None and self.role.claim() is not Tenure.KEPT:
+                        # The role went with its session: another process may assign
+                        # now, and this index may miss its stories.
+                        self._index = None
+                        return assigned
                     self.store.save_story_assignments(decided)
                     if self.on_assigned is not None:
                         self.on_assigned(decided)

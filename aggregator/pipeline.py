@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -352,6 +354,7 @@ class Pipeline:
                     polled_at=now,
                     next_poll_at=self._next_poll(source, now, hints=result.hints),
                     moved_to=_moved(source, result.moved_to),
+                    lease_owner=source.lease_owner,
                 )
                 if self.not_modified_batch is not None:
                     self.not_modified_batch.append(record)
@@ -395,6 +398,7 @@ class Pipeline:
                 now=now,
                 schedule=schedule,
                 moved_to=_moved(source, result.moved_to),
+                lease_owner=source.lease_owner,
             )
             if document.warning:
                 log.info("%s: feed has errors but was read: %s", source.name, document.warning)
@@ -410,7 +414,11 @@ class Pipeline:
             )
         except SourceGone as exc:
             self.store.save_gone(
-                source.name, error=exc.message, http_status=exc.status_code, now=self.clock.now()
+                source.name,
+                error=exc.message,
+                http_status=exc.status_code,
+                now=self.clock.now(),
+                lease_owner=source.lease_owner,
             )
             return PollOutcome(
                 source=source.name, status="gone", http_status=exc.status_code, error=exc.message
@@ -435,6 +443,7 @@ class Pipeline:
             http_status=http_status,
             now=now,
             next_poll_at=lambda errors: self._next_poll(source, now, hints=hints, errors=errors),
+            lease_owner=source.lease_owner,
         )
         return PollOutcome(
             source=source.name, status="error", http_status=http_status, error=message
@@ -496,6 +505,14 @@ class Pipeline:
         self.refresh_series()
         self.store.poll_sooner(_sooner(old, settings, self.store.source_states(), self.clock.now()))
 
+    def reclaim_dead_leases(self) -> None:
+        """Give back at once the leases of processes on this machine that are gone (one
+        killed mid-poll, restarted now); other machines' run out in their time."""
+        for owner in self.store.lease_owners(self.clock.now()):
+            if is_dead_local_process(owner):
+                log.info("taking back the sources leased by %s, which is gone", owner)
+                self.store.release_leases(owner)
+
     def sync_sources(self) -> None:
         self.store.sync_sources(source_definitions(self.settings), self.clock.now())
 
@@ -547,10 +564,45 @@ class Pipeline:
             self.published_version = version
 
     def poll_all(self) -> tuple[PollOutcome, ...]:
-        """Poll every configured source once, due or not (gone sources excepted)."""
+        """Poll every configured source once, due or not (gone sources excepted), but
+        those a running daemon sharing the store is polling right now."""
         self.sync_sources()
+        self.reclaim_dead_leases()
         names = [s.name for s in self.settings.sources]
-        return self.poll_many(self.store.sources_for_poll(names))
+        leased = self.store.claim_due_sources(
+            names,
+            self.clock.now(),
+            owner=instance_name(),
+            lease=self.settings.polling.lease,
+            limit=len(names),
+            per_host=len(names),  # one process: its host limiter keeps to per_host
+            due_only=False,
+        )
+        busy = len(self.store.sources_for_poll(names)) - len(leased)
+        if busy:
+            log.warning("%d sources are being polled by a running daemon; left to it", busy)
+        return self.poll_many(leased)
+
+
+def instance_name() -> str:
+    """Who holds a lease: this host and process, and a token for a reused pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def is_dead_local_process(owner: str) -> bool:
+    """Whether a lease owner (``instance_name``) is a process of this machine that no
+    longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _token = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _sooner(

@@ -12,10 +12,7 @@ leaves no partial rows.
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -23,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from aggregator.pipeline import Pipeline
+from aggregator.pipeline import Pipeline, instance_name
 from aggregator.retention import PRUNE_EVERY, describe_report, prune, retention_configured
 from aggregator.store.roles import Role, Tenure
 from aggregator.types import PollOutcome, SourceForPoll
@@ -74,6 +71,7 @@ class Poller:
 
     def start(self) -> None:
         self.pipeline.sync_sources()
+        self.pipeline.reclaim_dead_leases()
         for worker in self._workers:
             worker.start()
         self._scheduler.add_job(
@@ -156,8 +154,9 @@ class Poller:
                 fresh = [s for s in claimed if s.name not in self._in_flight]
                 taken = time.monotonic()
                 self._in_flight.update((s.name, taken) for s in fresh)
-        for source in fresh:
-            self._queue.put(source)
+            # Queued before stop() can queue the workers' ends (it waits for this lock).
+            for source in fresh:
+                self._queue.put(source)
 
     def _work(self) -> None:
         while True:
@@ -220,8 +219,13 @@ class Poller:
         self._stopping.set()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        for _ in self._workers:
-            self._queue.put(None)
+        with self._claiming:  # a claim under way has queued what it leased
+            never_started = self._drain_queue()
+            with self._lock:
+                for name in never_started:
+                    self._in_flight.pop(name, None)
+            for _ in self._workers:
+                self._queue.put(None)
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._in_flight and (remaining := deadline - time.monotonic()) > 0:
@@ -233,6 +237,17 @@ class Poller:
         self._retention.release()
         return not abandoned
 
+    def _drain_queue(self) -> list[str]:
+        """Take out the sources leased but not yet handed to a worker."""
+        drained: list[str] = []
+        while True:
+            try:
+                source = self._queue.get_nowait()
+            except queue.Empty:
+                return drained
+            if source is not None:
+                drained.append(source.name)
+
     def _release(self, *, keep: Sequence[str]) -> None:
         """Leases of sources this process will not poll go back to the pool at once;
         those of abandoned polls run out instead (their write may yet be landing)."""
@@ -241,11 +256,6 @@ class Poller:
                 self.pipeline.store.release_leases(self.owner, keep=keep)
             except Exception as exc:
                 log.warning("cannot give back leased sources (they return in time): %s", exc)
-
-
-def instance_name() -> str:
-    """Who holds a lease: this host and process, and a token for a reused pid."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def log_outcome(outcome: PollOutcome) -> None:

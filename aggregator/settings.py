@@ -601,8 +601,9 @@ def _line_for(loc: KeyPath, lines: Mapping[KeyPath, int]) -> int | None:
 
 def _shorter_than_window(retention: timedelta, window: timedelta) -> str:
     return (
-        f"retention ({_duration(retention)}) must be at least grouping.window "
-        f"({_duration(window)}): items are pruned only once no story can take more of them"
+        f"retention ({_duration(retention)}) must be at least twice grouping.window "
+        f"({_duration(window)}): a story's reports must outlive the time in which later "
+        "reports may still join it"
     )
 
 
@@ -654,7 +655,9 @@ def _cross_check(
     if settings.server.websub_hub and not _is_http_url(settings.server.websub_hub):
         problem(("server", "websub_hub"), "expected the hub's http:// or https:// URL")
 
-    window = settings.grouping.window
+    # An item may join a story up to a window after its last report, and is compared
+    # with reports up to a window older than itself: both must still be stored.
+    window = 2 * settings.grouping.window
     if isinstance(settings.retention, timedelta) and settings.retention < window:
         problem(("retention",), _shorter_than_window(settings.retention, window))
     source_names: dict[str, int] = {}

@@ -40,6 +40,7 @@ class SourceForPoll:
     last_modified: str | None = None
     new_item_gap: timedelta | None = None  # smoothed time between new items
     last_new_at: datetime | None = None
+    lease_owner: str | None = None  # the process that leased it to poll, if any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,6 +250,7 @@ class SourceNotModified:
     polled_at: datetime
     next_poll_at: datetime
     moved_to: str | None = None
+    lease_owner: str | None = None  # whose lease recording it ends
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1599,6 +1599,14 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
             f"{verdict(ingest, op, target)}); wall at size / empty: "
             f"{fmt_ratio(ratio(r.poll_full.wall_s, r.poll_empty.wall_s))}"
         )
+        cpu_empty = (r.poll_empty.cpu_s + r.poll_empty.postgres_cpu_s) / max(1, r.poll_empty.new)
+        cpu_full = (r.poll_full.cpu_s + r.poll_full.postgres_cpu_s) / max(1, r.poll_full.new)
+        add(
+            f"   CPU ms per new item (the poll's process tree"
+            f"{' + the PostgreSQL server, whoever asked' if r.backend == 'postgresql' else ''}): "
+            f"empty {1000 * cpu_empty:.2f}, at size {1000 * cpu_full:.2f}; empty / at size "
+            f"{fmt_ratio(ratio(cpu_empty, cpu_full))} (less sensitive to others than wall time)"
+        )
         add(
             "   (from the poll's log: 'to index': start until the story index is ready, i.e. "
             "the polls,\n   then the index rebuilt from the window's assigned items; 'rebuild': "

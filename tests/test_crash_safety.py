@@ -61,9 +61,6 @@ def test_sigkill_mid_write_leaves_no_partial_rows(tmp_path: Path, postgres_url: 
         engine = create_engine(database_url)
         holder = engine.connect()
         blocker = holder.begin()
-        # NO KEY UPDATE lets the poll insert rows that reference the source (foreign keys
-        # take KEY SHARE) and stops it at its update of the source: after the items.
-        holder.execute(text("SELECT id FROM sources WHERE name = 'big' FOR NO KEY UPDATE"))
         poll = subprocess.Popen(
             [sys.executable, "-m", "aggregator.cli", "--config", str(config), "poll"],
             stdout=subprocess.PIPE,
@@ -71,6 +68,12 @@ def test_sigkill_mid_write_leaves_no_partial_rows(tmp_path: Path, postgres_url: 
             text=True,
         )
         try:
+            # Once the poll has leased the source (and is fetching 3000 items), lock its
+            # row: NO KEY UPDATE lets the poll insert rows that reference the source
+            # (foreign keys take KEY SHARE) and stops it at its update of the source,
+            # after the items.
+            _wait_for_lease(engine)
+            holder.execute(text("SELECT id FROM sources WHERE name = 'big' FOR NO KEY UPDATE"))
             writer = _wait_for_writer_blocked_after_inserting(engine)
             if writer is None:
                 poll.kill()
@@ -102,6 +105,19 @@ def test_sigkill_mid_write_leaves_no_partial_rows(tmp_path: Path, postgres_url: 
         assert again.returncode == 0, again.stdout + again.stderr
         assert f"{ITEMS} items, {ITEMS} new" in again.stdout
         assert item_and_credit_counts(database_url) == (ITEMS, ITEMS)
+
+
+def _wait_for_lease(engine) -> None:
+    deadline = time.monotonic() + 60
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        while time.monotonic() < deadline:
+            owner = watcher.execute(
+                text("SELECT lease_owner FROM sources WHERE name = 'big'")
+            ).scalar()
+            if owner is not None:
+                return
+            time.sleep(0.01)  # polling a condition with a deadline, not hiding a race
+    raise AssertionError("the poll never leased its source")
 
 
 def _wait_for_writer_blocked_after_inserting(engine) -> int | None:

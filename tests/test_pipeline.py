@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+
 from aggregator.exceptions import FetchError, HTTPStatusError
 from aggregator.fetch import Fetcher, FetchLimits
 from aggregator.pipeline import Pipeline
 from aggregator.settings import SeriesSettings, Settings
 from aggregator.store import Store
+from aggregator.store.schema import sources as sources_table
 from aggregator.types import Fetched, FetchResult, NotModified, SourceForPoll
 from tests.builders import T0, FixedClock
 from tests.conftest import DATA
@@ -426,3 +430,100 @@ def test_metrics_count_polls_items_and_timings(tmp_path: Path) -> None:
     assert value("aggregator_items_ingested_total") == 10
     assert value("aggregator_fetch_seconds_count") == 3
     assert value("aggregator_parse_seconds_count") == 1
+
+
+def test_sources_leased_while_the_poller_stops_are_given_back(tmp_path: Path) -> None:
+    """A claim under way when stop() comes queues its sources before the workers' ends;
+    stop() takes them out again and gives their leases back at once."""
+    from aggregator.schedule import Poller
+
+    pipeline = _pipeline(tmp_path, FakeFetcher(), FixedClock(T0))
+    poller = Poller(pipeline, workers=2)
+    for worker in poller._workers:
+        worker.start()
+    inside, go = threading.Event(), threading.Event()
+    claim = pipeline.store.claim_due_sources
+
+    def slow_claim(*args, **kwargs):
+        inside.set()
+        go.wait(10)
+        return claim(*args, **kwargs)
+
+    pipeline.store.claim_due_sources = slow_claim  # type: ignore[method-assign]
+    ticker = threading.Thread(target=poller.tick)
+    ticker.start()
+    try:
+        assert inside.wait(10)
+        stopped: list[bool] = []
+        stopper = threading.Thread(target=lambda: stopped.append(poller.stop(5)))
+        stopper.start()
+        go.set()  # the claim ends after stop() began
+        ticker.join(10)
+        stopper.join(10)
+        assert stopped == [True]  # nothing abandoned: the leased source never started
+        (state,) = pipeline.store.source_states()
+        assert state.last_polled_at is None
+        with pipeline.store.engine.connect() as connection:
+            owner = connection.execute(
+                select(sources_table.c.lease_owner).where(sources_table.c.name == "npr")
+            ).scalar_one()
+        assert owner is None  # given back, not left to run out
+    finally:
+        go.set()
+        pipeline.store.close()
+
+
+def test_a_one_off_poll_leaves_alone_what_a_running_daemon_is_polling(tmp_path: Path) -> None:
+    fetcher = FakeFetcher()
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    try:
+        leased = pipeline.store.claim_due_sources(
+            ["npr"], T0, owner="daemon", lease=timedelta(minutes=5), limit=1, per_host=2
+        )
+        assert [s.name for s in leased] == ["npr"]
+        assert pipeline.poll_all() == ()
+        assert fetcher.seen == []
+    finally:
+        pipeline.store.close()
+
+
+def test_leases_of_a_dead_process_on_this_machine_are_taken_back_at_once(
+    tmp_path: Path,
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead_owner = f"{socket.gethostname()}:{gone.stdout.strip()}:cafe"
+    fetcher = FakeFetcher().answers(
+        "npr", NotModified(url="https://npr.example/feed", etag=None, last_modified=None)
+    )
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    try:
+        pipeline.store.claim_due_sources(
+            ["npr"], T0, owner=dead_owner, lease=timedelta(minutes=5), limit=1, per_host=2
+        )
+        (outcome,) = pipeline.poll_all()  # the killed poller's lease does not hold it up
+        assert outcome.status == "not_modified"
+        # A live process's lease, on this machine or another, is left alone.
+        for owner in (f"{socket.gethostname()}:{os.getpid()}:beef", "elsewhere:1:beef"):
+            pipeline.store.release_leases(owner)
+            pipeline.store.claim_due_sources(
+                ["npr"],
+                T0,
+                owner=owner,
+                lease=timedelta(minutes=5),
+                limit=1,
+                per_host=2,
+                due_only=False,
+            )
+            assert pipeline.poll_all() == ()
+            pipeline.store.release_leases(owner)
+    finally:
+        pipeline.store.close()

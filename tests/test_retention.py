@@ -16,7 +16,7 @@ from aggregator.process.retention import expired
 from aggregator.settings import load_settings
 from aggregator.store import Store
 from aggregator.store.schema import item_series, item_sources, items, pruned_entries, stories
-from aggregator.types import SourceDefinition, StoryAssignment
+from aggregator.types import SourceDefinition, SourceNotModified, StoryAssignment
 from tests.builders import T0, FixedClock, make_item, save_batch
 
 DAY = timedelta(days=1)
@@ -117,7 +117,7 @@ def test_stories_left_without_items_go_with_the_stories_merged_into_them(
     _story(store, 3, ids["b1"], ids["b2"])  # one old report, one recent
     _story(store, 4, ids["c1"])
     dry = store.prune({"bbc": KEEP}, None, T0, dry_run=True)
-    assert (dry.items, dry.stories) == (4, 2)
+    assert (dry.items, dry.stories) == (4, 3)
     assert _count(store, items) == 5  # a dry run changes nothing
     report = store.prune({"bbc": KEEP}, None, T0)
     assert (report.items, report.stories) == (4, 3)  # 1, its pointer 2, and 4
@@ -134,8 +134,9 @@ def test_pruned_entries_are_forgotten_once_the_feed_stops_listing_them(store: St
     save_batch(store, "bbc", [_old("a", 100)], now=T0)
     save_batch(store, "npr", [_old("b", 100, link="https://npr.example/b")], now=T0)
     assert store.prune({"bbc": KEEP, "npr": KEEP}, None, T0).items == 2
-    # bbc still lists its entry fifty days on; npr dropped its own.
+    # bbc still lists its entry fifty days on; npr's feed no longer lists its own.
     save_batch(store, "bbc", [_old("a", 100)], now=T0 + 50 * DAY)
+    save_batch(store, "npr", [_old("c", -10, link="https://npr.example/c")], now=T0 + 10 * DAY)
     later = T0 + 91 * DAY
     assert store.prune({"bbc": KEEP, "npr": KEEP}, None, later, dry_run=True).forgotten == 1
     assert store.prune({"bbc": KEEP, "npr": KEEP}, None, later).forgotten == 1
@@ -149,7 +150,7 @@ def test_retention_shorter_than_the_story_window_is_refused(tmp_path: Path) -> N
     config.write_text(
         "retention: 90d\n"
         "sources:\n"
-        "  - {name: bbc, url: 'https://bbc.example/feed', retention: 1d}\n"
+        "  - {name: bbc, url: 'https://bbc.example/feed', retention: 5d}\n"
         "  - {name: npr, url: 'https://npr.example/feed', retention: forever}\n",
         encoding="utf-8",
     )
@@ -157,7 +158,7 @@ def test_retention_shorter_than_the_story_window_is_refused(tmp_path: Path) -> N
         load_settings(config)
     assert "sources[0].retention" in str(raised.value)
     assert "grouping.window" in str(raised.value)
-    config.write_text(config.read_text().replace("retention: 1d", "retention: 30d"))
+    config.write_text(config.read_text().replace("retention: 5d", "retention: 30d"))
     settings = load_settings(config)
     bbc, npr = settings.sources
     assert (settings.retention_for(bbc), settings.retention_for(npr)) == (30 * DAY, None)
@@ -230,3 +231,57 @@ def test_the_daemon_prunes_in_one_of_the_processes_sharing_the_store(
         for poller in pollers:
             poller.stop(1)
             poller.pipeline.store.close()
+
+
+def test_a_feed_answering_304_still_lists_what_was_pruned(store: Store) -> None:
+    _define(store, "bbc")
+    old = _old("a", 100)
+    save_batch(store, "bbc", [old], now=T0)
+    assert store.prune({"bbc": KEEP}, None, T0).items == 1
+    for day in range(1, 100):  # the feed is unchanged for months: 304 every day
+        store.save_not_modified(
+            [
+                SourceNotModified(
+                    name="bbc",
+                    etag=None,
+                    last_modified=None,
+                    polled_at=T0 + day * DAY,
+                    next_poll_at=T0 + (day + 1) * DAY,
+                )
+            ]
+        )
+    assert store.prune({"bbc": KEEP}, None, T0 + 100 * DAY).forgotten == 0
+    # Then it gains an entry, and still lists the old one: nothing comes back.
+    assert save_batch(store, "bbc", [_old("b", 0), old], now=T0 + 100 * DAY) == 1
+    assert _count(store, items) == 1
+
+
+def test_a_dry_run_counts_the_stories_a_real_run_removes(store: Store) -> None:
+    _define(store, "bbc")
+    save_batch(store, "bbc", [_old("a", 100), _old("b", 99), _old("c", 98)], now=T0)
+    ids = _ids(store)
+    _story(store, 1, ids["a"], ids["b"])  # one story over two batches of one item
+    _story(store, 2, ids["c"])
+    _story(store, 1, ids["c"], merged=(2,))  # and a pointer to it
+    dry = store.prune({"bbc": KEEP}, None, T0, dry_run=True, batch=1)
+    real = store.prune({"bbc": KEEP}, None, T0, batch=1)
+    assert (dry.items, dry.stories) == (real.items, real.stories) == (3, 2)
+
+
+def test_items_an_outlet_keeps_are_not_read_again_by_every_prune(store: Store) -> None:
+    from sqlalchemy import event
+
+    _define(store, "bbc", "npr")
+    save_batch(store, "bbc", [_old(f"k{n}", 100) for n in range(3000)], now=T0)
+    statements: list[str] = []
+
+    def count(*args) -> None:
+        statements.append(args[2])
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        report = store.prune({"bbc": None, "npr": 30 * DAY}, None, T0, batch=1000)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert report.items == 0
+    assert len(statements) < 10, statements  # one empty batch, not three full ones

@@ -471,3 +471,84 @@ def test_instances_started_together_on_an_empty_database_all_open_it(postgres_ur
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         assert list(pool.map(open_store, range(3))) == [SCHEMA_REVISION] * 3
+
+
+def test_a_poll_recorded_after_its_lease_ran_out_leaves_the_new_holders_lease(
+    store: Store,
+) -> None:
+    _define(store, "bbc")
+    assert _claim(store, "one") == {"bbc"}
+    assert _claim(store, "two", T0 + LEASE) == {"bbc"}  # "one" was too slow: "two" polls
+    store.save_failure(  # one's poll lands at last
+        "bbc",
+        error="slow",
+        http_status=None,
+        now=T0 + LEASE,
+        next_poll_at=lambda _: T0 + LEASE,
+        lease_owner="one",
+    )
+    assert _claim(store, "three", T0 + LEASE) == set()  # two still holds it
+    store.save_not_modified(
+        [
+            SourceNotModified(
+                name="bbc",
+                etag=None,
+                last_modified=None,
+                polled_at=T0 + LEASE,
+                next_poll_at=T0 + LEASE,
+                lease_owner="two",
+            )
+        ]
+    )
+    assert _claim(store, "three", T0 + LEASE) == {"bbc"}  # two's own record ended it
+
+
+def test_deciding_series_again_sees_a_credit_written_meanwhile(store: Store) -> None:
+    """Two pollers credit one article at once: the later decision sees both credits
+    (on SQLite the decision's reads are inside its write transaction)."""
+    from aggregator.types import SeriesMembership
+
+    _define(store, "bbc", "npr")
+    _save(store, "bbc", [make_item("a")])
+    identity = make_item("a").identity
+
+    def by_carrier(texts):
+        return [
+            (t.item_id, SeriesMembership(slug=f"by-{s}", reason="test"))
+            for t in texts
+            for s in t.sources
+        ]
+
+    def other_poller() -> None:
+        _save(store, "npr", [make_item("a", entry_key="guid:npr-a")])
+        store.redecide_series([identity], by_carrier)
+
+    def first_decision(texts):
+        # The other poller runs while this decision is under way; it must wait for it.
+        other = threading.Thread(target=other_poller)
+        other.start()
+        other.join(2)
+        return by_carrier(texts)
+
+    store.redecide_series([identity], first_decision)
+    with store.engine.connect() as connection:
+        for _ in range(100):  # the other poller, released by our commit, finishes
+            slugs = sorted(connection.execute(select(item_series.c.series_slug)).scalars())
+            if len(slugs) == 2:
+                break
+            connection.rollback()
+            threading.Event().wait(0.05)  # polling with a bound, not hiding a race
+    assert slugs == ["by-bbc", "by-npr"]
+
+
+def test_a_busy_host_does_not_hide_other_hosts_due_sources(store: Store) -> None:
+    store.sync_sources(
+        [
+            SourceDefinition(name=f"a{n:02d}", title="A", url=f"https://one.example/{n}")
+            for n in range(40)
+        ]
+        + [SourceDefinition(name="zzz", title="Z", url="https://two.example/feed")],
+        T0,
+    )
+    assert len(_claim(store, "one", limit=2)) == 2  # one.example is at per_host now
+    assert _claim(store, "two", limit=1) == {"zzz"}  # due, and its host is idle

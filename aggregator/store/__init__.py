@@ -32,6 +32,7 @@ from aggregator.store.database import (
     is_transient,
     migrate,
 )
+from aggregator.store.dialect import write_first
 from aggregator.store.items import SavedItems
 from aggregator.store.schema import sources as sources_table
 from aggregator.types import (
@@ -102,6 +103,7 @@ class Store:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with self._transaction() as connection:
+                    write_first(connection)
                     texts = _series.item_texts_of(connection, identities, lock=True)
                     _series.replace_memberships(
                         connection, [text.item_id for text in texts], decide(texts)
@@ -175,6 +177,7 @@ class Store:
         lease: timedelta,
         limit: int,
         per_host: int,
+        due_only: bool = True,
     ) -> tuple[SourceForPoll, ...]:
         """Lease due sources to ``owner`` (see ``sources.claim_due_sources``)."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
@@ -188,6 +191,7 @@ class Store:
                         lease=lease,
                         limit=limit,
                         per_host=per_host,
+                        due_only=due_only,
                     )
             except StoreError as exc:
                 if attempt == WRITE_ATTEMPTS or not is_transient(exc.__cause__):
@@ -203,6 +207,10 @@ class Store:
     def poll_sooner(self, due: Mapping[str, datetime]) -> None:
         with self._transaction() as connection:
             _sources.poll_sooner(connection, due)
+
+    def lease_owners(self, now: datetime) -> list[str]:
+        with self._transaction() as connection:
+            return _sources.lease_owners(connection, now)
 
     def release_leases(self, owner: str, *, keep: Sequence[str] = ()) -> None:
         with self._transaction() as connection:
@@ -230,6 +238,7 @@ class Store:
         now: datetime,
         schedule: Callable[[int], PollSchedule],
         moved_to: str | None = None,
+        lease_owner: str | None = None,
     ) -> SavedItems:
         """Store a successful poll in one transaction: the number of new items, and the
         identities of the items written.
@@ -263,6 +272,7 @@ class Store:
                         moved_to=moved_to,
                         new_item_gap=plan.new_item_gap,
                         last_new_at=plan.last_new_at,
+                        lease_owner=lease_owner,
                     )
                     if saved.touched:
                         _publication.count_change(connection)
@@ -280,9 +290,24 @@ class Store:
         with self._transaction() as connection:
             _sources.record_not_modified(connection, records)
 
-    def save_gone(self, name: str, *, error: str, http_status: int, now: datetime) -> None:
+    def save_gone(
+        self,
+        name: str,
+        *,
+        error: str,
+        http_status: int,
+        now: datetime,
+        lease_owner: str | None = None,
+    ) -> None:
         with self._transaction() as connection:
-            _sources.record_gone(connection, name, error=error, http_status=http_status, now=now)
+            _sources.record_gone(
+                connection,
+                name,
+                error=error,
+                http_status=http_status,
+                now=now,
+                lease_owner=lease_owner,
+            )
 
     def save_failure(
         self,
@@ -292,6 +317,7 @@ class Store:
         http_status: int | None,
         now: datetime,
         next_poll_at: Callable[[int], datetime],
+        lease_owner: str | None = None,
     ) -> int:
         """Record a failed poll; ``next_poll_at`` maps the new error count to the retry time."""
         with self._transaction() as connection:
@@ -302,6 +328,7 @@ class Store:
                 http_status=http_status,
                 now=now,
                 next_poll_at=next_poll_at,
+                lease_owner=lease_owner,
             )
 
     # --- retention -----------------------------------------------------------------
@@ -324,7 +351,7 @@ class Store:
             {ids[name]: kept for name, kept in retentions.items() if name in ids}, now
         )
         default_cutoff = now - default if default is not None else None
-        removed, stories, credits = 0, 0, Counter[int]()
+        removed, stories, credits, dry_stories = 0, 0, Counter[int](), Counter[int]()
         after: tuple[datetime, int] | None = None
         while True:
             with self._transaction() as connection:
@@ -332,7 +359,7 @@ class Store:
                     connection, source_cutoffs, default_cutoff, after=after, limit=batch
                 )
                 if dry_run:
-                    stories += _retention.stories_emptied(connection, found.items)
+                    dry_stories.update(_retention.stories_of(connection, found.items))
                 elif found.items:
                     stories += _retention.remove_items(connection, found.items, now)
                     _publication.count_change(connection)
@@ -342,6 +369,8 @@ class Store:
                 break
             after = found.resume_after
         with self._transaction() as connection:
+            if dry_run:
+                stories = _retention.stories_emptied(connection, dry_stories)
             forgotten = _retention.forget_pruned(
                 connection, source_cutoffs, default_cutoff, dry_run=dry_run
             )

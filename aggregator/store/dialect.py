@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, text
 
 T = TypeVar("T")
 
@@ -33,6 +33,15 @@ def upsert(connection: Connection, table: Table) -> Any:
 
         return sqlite.insert(table)
     raise NotImplementedError(f"unsupported database backend {name!r}; use SQLite or PostgreSQL")
+
+
+def write_first(connection: Connection) -> None:
+    """Make the transaction a writer from its first statement. PostgreSQL needs nothing;
+    SQLite's driver begins a transaction only at the first write, so reads before it
+    would see a snapshot another writer can change before ours writes. A write that
+    changes no row takes SQLite's write lock, as BEGIN IMMEDIATE would."""
+    if connection.dialect.name == "sqlite":
+        connection.execute(text("UPDATE publication SET version = version WHERE 0"))
 
 
 def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

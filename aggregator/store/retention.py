@@ -13,12 +13,33 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    case,
+    delete,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from aggregator.process.retention import expired
 from aggregator.store.dialect import chunks, upsert
-from aggregator.store.schema import item_series, item_sources, items, pruned_entries, stories
+from aggregator.store.schema import (
+    UTCDateTime,
+    item_series,
+    item_sources,
+    items,
+    pruned_entries,
+    sources,
+    stories,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,7 +62,15 @@ def expired_batch(
     latest = max((c for c in [*source_cutoffs.values(), default_cutoff] if c), default=None)
     if latest is None:
         return ExpiredBatch(items=(), credits=Counter(), resume_after=None)
-    query = select(items.c.id, items.c.sort_at).where(items.c.sort_at < latest)
+    credited = select(item_sources.c.item_id).where(item_sources.c.item_id == items.c.id)
+    query = (
+        select(items.c.id, items.c.sort_at)
+        .where(items.c.sort_at < latest)
+        .where(credited.exists())
+        # Passed over in SQL: items an outlet keeps (each hourly run would read them all
+        # again); ``expired`` decides over what is left.
+        .where(~credited.where(_keeps(source_cutoffs, default_cutoff)).exists())
+    )
     if after is not None:
         query = query.where(tuple_(items.c.sort_at, items.c.id) > tuple_(*after))
     rows = connection.execute(query.order_by(items.c.sort_at, items.c.id).limit(limit)).all()
@@ -61,6 +90,28 @@ def expired_batch(
     credits = Counter(source for item in chosen for source in carriers[item])
     resume = (rows[-1].sort_at, rows[-1].id) if len(rows) == limit else None
     return ExpiredBatch(items=chosen, credits=credits, resume_after=resume)
+
+
+def _keys_of(cutoffs: Mapping[int, datetime | None]) -> dict[datetime | None, list[int]]:
+    grouped: dict[datetime | None, list[int]] = defaultdict(list)
+    for source, cutoff in cutoffs.items():
+        grouped[cutoff].append(source)
+    return grouped
+
+
+def _keeps(
+    source_cutoffs: Mapping[int, datetime | None], default_cutoff: datetime | None
+) -> ColumnElement[bool]:
+    """SQL over a credit (``item_sources``) and its item: the credit's outlet keeps the
+    item, as ``expired`` decides it."""
+    grouped = _keys_of(source_cutoffs)
+
+    def as_sql(cutoff: datetime | None) -> ColumnElement[Any]:
+        return null() if cutoff is None else literal(cutoff, UTCDateTime())
+
+    whens = [(item_sources.c.source_id.in_(ids), as_sql(c)) for c, ids in grouped.items()]
+    cutoff = case(*whens, else_=as_sql(default_cutoff)) if whens else as_sql(default_cutoff)
+    return cutoff.is_(None) | (items.c.sort_at >= cutoff)
 
 
 def remove_items(connection: Connection, ids: Sequence[int], now: datetime) -> int:
@@ -109,8 +160,6 @@ def _remove_empty_stories(connection: Connection, candidates: Iterable[int]) -> 
     """Remove the candidates that have no items left, and the stories merged into them
     (pointers kept so that old links led somewhere: now they would lead nowhere)."""
     ids = sorted(candidates)
-    if not ids:
-        return 0
     still_used: set[int] = set()
     for part in chunks(ids):
         still_used.update(
@@ -118,7 +167,16 @@ def _remove_empty_stories(connection: Connection, candidates: Iterable[int]) -> 
                 select(items.c.story_id).where(items.c.story_id.in_(part)).distinct()
             )
         )
-    doomed = [story for story in ids if story not in still_used]
+    every = _with_merged(connection, [story for story in ids if story not in still_used])
+    for part in chunks(sorted(every)):
+        connection.execute(update(stories).where(stories.c.id.in_(part)).values(merged_into=None))
+    for part in chunks(sorted(every)):
+        connection.execute(delete(stories).where(stories.c.id.in_(part)))
+    return len(every)
+
+
+def _with_merged(connection: Connection, doomed: list[int]) -> list[int]:
+    """These stories and those merged into them, however deep."""
     every = list(doomed)
     while doomed:
         pointers: list[int] = []
@@ -128,33 +186,36 @@ def _remove_empty_stories(connection: Connection, candidates: Iterable[int]) -> 
             ).all()
         every += pointers
         doomed = pointers
-    for part in chunks(sorted(every)):
-        connection.execute(update(stories).where(stories.c.id.in_(part)).values(merged_into=None))
-    for part in chunks(sorted(every)):
-        connection.execute(delete(stories).where(stories.c.id.in_(part)))
-    return len(every)
+    return every
 
 
-def stories_emptied(connection: Connection, ids: Sequence[int]) -> int:
-    """How many stories removing these items would leave empty (for a dry run)."""
-    removed: Counter[int] = Counter()
+def stories_of(connection: Connection, ids: Sequence[int]) -> Counter[int]:
+    """How many of these items each story has."""
+    found: Counter[int] = Counter()
     for part in chunks(sorted(ids)):
-        removed.update(
+        found.update(
             connection.scalars(
                 select(items.c.story_id)
                 .where(items.c.id.in_(part))
                 .where(items.c.story_id.is_not(None))
             )
         )
-    emptied = 0
+    return found
+
+
+def stories_emptied(connection: Connection, removed: Counter[int]) -> int:
+    """How many stories removing items (``removed``: how many of each story's) would
+    remove, the stories merged into them included: what a dry run reports."""
+    emptied: list[int] = []
     for part in chunks(sorted(removed)):
         for story, count in connection.execute(
             select(items.c.story_id, func.count())
             .where(items.c.story_id.in_(part))
             .group_by(items.c.story_id)
         ):
-            emptied += count == removed[story]
-    return emptied
+            if count == removed[story]:
+                emptied.append(story)
+    return len(_with_merged(connection, emptied))
 
 
 def forget_pruned(
@@ -164,16 +225,17 @@ def forget_pruned(
     *,
     dry_run: bool = False,
 ) -> int:
-    """Drop pruned entry keys the source's feed has not listed since its cutoff: a
-    feed that dropped an entry for as long as its retention will not list it again.
-    Returns how many were (or, ``dry_run``, would be) dropped."""
+    """Drop pruned entry keys their feed has stopped listing for the source's
+    retention: listed last before the cutoff, and a later poll got the feed's content
+    without them (a feed answering 304 still lists what it listed). Returns how many
+    were (or, ``dry_run``, would be) dropped."""
     by_cutoff: dict[datetime, list[int]] = defaultdict(list)
     for source, cutoff in source_cutoffs.items():
         if cutoff is not None:
             by_cutoff[cutoff].append(source)
     conditions = [
-        pruned_entries.c.source_id.in_(sources) & (pruned_entries.c.last_listed_at < cutoff)
-        for cutoff, sources in by_cutoff.items()
+        pruned_entries.c.source_id.in_(ids) & (pruned_entries.c.last_listed_at < cutoff)
+        for cutoff, ids in by_cutoff.items()
     ]
     if default_cutoff is not None:
         conditions.append(
@@ -182,7 +244,13 @@ def forget_pruned(
         )
     if not conditions:
         return 0
-    stale = or_(*conditions)
+    unlisted = (
+        select(sources.c.id)
+        .where(sources.c.id == pruned_entries.c.source_id)
+        .where(sources.c.last_content_at > pruned_entries.c.last_listed_at)
+        .exists()
+    )
+    stale = or_(*conditions) & unlisted
     if dry_run:
         return int(
             connection.execute(

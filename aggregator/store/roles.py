@@ -51,7 +51,12 @@ class Role:
 
     def release(self) -> None:
         if self._session is not None:
-            # Closed, not returned to the pool: the session must end, and its lock.
+            # Unlocked at once (the server ends a closed session's locks only when its
+            # backend has exited), then closed, not returned to the pool.
+            with contextlib.suppress(SQLAlchemyError):
+                self._session.execute(
+                    text(f"SELECT pg_advisory_unlock({ADVISORY_KEYS})"), {"lock_name": self.name}
+                )
             with contextlib.suppress(SQLAlchemyError):
                 self._session.invalidate()
                 self._session.close()
@@ -70,10 +75,15 @@ class Role:
                 self.release()
         try:
             session = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except SQLAlchemyError as exc:
+            log.warning("cannot take the %s role: %s", self.name, describe(exc))
+            return Tenure.ELSEWHERE
+        try:
             held = session.execute(
                 text(f"SELECT pg_try_advisory_lock({ADVISORY_KEYS})"), {"lock_name": self.name}
             ).scalar_one()
         except SQLAlchemyError as exc:
+            session.close()
             log.warning("cannot take the %s role: %s", self.name, describe(exc))
             return Tenure.ELSEWHERE
         if not held:

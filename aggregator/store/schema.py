@@ -93,6 +93,9 @@ sources = Table(
     # a process that dies mid-poll gives its sources back when the lease runs out.
     Column("lease_owner", String(128)),
     Column("lease_until", UTCDateTime),
+    # The last poll that got the feed's content (not a 304): what it lists is known as of
+    # then (retention forgets a pruned entry only once such a poll no longer lists it).
+    Column("last_content_at", UTCDateTime),
 )
 
 stories = Table(

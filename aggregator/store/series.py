@@ -41,7 +41,9 @@ def item_texts_of(
     rows: list[Any] = []
     for part in chunks(sorted(set(identities))):
         query = select(*_TEXT_COLUMNS).where(items.c.identity.in_(part)).order_by(items.c.id)
-        rows += connection.execute(query.with_for_update() if lock else query).all()
+        # NO KEY UPDATE: polls inserting credits of these items (whose foreign keys take
+        # KEY SHARE locks) go on; another decision about them waits.
+        rows += connection.execute(query.with_for_update(key_share=True) if lock else query).all()
     return _texts(connection, sorted(rows, key=lambda row: row.id))
 
 

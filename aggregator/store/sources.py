@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, bindparam, case, func, select, text, update
 
 from aggregator.process.urls import host_of
-from aggregator.store.dialect import ADVISORY_KEYS, upsert
+from aggregator.store.dialect import ADVISORY_KEYS, upsert, write_first
 from aggregator.store.schema import item_sources, sources
 from aggregator.types import SourceDefinition, SourceForPoll, SourceNotModified, SourceState
 
@@ -95,7 +96,16 @@ def due_sources(
     return tuple(_for_poll(row) for row in rows)
 
 
-# What recording a poll does to its source's lease.
+def _released(owner: Any) -> dict[str, Any]:
+    """What recording a poll does to its source's lease: ends it when it is ``owner``'s.
+    A process whose lease ran out leaves alone the lease of the one that took over."""
+    mine = sources.c.lease_owner == owner
+    return {
+        "lease_owner": case((mine, None), else_=sources.c.lease_owner),
+        "lease_until": case((mine, None), else_=sources.c.lease_until),
+    }
+
+
 _RELEASED: dict[str, object] = {"lease_owner": None, "lease_until": None}
 
 
@@ -116,18 +126,20 @@ def claim_due_sources(
     lease: timedelta,
     limit: int,
     per_host: int,
+    due_only: bool = True,
 ) -> tuple[SourceForPoll, ...]:
-    """Lease up to ``limit`` due sources to ``owner`` until ``now + lease``, most
-    overdue first, never more than ``per_host`` leased to one host at a time (by any
-    owner): what several processes sharing the store poll. A source stays leased until
-    its poll is recorded or the lease runs out (its owner died), so no two processes
-    poll it for the same due time.
+    """Lease up to ``limit`` due sources (any not gone, with ``due_only`` false) to
+    ``owner`` until ``now + lease``, most overdue first, never more than ``per_host``
+    leased to one host at a time (by any owner): what several processes sharing the
+    store poll. A source stays leased until its poll is recorded or the lease runs out
+    (its owner died), so no two processes poll it for the same due time.
 
     On PostgreSQL claims take turns (an advisory lock held to the commit), so the
     hosts' counts cannot go stale between reading and leasing; the due rows are read
     FOR UPDATE SKIP LOCKED, passing over a source whose poll is being recorded."""
     if limit <= 0:
         return ()
+    write_first(connection)  # SQLite: claims take turns too
     if connection.dialect.name == "postgresql":
         connection.execute(
             text(f"SELECT pg_advisory_xact_lock({ADVISORY_KEYS})"), {"lock_name": "claims"}
@@ -140,25 +152,32 @@ def claim_due_sources(
             )
         )
     )
-    rows = connection.execute(
+    due = (
         select(sources.c.id, *_FOR_POLL)
         .where(sources.c.name.in_(names))
         .where(sources.c.gone_at.is_(None))
-        .where((sources.c.next_poll_at.is_(None)) | (sources.c.next_poll_at <= now))
         .where(_lease_free(now))
         .order_by(sources.c.next_poll_at, sources.c.name)
-        .limit(limit * _CANDIDATES_PER_SLOT)
         .with_for_update(skip_locked=True)
-    ).all()
-    chosen = []
-    for row in rows:
-        host = host_of(row.url)
-        if busy[host] >= per_host:
-            continue
-        busy[host] += 1
-        chosen.append(row)
-        if len(chosen) == limit:
+    )
+    if due_only:
+        due = due.where((sources.c.next_poll_at.is_(None)) | (sources.c.next_poll_at <= now))
+    page = limit * _CANDIDATES_PER_SLOT
+    chosen: list[Any] = []
+    offset = 0
+    while len(chosen) < limit:  # past a busy host's sources to other hosts' ones
+        rows = connection.execute(due.limit(page).offset(offset)).all()
+        for row in rows:
+            host = host_of(row.url)
+            if busy[host] >= per_host:
+                continue
+            busy[host] += 1
+            chosen.append(row)
+            if len(chosen) == limit:
+                break
+        if len(rows) < page:
             break
+        offset += page
     if not chosen:
         return ()
     # Leased again only if still free: on SQLite the rows above were read outside the
@@ -173,7 +192,7 @@ def claim_due_sources(
             .returning(sources.c.id)
         )
     )
-    return tuple(_for_poll(row) for row in chosen if row.id in leased)
+    return tuple(replace(_for_poll(row), lease_owner=owner) for row in chosen if row.id in leased)
 
 
 def poll_sooner(connection: Connection, due: Mapping[str, datetime]) -> None:
@@ -198,6 +217,18 @@ def oldest_due(connection: Connection, names: Sequence[str], now: datetime) -> d
         .where(sources.c.next_poll_at <= now)
         .where(_lease_free(now))
     ).scalar_one_or_none()
+
+
+def lease_owners(connection: Connection, now: datetime) -> list[str]:
+    """Who holds leases that have not run out."""
+    return list(
+        connection.scalars(
+            select(sources.c.lease_owner)
+            .where(sources.c.lease_owner.is_not(None))
+            .where(sources.c.lease_until > now)
+            .distinct()
+        )
+    )
 
 
 def release_leases(connection: Connection, owner: str, keep: Sequence[str] = ()) -> None:
@@ -246,17 +277,19 @@ def record_success(
     moved_to: str | None = None,
     new_item_gap: timedelta | None = None,
     last_new_at: datetime | None = None,
+    lease_owner: str | None = None,
 ) -> None:
     values: dict[str, object] = {
         "etag": etag,
         "last_modified": last_modified,
         "last_polled_at": now,
+        "last_content_at": now,
         "next_poll_at": next_poll_at,
         "last_status": status,
         "last_http_status": http_status,
         "last_error": None,
         "consecutive_errors": 0,
-        **_RELEASED,
+        **_released(lease_owner),
     }
     if moved_to is not None:
         values["fetch_url"] = moved_to
@@ -281,10 +314,11 @@ def record_not_modified(connection: Connection, records: Sequence[SourceNotModif
             last_http_status=304,
             last_error=None,
             consecutive_errors=0,
-            **_RELEASED,
+            **_released(bindparam("b_owner")),
         ),
         [
             {
+                "b_owner": r.lease_owner,
                 "b_name": r.name,
                 "b_etag": r.etag,
                 "b_last_modified": r.last_modified,
@@ -305,7 +339,13 @@ def record_not_modified(connection: Connection, records: Sequence[SourceNotModif
 
 
 def record_gone(
-    connection: Connection, name: str, *, error: str, http_status: int, now: datetime
+    connection: Connection,
+    name: str,
+    *,
+    error: str,
+    http_status: int,
+    now: datetime,
+    lease_owner: str | None = None,
 ) -> None:
     """410 Gone: stop polling until the config gives the source a new URL."""
     connection.execute(
@@ -318,7 +358,7 @@ def record_gone(
             last_status="gone",
             last_http_status=http_status,
             last_error=error,
-            **_RELEASED,
+            **_released(lease_owner),
         )
     )
 
@@ -331,6 +371,7 @@ def record_failure(
     http_status: int | None,
     now: datetime,
     next_poll_at: Callable[[int], datetime],
+    lease_owner: str | None = None,
 ) -> int:
     """Count the failure and schedule the retry from the new count; return that count.
 
@@ -351,7 +392,7 @@ def record_failure(
     connection.execute(
         update(sources)
         .where(sources.c.name == name)
-        .values(next_poll_at=next_poll_at(errors), **_RELEASED)
+        .values(next_poll_at=next_poll_at(errors), **_released(lease_owner))
     )
     return int(errors)
 
