@@ -7,13 +7,14 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aggregator import __version__
+from aggregator import __version__, logs
 from aggregator.clock import SystemClock
 from aggregator.exceptions import AggregatorError, ConfigError, ParseError
 from aggregator.memory import limit_malloc_arenas
@@ -44,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         choices=["debug", "info", "warning", "error"],
         help="log verbosity (default: info)",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on an error, print the traceback too",
+    )
+    common.add_argument(
+        "--log-format",
+        default=argparse.SUPPRESS,
+        choices=["text", "json"],
+        help="log lines as text (default) or as one JSON object each, for a log pipeline",
     )
     parser = argparse.ArgumentParser(
         prog="aggregator",
@@ -138,13 +151,7 @@ def _days(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     limit_malloc_arenas()
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, getattr(args, "log_level", "info").upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for chatty in ("apscheduler", "alembic", "httpx"):  # httpx: a line per request
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logs.configure(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"))
     path = str(config_path(args))
     try:
         settings = load_settings(path)
@@ -155,9 +162,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
     except AggregatorError as exc:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
         print(f"aggregator: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: say so in one line, the traceback on request
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+            return EXIT_FAILURE
+        print(
+            f"aggregator: internal error: {type(exc).__name__}: {exc} (a bug: run the "
+            "command again with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
 
 

@@ -76,6 +76,10 @@ class Metrics:
         self.http_responses.labels(f"{status // 100}xx" if status else "none").inc()
         if outcome.items_new:
             self.items.inc(outcome.items_new)
+        if outcome.fetch_seconds is not None:
+            self.fetch_seconds.observe(outcome.fetch_seconds)
+        if outcome.parse_seconds is not None:
+            self.parse_seconds.observe(outcome.parse_seconds)
 
     def assigned(self, assignments: Sequence[StoryAssignment]) -> None:
         self.duplicates.inc(sum(1 for a in assignments if a.duplicate_of is not None))

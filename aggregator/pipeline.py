@@ -38,6 +38,7 @@ from aggregator.fetch import FetchLimits
 from aggregator.fetch.fetcher import user_agent
 from aggregator.fetch.hosts import HostLimiter
 from aggregator.grouping import StoryAssigner
+from aggregator.logs import log_poll
 from aggregator.process.duplicates import DuplicateRules
 from aggregator.process.schedule import (
     ItemRate,
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from aggregator.publish.websub import HubNotifier
 
 log = logging.getLogger(__name__)
+poll_log = logging.getLogger("aggregator.polls")  # a line per poll, whoever polls
 
 
 class Fetcher(Protocol):
@@ -328,10 +330,6 @@ class Pipeline:
         except StoreError as exc:
             log.warning("series: deciding memberships postponed: %s", exc)
 
-    def _observe(self, histogram: str, started: float) -> None:
-        if self.metrics is not None:
-            getattr(self.metrics, histogram).observe(time.perf_counter() - started)
-
     def _fetch(self, source: SourceForPoll) -> FetchResult:
         assert self.hosts is not None
         with self.hosts.slot(source.url):
@@ -339,12 +337,19 @@ class Pipeline:
 
     def poll_source(self, source: SourceForPoll) -> PollOutcome:
         """Poll one source; errors of the source become a failed outcome."""
+        timings: dict[str, float] = {}
+        outcome = self._poll_source(source, timings)
+        return replace(
+            outcome, fetch_seconds=timings.get("fetch"), parse_seconds=timings.get("parse")
+        )
+
+    def _poll_source(self, source: SourceForPoll, timings: dict[str, float]) -> PollOutcome:
         try:
             started = time.perf_counter()
             try:
                 result = self._fetch(source)
             finally:
-                self._observe("fetch_seconds", started)
+                timings["fetch"] = time.perf_counter() - started
             if isinstance(result, NotModified):
                 now = self.clock.now()
                 record = SourceNotModified(
@@ -375,7 +380,7 @@ class Pipeline:
                     split_categories=settings.split_categories if settings else None,
                 )
             finally:
-                self._observe("parse_seconds", started)
+                timings["parse"] = time.perf_counter() - started
             batch = document.items
             hints = replace(result.hints, ttl=document.ttl)
 
@@ -411,6 +416,8 @@ class Pipeline:
                 http_status=result.status_code,
                 items_seen=len(batch),
                 items_new=new,
+                items_updated=max(0, len(saved.touched) - new),
+                bytes=len(result.content),
             )
         except SourceGone as exc:
             self.store.save_gone(
@@ -455,6 +462,7 @@ class Pipeline:
         The failure is recorded on the source (so it backs off) when the store allows.
         """
         outcome = self._poll_guarded(source)
+        log_poll(poll_log, outcome)
         if self.metrics is not None:
             self.metrics.poll(outcome)
         return outcome

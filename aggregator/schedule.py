@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from aggregator.pipeline import Pipeline, instance_name
 from aggregator.retention import PRUNE_EVERY, describe_report, prune, retention_configured
 from aggregator.store.roles import Role, Tenure
-from aggregator.types import PollOutcome, SourceForPoll
+from aggregator.types import SourceForPoll
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Poller:
                 return
             try:
                 if not self._stopping.is_set():
-                    log_outcome(self.pipeline.poll_guarded(source))
+                    self.pipeline.poll_guarded(source)
             finally:
                 with self._lock:
                     self._in_flight.pop(source.name, None)
@@ -256,12 +256,3 @@ class Poller:
                 self.pipeline.store.release_leases(self.owner, keep=keep)
             except Exception as exc:
                 log.warning("cannot give back leased sources (they return in time): %s", exc)
-
-
-def log_outcome(outcome: PollOutcome) -> None:
-    if outcome.status == "error":
-        log.warning("%s: error: %s", outcome.source, outcome.error)
-    elif outcome.status == "not_modified":
-        log.info("%s: not modified", outcome.source)
-    else:
-        log.info("%s: %d items, %d new", outcome.source, outcome.items_seen, outcome.items_new)

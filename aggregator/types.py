@@ -271,6 +271,10 @@ class PollOutcome:
     http_status: int | None = None
     items_seen: int = 0
     items_new: int = 0
+    items_updated: int = 0  # stored items whose text or link changed
+    bytes: int = 0  # of the document received (0 for a 304)
+    fetch_seconds: float | None = None
+    parse_seconds: float | None = None
     error: str | None = None
 
 

@@ -27,13 +27,49 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 COMMANDS = ["check", "run", "poll", "serve", "migrate", "regroup", "sources"]
 
 
-@pytest.mark.parametrize("command", [None, *COMMANDS])
+def _every_command() -> list[str]:
+    import argparse
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(commands.choices)
+
+
+@pytest.mark.parametrize("command", [None, *_every_command()])
 def test_help_describes_every_command(command: str | None) -> None:
     result = _cli(*([command] if command else []), "--help")
-    assert result.returncode == 0
+    assert result.returncode == 0, result.stderr
     assert "--config" in result.stdout
     if command is None:
-        assert all(name in result.stdout for name in COMMANDS)
+        assert all(name in result.stdout for name in _every_command())
+    else:  # every option says what it does
+        options = [line for line in result.stdout.splitlines() if line.strip().startswith("-")]
+        assert all(len(line.split(None, 2)) >= 2 for line in options), result.stdout
+
+
+def test_poll_logs_a_json_line_per_poll(tmp_path: Path) -> None:
+    import json
+
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(DATA / "e2e" / "npr-world.xml", www / "npr.xml")
+    with serve_directory(www) as server:
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            f"database: sqlite:///{tmp_path / 'db.sqlite'}\n"
+            "polling:\n  allow_networks: [127.0.0.1/32]\n"
+            f"sources:\n  - name: npr\n    url: {server.url('npr.xml')}\n",
+            encoding="utf-8",
+        )
+        result = _cli("--config", str(config), "--log-format", "json", "poll")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
+    (poll,) = [r for r in records if r["logger"] == "aggregator.polls"]
+    assert (poll["source"], poll["outcome"], poll["http_status"]) == ("npr", "ok", 200)
+    assert poll["bytes"] == (www / "npr.xml").stat().st_size
+    assert poll["items_new"] == poll["items"] > 0 and poll["items_updated"] == 0
+    assert poll["fetch_seconds"] >= 0 and poll["parse_seconds"] >= 0
+    assert poll["message"].startswith(f"npr: {poll['items']} items, {poll['items']} new")
 
 
 def test_every_command_is_wired() -> None:
@@ -133,6 +169,29 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     result = _cli("--config", str(config), "poll")
     assert result.returncode == 1
     assert result.stderr.startswith("aggregator: cannot reach the database")
+    assert "Traceback" not in result.stderr
+    debugged = _cli("--config", str(config), "poll", "--debug")
+    assert debugged.returncode == 1
+    assert "Traceback" in debugged.stderr
+    assert debugged.stderr.rstrip().splitlines()[-1].startswith("aggregator: cannot reach")
+
+
+def test_a_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "aggregator.yaml"
+        config.write_text(
+            f"database: sqlite:///{tmp_path / 'db.sqlite'}\nserver:\n  listen: 127.0.0.1:{port}\n",
+            encoding="utf-8",
+        )
+        result = _cli("--config", str(config), "serve")
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "change server.listen" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -147,7 +147,9 @@ def _wait_for_writer_blocked_after_inserting(engine) -> int | None:
 
 def _wait_for_backend_gone(engine, pid: int) -> None:
     deadline = time.monotonic() + 30
-    with engine.connect() as connection:
+    # Autocommit: inside one transaction pg_stat_activity is read once and kept, so a
+    # backend seen alive at the first look would stay "alive" to every later one.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         while time.monotonic() < deadline:
             alive = connection.execute(
                 text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}

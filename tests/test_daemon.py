@@ -91,7 +91,7 @@ def test_demo_daemon_serves_every_outlet_once_and_stops_on_sigterm(tmp_path: Pat
     try:
         (match,) = log.wait_for(r"serving merged feeds on (http://\S+?)/?$")
         base = match.group(1)
-        log.wait_for(r"aggregator\.schedule: [a-z0-9-]+: \d+ items", count=len(settings.sources))
+        log.wait_for(r"aggregator\.polls: [a-z0-9-]+: \d+ items", count=len(settings.sources))
         # Once the due polls are done, their items are put into stories, oldest first.
         log.wait_for(r"stories: \d+ new items placed")
         store = Store.open(settings.database)
