@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="decide every stored item's series again, after the series rules changed",
     )
     series = commands.add_parser("series", parents=[common], help="work with series")
-    series_commands = series.add_subparsers(dest="series_command", required=True, metavar="ACTION")
+    series.add_argument("--json", action="store_true", help="as JSON, like GET /series/")
+    series_commands = series.add_subparsers(dest="series_command", metavar="ACTION")
     suggest = series_commands.add_parser(
         "suggest",
         parents=[common],
@@ -110,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the items past their retention now (the daemon does it every hour)",
     )
     prune.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    feeds = commands.add_parser(
+        "feeds", parents=[common], help="print every merged feed: its entries, when updated"
+    )
+    feeds.add_argument("--json", action="store_true", help="as JSON")
+    stories = commands.add_parser(
+        "stories", parents=[common], help="print the latest stories several outlets carried"
+    )
+    stories.add_argument("--json", action="store_true", help="as JSON")
+    stories.add_argument(
+        "--limit", type=int, default=20, help="how many stories, newest first (default 20)"
+    )
+    stories.add_argument(
+        "--min-outlets", type=int, default=2, help="outlets a story needs (default 2)"
+    )
     sources = commands.add_parser(
         "sources", parents=[common], help="print every source's polling state"
     )
@@ -276,9 +291,61 @@ def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.listings import feed_rows, format_feeds
+    from aggregator.publish.catalog import StoreCatalog
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    try:
+        rows = feed_rows(StoreCatalog(settings, store))
+    finally:
+        store.close()
+    print(json.dumps({"feeds": rows}, indent=2) if args.json else format_feeds(rows))
+    return EXIT_OK
+
+
+def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.listings import format_stories, story_rows
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    try:
+        found = store.recent_stories(limit=args.limit, min_outlets=args.min_outlets)
+    finally:
+        store.close()
+    print(
+        json.dumps({"stories": story_rows(found)}, indent=2) if args.json else format_stories(found)
+    )
+    return EXIT_OK
+
+
+def _list_series(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.listings import format_series
+    from aggregator.publish.catalog import StoreCatalog
+    from aggregator.publish.status import series_status
+    from aggregator.store import Store
+
+    store = Store.open(settings.database)
+    try:
+        catalog = StoreCatalog(settings, store)
+        infos = catalog.listing().series
+    finally:
+        store.close()
+    if args.json:
+        listed = [series_status(info, catalog.base_url) for info in infos]
+        print(json.dumps({"series": listed}, indent=2))
+    else:
+        print(format_series(infos))
+    return EXIT_OK
+
+
 def cmd_series(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.series import suggest_from_store
     from aggregator.store import Store
+
+    if args.series_command is None:
+        return _list_series(settings, args)
 
     store = Store.open(settings.database)
     try:
@@ -317,7 +384,14 @@ def cmd_poll(settings: Settings, _args: argparse.Namespace) -> int:
     from aggregator.pipeline import open_pipeline
 
     with open_pipeline(settings) as pipeline:
-        outcomes = pipeline.poll_all()
+        if sys.stderr.isatty():  # a person watching: a progress bar
+            from rich.console import Console
+
+            from aggregator.progress import run_with_progress
+
+            outcomes = run_with_progress(pipeline.poll_all, Console(stderr=True))
+        else:  # a log: the plain line of each poll
+            outcomes = pipeline.poll_all()
     print(format_poll_report(outcomes))
     return EXIT_FAILURE if any(o.status in ("error", "gone") for o in outcomes) else EXIT_OK
 
@@ -366,33 +440,26 @@ def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def format_source_table(states: Sequence[SourceState]) -> str:
+    from aggregator.listings import table, when
     from aggregator.publish.status import status_word
 
     header = ("SOURCE", "LAST POLL", "STATUS", "HTTP", "ITEMS", "ERRORS", "NEXT POLL")
     rows = [
         (
             s.name,
-            _when(s.last_polled_at),
+            when(s.last_polled_at),
             status_word(s),
             str(s.last_http_status or "-"),
             str(s.item_count),
             str(s.consecutive_errors),
-            "-" if s.gone else _when(s.next_poll_at),
+            "-" if s.gone else when(s.next_poll_at),
         )
         for s in states
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-        for row in [header, *rows]
-    ]
+    lines = table(header, rows).splitlines()
     lines += [f"  {s.name}: moved permanently to {s.fetch_url}" for s in states if s.fetch_url]
     lines += [f"  {s.name}: {s.last_error}" for s in states if s.last_error]
     return "\n".join(line.rstrip() for line in lines)
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
 def cmd_eval_grouping(settings: Settings, args: argparse.Namespace) -> int:
@@ -493,6 +560,8 @@ COMMANDS = {
     "poll": cmd_poll,
     "regroup": cmd_regroup,
     "prune": cmd_prune,
+    "feeds": cmd_feeds,
+    "stories": cmd_stories,
     "reload": cmd_reload,
     "series": cmd_series,
     "sources": cmd_sources,

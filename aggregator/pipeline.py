@@ -524,14 +524,27 @@ class Pipeline:
     def sync_sources(self) -> None:
         self.store.sync_sources(source_definitions(self.settings), self.clock.now())
 
-    def poll_many(self, sources: Sequence[SourceForPoll]) -> tuple[PollOutcome, ...]:
+    def poll_many(
+        self,
+        sources: Sequence[SourceForPoll],
+        on_done: Callable[[PollOutcome], object] | None = None,
+    ) -> tuple[PollOutcome, ...]:
+        """Poll these sources, ``polling.concurrency`` at a time; ``on_done`` hears of
+        each outcome as it comes (a progress bar)."""
         if not sources:
             return ()
         workers = max(1, min(self.settings.polling.concurrency, len(sources)))
+
+        def poll(source: SourceForPoll) -> PollOutcome:
+            outcome = self.poll_guarded(source)
+            if on_done is not None:
+                on_done(outcome)
+            return outcome
+
         self.not_modified_batch = []
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                outcomes = tuple(pool.map(self.poll_guarded, sources))
+                outcomes = tuple(pool.map(poll, sources))
         finally:
             batch, self.not_modified_batch = self.not_modified_batch, None
             self.store.save_not_modified(batch)
@@ -571,9 +584,14 @@ class Pipeline:
         if done:
             self.published_version = version
 
-    def poll_all(self) -> tuple[PollOutcome, ...]:
+    def poll_all(
+        self,
+        on_start: Callable[[int], object] | None = None,
+        on_done: Callable[[PollOutcome], object] | None = None,
+    ) -> tuple[PollOutcome, ...]:
         """Poll every configured source once, due or not (gone sources excepted), but
-        those a running daemon sharing the store is polling right now."""
+        those a running daemon sharing the store is polling right now. ``on_start``
+        hears how many will be polled, ``on_done`` of each outcome."""
         self.sync_sources()
         self.reclaim_dead_leases()
         names = [s.name for s in self.settings.sources]
@@ -589,7 +607,9 @@ class Pipeline:
         busy = len(self.store.sources_for_poll(names)) - len(leased)
         if busy:
             log.warning("%d sources are being polled by a running daemon; left to it", busy)
-        return self.poll_many(leased)
+        if on_start is not None:
+            on_start(len(leased))
+        return self.poll_many(leased, on_done)
 
 
 def instance_name() -> str:

@@ -310,3 +310,36 @@ def test_the_systemd_unit_runs_the_daemon_as_the_cli_understands_it() -> None:
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # what reload listens to
     assert (service["Restart"], service["User"]) == ("on-failure", "aggregator")
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
+
+
+def test_feeds_series_and_stories_list_what_the_demo_holds(tmp_path: Path) -> None:
+    import json
+
+    from tests.test_daemon import _demo_copy
+
+    config = _demo_copy(tmp_path)
+    polled = _cli("--config", str(config), "poll")
+    assert polled.returncode == 0, polled.stderr
+
+    feeds = _cli("--config", str(config), "feeds")
+    assert feeds.returncode == 0, feeds.stderr
+    header, *rows = feeds.stdout.splitlines()
+    assert header.split()[:4] == ["FEED", "MERGE", "ENTRIES", "UPDATED"]
+    assert any(row.split()[:3] == ["world", "story", "100+"] for row in rows), rows
+    listed = json.loads(_cli("--config", str(config), "feeds", "--json").stdout)["feeds"]
+    world = next(feed for feed in listed if feed["slug"] == "world")
+    assert (world["entries"], world["more"]) == (100, True)
+
+    series = _cli("--config", str(config), "series")
+    assert series.returncode == 0, series.stderr
+    assert series.stdout.splitlines()[0].split()[:3] == ["SERIES", "REPORTS", "STORIES"]
+    as_json = json.loads(_cli("--config", str(config), "series", "--json").stdout)["series"]
+    geneva = next(s for s in as_json if s["slug"] == "geneva-talks")
+    assert geneva["items"] > 0 and geneva["outlets"]
+    row = next(line for line in series.stdout.splitlines() if line.startswith("geneva-talks"))
+    assert row.split()[1:3] == [str(geneva["items"]), str(geneva["stories"])]
+
+    stories = json.loads(_cli("--config", str(config), "stories", "--json").stdout)["stories"]
+    assert stories and all(story["outlets"] >= 2 for story in stories)
+    table = _cli("--config", str(config), "stories", "--limit", "3").stdout.splitlines()
+    assert len(table) == 4 and table[1].split()[0] == str(stories[0]["id"])

@@ -527,3 +527,36 @@ def test_leases_of_a_dead_process_on_this_machine_are_taken_back_at_once(
             pipeline.store.release_leases(owner)
     finally:
         pipeline.store.close()
+
+
+def test_a_poll_in_a_terminal_shows_its_progress(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from aggregator.progress import run_with_progress
+
+    fetcher = FakeFetcher().answers(
+        "npr",
+        Fetched(
+            url="https://npr.example/feed",
+            status_code=200,
+            content=RSS,
+            content_type="application/rss+xml",
+        ),
+        FetchError("https://npr.example/feed", "cannot connect: refused"),
+    )
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    try:
+        screen = io.StringIO()
+        console = Console(file=screen, force_terminal=True, width=120, color_system=None)
+        (outcome,) = run_with_progress(pipeline.poll_all, console)
+        assert outcome.items_new == 10
+        assert "1/1 sources  10 new items  0 errors" in screen.getvalue()
+        screen.truncate(0)
+        run_with_progress(pipeline.poll_all, console)
+        shown = screen.getvalue()
+        assert "npr: cannot connect: refused" in shown  # a failure above the bar
+        assert "1/1 sources  0 new items  1 errors" in shown
+    finally:
+        pipeline.store.close()
