@@ -111,6 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="remove the items past their retention now (the daemon does it every hour)",
     )
     prune.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    add = commands.add_parser(
+        "add",
+        parents=[common],
+        help="add a source to the config: a feed's URL, or a page that links to its feed",
+    )
+    add.add_argument("url", help="the feed's URL, or a page's (its <link rel=alternate> is used)")
+    add.add_argument("--name", help="the source's name (default: made from the feed's title)")
+    add.add_argument("--title", help="the outlet's name as shown (default: the feed's title)")
+    add.add_argument(
+        "--tag", action="append", default=[], help="a tag for feeds[].tags (repeatable)"
+    )
+    remove = commands.add_parser(
+        "remove", parents=[common], help="take a source out of the config (its items stay)"
+    )
+    remove.add_argument("name", help="the source's name, as `aggregator sources` lists it")
     feeds = commands.add_parser(
         "feeds", parents=[common], help="print every merged feed: its entries, when updated"
     )
@@ -288,6 +303,38 @@ def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(describe_report(report, dry_run=args.dry_run))
+    return EXIT_OK
+
+
+def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.config_edit import add_source, discover
+    from aggregator.pipeline import fetch_limits
+
+    found = discover(args.url, fetch_limits(settings))
+    if found.via_page:
+        print(f"{found.via_page} links to the feed {found.url}")
+    entry = add_source(
+        config_path(args),
+        url=found.url,
+        name=args.name,
+        title=args.title or found.title,
+        tags=args.tag,
+    )
+    print(
+        f"added source {entry['name']} ({entry.get('title', entry['name'])}): {found.url}\n"
+        "run 'aggregator reload' for a running daemon to start polling it"
+    )
+    return EXIT_OK
+
+
+def cmd_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from aggregator.config_edit import remove_source
+
+    url = remove_source(config_path(args), args.name)
+    print(
+        f"removed source {args.name} ({url}); its stored items stay\n"
+        "run 'aggregator reload' for a running daemon to stop polling it"
+    )
     return EXIT_OK
 
 
@@ -561,6 +608,8 @@ COMMANDS = {
     "regroup": cmd_regroup,
     "prune": cmd_prune,
     "feeds": cmd_feeds,
+    "add": cmd_add,
+    "remove": cmd_remove,
     "stories": cmd_stories,
     "reload": cmd_reload,
     "series": cmd_series,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -343,3 +344,52 @@ def test_feeds_series_and_stories_list_what_the_demo_holds(tmp_path: Path) -> No
     assert stories and all(story["outlets"] >= 2 for story in stories)
     table = _cli("--config", str(config), "stories", "--limit", "3").stdout.splitlines()
     assert len(table) == 4 and table[1].split()[0] == str(stories[0]["id"])
+
+
+def test_add_finds_the_feed_behind_a_page_and_remove_takes_it_out(tmp_path: Path) -> None:
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(DATA / "e2e" / "npr-world.xml", www / "npr.xml")
+    shutil.copy(DATA / "e2e" / "bbc-news-world.xml", www / "bbc.xml")
+    (www / "news.html").write_text(
+        "<html><head><title>NPR</title>"
+        '<link rel="alternate" type="application/rss+xml" title="World" href="/npr.xml">'
+        "</head><body>news</body></html>",
+        encoding="utf-8",
+    )
+    (www / "plain.html").write_text("<html><body>no feed here</body></html>", encoding="utf-8")
+    with serve_directory(www) as server:
+        config = tmp_path / "aggregator.yaml"
+        original = (
+            "# My outlets. Keep this comment!\n"
+            f"database: sqlite:///{tmp_path / 'db.sqlite'}\n"
+            "polling:\n"
+            "  allow_networks: [127.0.0.1/32]   # the feeds are served here\n"
+            "sources:\n"
+            "  # the BBC first\n"
+            "  - name: bbc\n"
+            f"    url: {server.url('bbc.xml')}\n"
+        )
+        config.write_text(original, encoding="utf-8")
+        added = _cli("--config", str(config), "add", server.url("news.html"), "--tag", "us")
+        assert added.returncode == 0, added.stderr
+        assert f"links to the feed {server.url('npr.xml')}" in added.stdout
+        edited = config.read_text(encoding="utf-8")
+        assert edited.startswith(original)  # every line, comment and layout kept
+        (name,) = re.findall(r"^  - name: (\S+)$", edited[len(original) :], re.M)
+        assert f"    url: {server.url('npr.xml')}\n" in edited
+        assert _cli("--config", str(config), "check").returncode == 0
+
+        again = _cli("--config", str(config), "add", server.url("npr.xml"))
+        assert again.returncode == 1 and "in the config already" in again.stderr
+        nothing = _cli("--config", str(config), "add", server.url("plain.html"))
+        assert nothing.returncode == 1
+        assert "neither a feed nor a page that links to one" in nothing.stderr
+        assert config.read_text(encoding="utf-8") == edited  # refused: left as it was
+
+    removed = _cli("--config", str(config), "remove", name)
+    assert removed.returncode == 0, removed.stderr
+    assert "its stored items stay" in removed.stdout
+    assert config.read_text(encoding="utf-8") == original
+    missing = _cli("--config", str(config), "remove", "nope")
+    assert missing.returncode == 1 and "no source named 'nope'" in missing.stderr
