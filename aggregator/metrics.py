@@ -60,6 +60,12 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.not_modified_ratio = Gauge(
+            "aggregator_feed_not_modified_ratio",
+            "Share of feed requests answered 304 (the reader had the feed already)",
+            registry=r,
+        )
+        self.not_modified_ratio.set_function(self._not_modified_ratio)
         self.scheduling_lag = Gauge(
             "aggregator_scheduling_lag_seconds",
             "How long the most overdue source has been due without being polled",
@@ -88,6 +94,16 @@ class Metrics:
 
     def feed_response(self, status: int) -> None:
         self.feed_requests.labels(str(status)).inc()
+
+    def _not_modified_ratio(self) -> float:
+        counts = {
+            sample.labels["code"]: sample.value
+            for metric in self.feed_requests.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        }
+        total = sum(counts.values())
+        return counts.get("304", 0.0) / total if total else 0.0
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -93,6 +93,7 @@ SERIES_SHARE = 0.05  # of the items, those in one of the series
 SERIES = ("series-1", "series-2", "series-3", "series-4", "series-5")
 SERIES_WEIGHTS = (40, 25, 15, 12, 8)
 FEED_LIMIT = 100
+QUICK = 100_000  # items below which the defaults make a quick check
 TARGETS = {
     "ingest": ("ingest items/s, at size / empty", ">=", 0.8),
     "render_p95_ms": ("feed load + render p95, ms, at size", "<=", 50.0),
@@ -1787,9 +1788,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--poll-feeds", type=int, default=200, help="feeds of the ingest poll")
     p.add_argument("--poll-items", type=int, default=50, help="new items per feed and poll")
     p.add_argument(
-        "--assign-items", type=int, default=2000, help="items of the timed assignment batch"
+        "--assign-items",
+        type=int,
+        help=f"items of each timed assignment batch (default 2000; 500 below {QUICK:,} items)",
     )
-    p.add_argument("--samples", type=int, default=200, help="feed renders at size")
+    p.add_argument(
+        "--samples", type=int, help=f"feed renders at size (default 200; 40 below {QUICK:,} items)"
+    )
     p.add_argument(
         "--render-budget", type=float, default=1500, help="seconds of render samples at most"
     )
@@ -1799,9 +1804,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--quiet-wait",
         type=float,
-        default=60,
         help="before each timed phase, wait up to this many seconds for the machine to be "
-        "idle (others' tests share it); 0 to skip",
+        f"idle (others' tests share it); 0 to skip (default 60; 0 below {QUICK:,} items)",
     )
     p.add_argument("--keep", action="store_true", help="keep the stores (schema / file)")
     p.add_argument("--live", action="store_true", help="run the working tree, not a snapshot")
@@ -1813,6 +1817,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
+    quick = args.items < QUICK  # a quick check: done in under a minute
+    for name, full, small in (
+        ("assign_items", 2000, 500),
+        ("samples", 200, 40),
+        ("quiet_wait", 60, 0),
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, small if quick else full)
     if args.items < 1 or args.sources < 2 or args.poll_feeds < 1 or args.poll_items < 1:
         p.error("--items >= 1, --sources >= 2, --poll-feeds >= 1, --poll-items >= 1")
     if args.poll_feeds >= ASSIGN_BASE:

@@ -223,12 +223,14 @@ def test_reload_applies_a_changed_config_and_refuses_a_broken_one(tmp_path: Path
             log.wait_for(r"npr: \d+ items, \d+ new")
             with httpx.Client(base_url=match.group(1), timeout=30) as client:
                 assert client.get("/feeds/bbc-only.rss").status_code == 404
-                # A source and a feed added, the first source removed.
+                # A source, a feed and a series added, the first source removed.
                 config.write_text(
                     head
                     + "sources:\n"
                     + bbc
-                    + "feeds:\n  - {slug: bbc-only, title: BBC only, sources: [bbc]}\n",
+                    + "feeds:\n  - {slug: bbc-only, title: BBC only, sources: [bbc]}\n"
+                    + "series:\n  - slug: everything\n    title: Everything\n"
+                    + "    match: {regex: ['.']}\n",
                     encoding="utf-8",
                 )
                 done = _reload(config)
@@ -240,6 +242,12 @@ def test_reload_applies_a_changed_config_and_refuses_a_broken_one(tmp_path: Path
                 # Served within a moment of the reload, and of the poll that filled it.
                 while not feedparser.parse(client.get("/feeds/bbc-only.rss").content).entries:
                     assert time.monotonic() < deadline, "the reloaded feed was never served"
+                    time.sleep(0.1)  # polling a condition with a deadline, not hiding a race
+                while True:
+                    series = client.get("/series/everything.json")
+                    if series.status_code == 200 and series.json()["items"]:
+                        break
+                    assert time.monotonic() < deadline, "the reloaded series was never filled"
                     time.sleep(0.1)  # polling a condition with a deadline, not hiding a race
                 # A broken config is refused, with the same file:line as `check`.
                 config.write_text(head + "sources:\n  - name: Bad Name\n", encoding="utf-8")

@@ -764,6 +764,8 @@ def test_metrics_count_feed_requests_by_status(catalog: FakeCatalog) -> None:
     lines = response.text.splitlines()
     for code in ("200", "304", "404"):
         assert f'aggregator_feed_requests_total{{code="{code}"}} 1.0' in lines
+    ratio = next(line for line in lines if line.startswith("aggregator_feed_not_modified_ratio "))
+    assert float(ratio.split()[1]) == pytest.approx(1 / 3)
 
 
 def test_metrics_are_not_found_where_nothing_counts_them(client: TestClient) -> None:
