@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, func, select, union
+from sqlalchemy import Connection, and_, exists, func, or_, select, tuple_, union
 
 from aggregator.store.dialect import chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
@@ -36,9 +36,8 @@ def feed_entries(
     """One entry per article, newest first: an item and the near-duplicates that repeat
     its text under other links (wire copy), crediting every outlet. Each source filter
     requires a credit from one of its sources; ``series_slugs`` None: no series filter."""
-    group = func.coalesce(items.c.duplicate_of, items.c.id)
     return _grouped_entries(
-        connection, group, source_filters, series_slugs, limit, offset, story_share
+        connection, _BY_ARTICLE, source_filters, series_slugs, limit, offset, story_share
     )
 
 
@@ -53,38 +52,54 @@ def story_entries(
 ) -> tuple[PublishedEntry, ...]:
     """One entry per story among the items the filters select, newest story first (by
     its latest such item). An item without a story stands alone."""
-    group = func.coalesce(items.c.story_id, -items.c.id)  # story ids are positive
     return _grouped_entries(
-        connection, group, source_filters, series_slugs, limit, offset, story_share
+        connection, _BY_STORY, source_filters, series_slugs, limit, offset, story_share
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Grouping:
+    """How items make entries: ``key``, the SQL of an item's group; ``members``, the
+    SQL selecting the items of some groups (through indexes: an IN over ``key`` itself
+    would read every item)."""
+
+    key: Any
+    members: Callable[[Sequence[int]], Any]
+
+
+# An article and the near-duplicates that repeat its text (wire copy).
+_BY_ARTICLE = _Grouping(
+    key=func.coalesce(items.c.duplicate_of, items.c.id),
+    members=lambda keys: or_(items.c.id.in_(keys), items.c.duplicate_of.in_(keys)),
+)
+# A story's reports; an item without a story alone (story ids are positive).
+_BY_STORY = _Grouping(
+    key=func.coalesce(items.c.story_id, -items.c.id),
+    members=lambda keys: or_(
+        items.c.story_id.in_([k for k in keys if k > 0]),
+        and_(items.c.story_id.is_(None), items.c.id.in_([-k for k in keys if k < 0])),
+    ),
+)
 
 
 def _grouped_entries(
     connection: Connection,
-    group: Any,
+    grouping: _Grouping,
     source_filters: Sequence[Sequence[str]],
     series_slugs: Sequence[str] | None,
     limit: int,
     offset: int,
     story_share: float,
 ) -> tuple[PublishedEntry, ...]:
-    """One entry per ``group`` value among the selected items, newest group first (by its
-    latest item): the group's earliest report, crediting every outlet and listing
-    every report."""
-    latest = func.max(items.c.sort_at)
-    groups_query = (
-        select(group.label("entry_group"), latest.label("latest"))
-        .group_by(group)
-        .order_by(latest.desc(), group.desc())
-        .limit(limit)
-        .offset(offset)
+    """One entry per group among the selected items, newest group first (by its latest
+    item): the group's earliest report, crediting every outlet and listing every
+    report."""
+    order = _newest_groups(
+        connection, grouping, source_filters, series_slugs, limit, offset, story_share
     )
-    selected = _filtered(groups_query, source_filters, series_slugs, story_share)
-    groups = connection.execute(selected).all()
-    order = [row.entry_group for row in groups]
     members: dict[int, list[Any]] = defaultdict(list)
     for part in chunks(order):
-        query = select(items, group.label("entry_group")).where(group.in_(part))
+        query = select(items, grouping.key.label("entry_group")).where(grouping.members(part))
         query = _filtered(query, source_filters, series_slugs, story_share)
         for row in connection.execute(query):
             members[row.entry_group].append(row)
@@ -92,6 +107,37 @@ def _grouped_entries(
     credits = _credits(connection, [row.id for row in rows])
     series = _series(connection, rows, story_share)
     return tuple(_story_entry(members[key], credits, series) for key in order if members[key])
+
+
+def _newest_groups(
+    connection: Connection,
+    grouping: _Grouping,
+    source_filters: Sequence[Sequence[str]],
+    series_slugs: Sequence[str] | None,
+    limit: int,
+    offset: int,
+    story_share: float,
+) -> list[int]:
+    """The groups of one page, newest first. The selected items are read newest first
+    down the (sort_at, id) index, a batch at a time, and a group takes its place at its
+    newest item, until the page is full: a page costs the items it shows (and those of
+    the pages before it), not a GROUP BY over every stored item."""
+    wanted = offset + limit
+    batch = max(2 * wanted, 100)
+    found: dict[int, None] = {}
+    after: tuple[datetime, int] | None = None
+    while len(found) < wanted:
+        query = select(items.c.id, items.c.sort_at, grouping.key.label("entry_group"))
+        if after is not None:
+            query = query.where(tuple_(items.c.sort_at, items.c.id) < tuple_(*after))
+        query = query.order_by(items.c.sort_at.desc(), items.c.id.desc()).limit(batch)
+        rows = connection.execute(_filtered(query, source_filters, series_slugs, story_share)).all()
+        for row in rows:
+            found.setdefault(row.entry_group)
+        if len(rows) < batch:
+            break
+        after = (rows[-1].sort_at, rows[-1].id)
+    return list(found)[offset:wanted]
 
 
 def outlet_entries(
