@@ -249,14 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         assert nginx_body == body
         churn = Churn(factory, list(range(1, args.feeds + 1)), feeds_dir, server)
         churn.start()
-        polls_before = (work / "daemon.log").read_bytes().count(b"aggregator.schedule:")
+        polls_before = (work / "daemon.log").read_bytes().count(b"aggregator.polls:")
         results = {
             "ours 200": run_wrk(ours, args, None),
             "ours 304": run_wrk(ours, args, etag),
             "nginx 200": run_wrk(theirs, args, None),
             "nginx 304": run_wrk(theirs, args, nginx_headers["etag"]),
         }
-        polls = (work / "daemon.log").read_bytes().count(b"aggregator.schedule:") - polls_before
+        polls = (work / "daemon.log").read_bytes().count(b"aggregator.polls:") - polls_before
         _, after, _ = head(ours)
         churn.stop()
     finally:
