@@ -25,6 +25,16 @@ from tests.feedserver import serve_directory
 RSS = (DATA / "e2e" / "npr-world.xml").read_bytes()
 
 
+def _rss_answer() -> Fetched:
+    """NPR's feed, as its server sends it (10 items)."""
+    return Fetched(
+        url="https://npr.example/feed",
+        status_code=200,
+        content=RSS,
+        content_type="application/rss+xml",
+    )
+
+
 class FakeFetcher:
     """Answers each source with what the test queued for it, in order."""
 
@@ -401,12 +411,7 @@ def test_metrics_count_polls_items_and_timings(tmp_path: Path) -> None:
 
     fetcher = FakeFetcher().answers(
         "npr",
-        Fetched(
-            url="https://npr.example/feed",
-            status_code=200,
-            content=RSS,
-            content_type="application/rss+xml",
-        ),
+        _rss_answer(),
         HTTPStatusError("https://npr.example/feed", 503, "HTTP 503 Service Unavailable"),
         NotModified(url="https://npr.example/feed", etag='"v2"', last_modified="Tue"),
     )
@@ -538,12 +543,7 @@ def test_a_poll_in_a_terminal_shows_its_progress(tmp_path: Path) -> None:
 
     fetcher = FakeFetcher().answers(
         "npr",
-        Fetched(
-            url="https://npr.example/feed",
-            status_code=200,
-            content=RSS,
-            content_type="application/rss+xml",
-        ),
+        _rss_answer(),
         FetchError("https://npr.example/feed", "cannot connect: refused"),
     )
     pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
