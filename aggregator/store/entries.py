@@ -189,17 +189,27 @@ def _filtered(
             .where(sources.c.name.in_(list(names)))
         )
     if series is not None:
-        query = query.where(in_series(list(series), story_share))
+        query = query.where(_in_series_by_row(list(series), story_share))
     return query
 
 
-def in_series(slugs: Sequence[str], story_share: float = SERIES_STORY_SHARE) -> Any:
-    """Items of these series: members, and every item of a story that a member an
-    outlet tagged is in (an outlet that never tags joins the series through the story it
-    shares with one that does), or at least ``story_share`` of whose items are members
-    of one of the series. One IN over a union: an OR of the three made PostgreSQL scan
-    every item."""
-    matched = select(item_series.c.item_id).where(item_series.c.series_slug.in_(slugs))
+def _in_series_by_row(slugs: Sequence[str], story_share: float) -> Any:
+    """``in_series`` as a test of each row a page walks: its own membership, or its
+    story's, each a set computed once (an IN over a union of ids would join every
+    item of those stories first)."""
+    return or_(
+        items.c.id.in_(_series_members(slugs)),
+        items.c.story_id.in_(_series_stories(slugs, story_share)),
+    )
+
+
+def _series_members(slugs: Sequence[str]) -> Any:
+    return select(item_series.c.item_id).where(item_series.c.series_slug.in_(slugs))
+
+
+def _series_stories(slugs: Sequence[str], story_share: float) -> Any:
+    """Stories in these series: one a member an outlet tagged is in, or at least
+    ``story_share`` of whose items are members of one of them."""
     member = items.alias("member")
     every = items.alias("every")
     size = select(func.count()).where(every.c.story_id == member.c.story_id).scalar_subquery()
@@ -213,9 +223,20 @@ def in_series(slugs: Sequence[str], story_share: float = SERIES_STORY_SHARE) -> 
     shared = members.group_by(member.c.story_id, item_series.c.series_slug).having(
         func.count(func.distinct(member.c.id)) >= story_share * size
     )
+    return union(tagged, shared)
+
+
+def in_series(slugs: Sequence[str], story_share: float = SERIES_STORY_SHARE) -> Any:
+    """Items of these series: members, and every item of a story that a member an
+    outlet tagged is in (an outlet that never tags joins the series through the story it
+    shares with one that does), or at least ``story_share`` of whose items are members
+    of one of the series. One IN over a union: an OR of the three made PostgreSQL scan
+    every item."""
     reported = items.alias("reported")
-    via_story = select(reported.c.id).where(reported.c.story_id.in_(union(tagged, shared)))
-    return items.c.id.in_(union(matched, via_story))
+    via_story = select(reported.c.id).where(
+        reported.c.story_id.in_(_series_stories(slugs, story_share))
+    )
+    return items.c.id.in_(union(_series_members(slugs), via_story))
 
 
 def _story_entry(
