@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregator.publish.catalog import StoreCatalog
-from aggregator.publish.status import series_status
+from aggregator.publish.status import iso, series_status
 from aggregator.types import FeedInfo, StorySummary
 
 
@@ -28,10 +28,6 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def feed_rows(catalog: StoreCatalog) -> list[dict[str, Any]]:
     """Every merged feed: its first page's entries, whether more follow, its newest."""
     rows = []
@@ -45,7 +41,7 @@ def feed_rows(catalog: StoreCatalog) -> list[dict[str, Any]]:
                 "merge": feed.merge,
                 "entries": len(entries),
                 "more": bool(page and page.has_next),
-                "updated": _iso(page.updated) if page and entries else None,
+                "updated": iso(page.updated) if page and entries else None,
                 "url": f"{catalog.base_url.rstrip('/')}/feeds/{feed.slug}.atom",
             }
         )
@@ -98,7 +94,7 @@ def story_rows(stories: Sequence[StorySummary]) -> list[dict[str, Any]]:
             "title": story.title,
             "outlets": story.outlets,
             "reports": story.reports,
-            "latest": _iso(story.latest),
+            "latest": iso(story.latest),
             "outlet_titles": list(story.outlet_titles),
         }
         for story in stories

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from random import Random
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,7 +69,6 @@ from aggregator.types import (
     SourceDefinition,
     SourceForPoll,
     SourceNotModified,
-    SourceState,
 )
 from aggregator.workers import TimedProcessPool, WorkerDied, WorkTimeout
 
@@ -511,7 +510,7 @@ class Pipeline:
             )
         self.sync_sources()
         self.refresh_series()
-        self.store.poll_sooner(_sooner(old, settings, self.store.source_states(), self.clock.now()))
+        self.store.poll_sooner(_shortened(old, settings), self.clock.now())
 
     def reclaim_dead_leases(self) -> None:
         """Give back at once the leases of processes on this machine that are gone (one
@@ -633,20 +632,18 @@ def is_dead_local_process(owner: str) -> bool:
     return False
 
 
-def _sooner(
-    old: Settings, new: Settings, states: Sequence[SourceState], now: datetime
-) -> dict[str, datetime]:
-    """When each source whose interval a reload shortened is due now: its last poll
-    plus the new interval, not later than it was already due."""
-    due = {}
-    for state in states:
-        before, after = old.source(state.name), new.source(state.name)
-        if before is None or after is None:
+def _shortened(old: Settings, new: Settings) -> dict[str, timedelta]:
+    """The sources a reload gave a shorter interval (or a fixed one instead of auto),
+    with their new interval."""
+    shortened = {}
+    for source in new.sources:
+        before = old.source(source.name)
+        if before is None:
             continue
-        was, interval = old.interval_for(before), new.interval_for(after)
+        was, interval = old.interval_for(before), new.interval_for(source)
         if interval is not None and (was is None or interval < was):
-            due[state.name] = (state.last_polled_at or now) + interval
-    return due
+            shortened[source.name] = interval
+    return shortened
 
 
 def _moved(source: SourceForPoll, moved_to: str | None) -> str | None:

@@ -23,15 +23,15 @@ def source_status(state: SourceState) -> dict[str, Any]:
         "moved_to": state.fetch_url,
         "status": status_word(state),
         "http_status": state.last_http_status,
-        "last_poll": _iso(state.last_polled_at),
-        "next_poll": None if state.gone else _iso(state.next_poll_at),
+        "last_poll": iso(state.last_polled_at),
+        "next_poll": None if state.gone else iso(state.next_poll_at),
         "items": state.item_count,
         "consecutive_errors": state.consecutive_errors,
         "last_error": state.last_error,
     }
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
@@ -49,6 +49,6 @@ def series_status(info: FeedInfo, base_url: str) -> dict[str, Any]:
         "items": counts.items if counts else 0,
         "stories": counts.stories if counts else 0,
         "outlets": [{"source": name, "items": n} for name, n in counts.outlets] if counts else [],
-        "first_seen": _iso(counts.first_seen) if counts else None,
-        "last_seen": _iso(counts.last_seen) if counts else None,
+        "first_seen": iso(counts.first_seen) if counts else None,
+        "last_seen": iso(counts.last_seen) if counts else None,
     }

@@ -204,9 +204,9 @@ class Store:
             oldest = _sources.oldest_due(connection, names, now)
         return now - oldest if oldest is not None else timedelta(0)
 
-    def poll_sooner(self, due: Mapping[str, datetime]) -> None:
+    def poll_sooner(self, intervals: Mapping[str, timedelta], now: datetime) -> None:
         with self._transaction() as connection:
-            _sources.poll_sooner(connection, due)
+            _sources.poll_sooner(connection, intervals, now)
 
     def lease_owners(self, now: datetime) -> list[str]:
         with self._transaction() as connection:

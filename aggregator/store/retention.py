@@ -93,6 +93,7 @@ def expired_batch(
 
 
 def _keys_of(cutoffs: Mapping[int, datetime | None]) -> dict[datetime | None, list[int]]:
+    """The sources of each cutoff (most share the top-level retention's)."""
     grouped: dict[datetime | None, list[int]] = defaultdict(list)
     for source, cutoff in cutoffs.items():
         grouped[cutoff].append(source)
@@ -229,13 +230,10 @@ def forget_pruned(
     retention: listed last before the cutoff, and a later poll got the feed's content
     without them (a feed answering 304 still lists what it listed). Returns how many
     were (or, ``dry_run``, would be) dropped."""
-    by_cutoff: dict[datetime, list[int]] = defaultdict(list)
-    for source, cutoff in source_cutoffs.items():
-        if cutoff is not None:
-            by_cutoff[cutoff].append(source)
     conditions = [
         pruned_entries.c.source_id.in_(ids) & (pruned_entries.c.last_listed_at < cutoff)
-        for cutoff, ids in by_cutoff.items()
+        for cutoff, ids in _keys_of(source_cutoffs).items()
+        if cutoff is not None
     ]
     if default_cutoff is not None:
         conditions.append(

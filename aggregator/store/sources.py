@@ -109,6 +109,15 @@ def _released(owner: Any) -> dict[str, Any]:
 _RELEASED: dict[str, object] = {"lease_owner": None, "lease_until": None}
 
 
+def _waiting(names: Sequence[str], now: datetime, *, due_only: bool) -> list[ColumnElement[bool]]:
+    """Named sources that are not gone, nobody is polling, and (``due_only``) are due:
+    what a claim takes and what the scheduling lag measures."""
+    conditions = [sources.c.name.in_(names), sources.c.gone_at.is_(None), _lease_free(now)]
+    if due_only:
+        conditions.append(sources.c.next_poll_at.is_(None) | (sources.c.next_poll_at <= now))
+    return conditions
+
+
 def _lease_free(now: datetime) -> ColumnElement[bool]:
     return sources.c.lease_until.is_(None) | (sources.c.lease_until <= now)
 
@@ -154,14 +163,10 @@ def claim_due_sources(
     )
     due = (
         select(sources.c.id, *_FOR_POLL)
-        .where(sources.c.name.in_(names))
-        .where(sources.c.gone_at.is_(None))
-        .where(_lease_free(now))
+        .where(*_waiting(names, now, due_only=due_only))
         .order_by(sources.c.next_poll_at, sources.c.name)
         .with_for_update(skip_locked=True)
     )
-    if due_only:
-        due = due.where((sources.c.next_poll_at.is_(None)) | (sources.c.next_poll_at <= now))
     page = limit * _CANDIDATES_PER_SLOT
     chosen: list[Any] = []
     offset = 0
@@ -195,10 +200,21 @@ def claim_due_sources(
     return tuple(replace(_for_poll(row), lease_owner=owner) for row in chosen if row.id in leased)
 
 
-def poll_sooner(connection: Connection, due: Mapping[str, datetime]) -> None:
-    """Bring each named source's next poll forward to the time given, if it was later
-    (its interval was shortened); gone sources stay gone."""
-    for name, when in sorted(due.items()):
+def poll_sooner(connection: Connection, intervals: Mapping[str, timedelta], now: datetime) -> None:
+    """Bring each named source's next poll forward to its last poll plus the interval
+    given (now plus it, if never polled), if it was due later: its interval was
+    shortened. Gone sources stay gone."""
+    if not intervals:
+        return
+    last = dict(
+        connection.execute(
+            select(sources.c.name, sources.c.last_polled_at).where(
+                sources.c.name.in_(list(intervals))
+            )
+        ).all()
+    )
+    for name in sorted(last):
+        when = (last[name] or now) + intervals[name]
         connection.execute(
             update(sources)
             .where(sources.c.name == name)
@@ -211,11 +227,7 @@ def poll_sooner(connection: Connection, due: Mapping[str, datetime]) -> None:
 def oldest_due(connection: Connection, names: Sequence[str], now: datetime) -> datetime | None:
     """When the longest-waiting due source, not being polled, became due."""
     return connection.execute(
-        select(func.min(sources.c.next_poll_at))
-        .where(sources.c.name.in_(names))
-        .where(sources.c.gone_at.is_(None))
-        .where(sources.c.next_poll_at <= now)
-        .where(_lease_free(now))
+        select(func.min(sources.c.next_poll_at)).where(*_waiting(names, now, due_only=True))
     ).scalar_one_or_none()
 
 
