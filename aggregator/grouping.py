@@ -15,8 +15,11 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
+from aggregator.exceptions import StoreError
+from aggregator.memory import collector_paused
+from aggregator.process import index_snapshot
 from aggregator.process.duplicates import DuplicateIndex, DuplicateRules
 from aggregator.process.stories import GroupingRules, StoryIndex, terms, window_start
 from aggregator.store import Store
@@ -47,6 +50,10 @@ class StoryAssigner:
         self.standalone = standalone  # sources whose items are never grouped (dedupe: false)
         self._index: StoryIndex | None = None
         self._duplicates = DuplicateIndex(self.duplicate_rules)
+        # The count of assignment writes the index has seen (all of them, while it is set),
+        # and the one of the saved indexes it was taken up from (nothing to save again).
+        self._version = 0
+        self._taken_up: int | None = None
         self._lock = threading.Lock()
 
     def assign_pending(self, now: datetime) -> int:
@@ -68,7 +75,7 @@ class StoryAssigner:
                         # now, and this index may miss its stories.
                         self._index = None
                         return assigned
-                    self.store.save_story_assignments(decided)
+                    self._version = self.store.save_story_assignments(decided) or self._version
                     if self.on_assigned is not None:
                         self.on_assigned(decided)
                     assigned += len(pending)
@@ -92,9 +99,34 @@ class StoryAssigner:
             self._duplicates = DuplicateIndex(duplicates)
 
     def close(self) -> None:
-        """Give the role up, for another process to take."""
-        if self.role is not None:
-            self.role.release()
+        """Save the indexes for the next process, and give the role up for it to take."""
+        with self._lock:
+            try:
+                self._save_index()
+            finally:
+                if self.role is not None:
+                    self.role.release()
+
+    def _save_index(self) -> None:
+        if self._index is None or self._version == self._taken_up:
+            return
+        if self.role is not None and self.role.claim() is not Tenure.KEPT:
+            return  # another process may have assigned since this index was current
+        try:
+            kept = self.store.save_story_index(
+                version=self._version,
+                fingerprint=self._fingerprint(),
+                snapshot=index_snapshot.dump(self._index, self._duplicates),
+                now=datetime.now(UTC),
+            )
+        except StoreError as exc:
+            log.warning("story index: not saved, the next start rebuilds it: %s", exc)
+            return
+        if not kept:
+            log.info("story index: not saved, stories were assigned elsewhere meanwhile")
+
+    def _fingerprint(self) -> str:
+        return index_snapshot.fingerprint(self.rules, self.duplicate_rules, sorted(self.standalone))
 
     def forget(self) -> None:
         """Drop the index: the next assignment starts again from the store (after a
@@ -104,6 +136,30 @@ class StoryAssigner:
             self._duplicates = DuplicateIndex(self.duplicate_rules)
 
     def _warm_start(self, now: datetime) -> StoryIndex:
+        with collector_paused():
+            return self._take_up(now)
+
+    def _take_up(self, now: datetime) -> StoryIndex:
+        saved = self.store.saved_story_index()
+        self._version, self._taken_up = saved.version, None
+        if saved.current and saved.fingerprint == self._fingerprint():
+            assert saved.snapshot is not None
+            try:
+                index, self._duplicates = index_snapshot.load(
+                    saved.snapshot, self.rules, self.duplicate_rules
+                )
+            except index_snapshot.SnapshotError as exc:
+                log.warning("story index: %s; rebuilding it from the store", exc)
+            else:  # not pruned here: it goes on exactly as its process would have
+                index.reserve_ids_below(self.store.next_story_id())
+                self._index, self._taken_up = index, saved.version
+                log.info(
+                    "story index: taken up as the last process left it (%d stories)", index.size[0]
+                )
+                return index
+        return self._rebuild(now)
+
+    def _rebuild(self, now: datetime) -> StoryIndex:
         index = StoryIndex(self.rules)
         self._duplicates = DuplicateIndex(self.duplicate_rules)
         recent = self.store.assigned_items_since(window_start(now, self.rules.window))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
@@ -43,3 +46,20 @@ def release_free_memory() -> bool:
     """
     trim = getattr(_LIBC, "malloc_trim", None)
     return bool(trim(0)) if trim is not None else False
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile (in any thread of the process).
+
+    For building a large structure without reference cycles (the story index): each
+    collection would walk every object built so far, which cost a fifth of rebuilding
+    the index at a million items and three quarters of loading it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

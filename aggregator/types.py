@@ -374,6 +374,21 @@ class StoryMember:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SavedStoryIndex:
+    """The story assigner's indexes as the last process to hold them left them."""
+
+    version: int  # story assignment writes so far
+    snapshot_version: int | None  # the count the snapshot was saved at; None: none saved
+    fingerprint: str | None  # of the settings it was made under
+    snapshot: bytes | None
+
+    @property
+    def current(self) -> bool:
+        """Nothing was assigned since it was saved."""
+        return self.snapshot is not None and self.snapshot_version == self.version
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoryAssignment:
     """What the assignment decided for one item, to be stored."""
 

@@ -327,6 +327,8 @@ def build_feeds(
 
 _PLACED = re.compile(r"stories: (\d+) new items placed")
 _PUT_BACK = re.compile(r"story index: (\d+) recent items put back")
+_TAKEN_UP = re.compile(r"story index: taken up")
+_INDEX_READY = re.compile(rf"{_PUT_BACK.pattern}|{_TAKEN_UP.pattern}")
 _ROLE = re.compile(r"this process now does stories")
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", re.M)
 
@@ -379,6 +381,7 @@ class PollResult:
     items_per_s: float
     placed: int | None
     put_back: int | None
+    taken_up: bool  # the story index was the one the last process saved, not rebuilt
     # From the poll's log: start -> the story index ready (polls, then the index rebuilt
     # from the window); -> the cycle's items placed; PostgreSQL: the rebuild alone (from
     # taking the stories role).
@@ -422,7 +425,7 @@ def run_poll(
     placed = [int(m.group(1)) for m in _PLACED.finditer(measured.stderr)]
     put_back = [int(m.group(1)) for m in _PUT_BACK.finditer(measured.stderr)]
     _, unassigned = count_items(engine)
-    index_at = logged_at(measured.stderr, _PUT_BACK)
+    index_at = logged_at(measured.stderr, _INDEX_READY)
     placed_at = logged_at(measured.stderr, _PLACED)
     other = measured.system_busy_s - measured.cpu_s - server_cpu - measured.harness_cpu_s - pg_cpu
     result = PollResult(
@@ -434,6 +437,7 @@ def run_poll(
         items_per_s=sum(new.values()) / measured.wall_s,
         placed=sum(placed) if placed else None,
         put_back=put_back[0] if put_back else None,
+        taken_up=bool(_TAKEN_UP.search(measured.stderr)),
         to_index_s=seconds_between(started_at, index_at),
         assign_s=seconds_between(index_at, placed_at),
         rebuild_s=seconds_between(logged_at(measured.stderr, _ROLE), index_at),
@@ -460,7 +464,8 @@ def run_poll(
         )
     progress(
         f"{backend.name}: poll {label}: {result.wall_s:.1f}s wall, {result.new} new, "
-        f"{result.items_per_s:.0f} items/s, placed {result.placed}, put back {result.put_back}"
+        f"{result.items_per_s:.0f} items/s, placed {result.placed}, index "
+        f"{'taken up' if result.taken_up else f'rebuilt from {result.put_back} items'}"
     )
     return result
 
@@ -485,6 +490,7 @@ class AssignResult:
     first_items: int
     first_s: float
     put_back: int | None
+    taken_up: bool
     steady_items: int
     steady_s: float
     steady_ms_per_item: float
@@ -605,6 +611,7 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
         first_items=first,
         first_s=first_s,
         put_back=put_back,
+        taken_up=any(_TAKEN_UP.search(msg) for msg in handler.messages),
         steady_items=steady,
         steady_s=steady_s,
         steady_ms_per_item=1000 * steady_s / steady if steady else math.nan,
@@ -616,7 +623,8 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
     )
     progress(
         f"{backend.name}: assignment: first call {first} items in {first_s:.2f}s "
-        f"({put_back} put back); {steady} items in {steady_s:.2f}s "
+        f"({'index taken up' if result.taken_up else f'{put_back} put back'}); "
+        f"{steady} items in {steady_s:.2f}s "
         f"= {result.steady_ms_per_item:.3f} ms/item; dated in the last hour "
         f"{result.fresh_ms_per_item:.3f} ms/item"
     )
@@ -989,6 +997,7 @@ class FillResult:
 def bulk_fill(ctx: Context, backend: Backend, now: datetime) -> FillResult:
     from aggregator.store import create_store_engine
     from aggregator.store.schema import sources as sources_table
+    from aggregator.store.stories import count_assignment_write
 
     args = ctx.args
     engine = create_store_engine(backend.url)
@@ -1056,6 +1065,8 @@ def bulk_fill(ctx: Context, backend: Backend, now: datetime) -> FillResult:
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                         f"(SELECT max(id) FROM {table}))"
                     )
+        with engine.begin() as connection:  # stories written behind the assigner's back:
+            count_assignment_write(connection)  # an index saved before must not be used
         started = time.perf_counter()
         backend.analyze(engine)
         analyze_s = time.perf_counter() - started
@@ -1073,6 +1084,61 @@ def bulk_fill(ctx: Context, backend: Backend, now: datetime) -> FillResult:
         analyze_s=analyze_s,
     )
     progress(f"{backend.name}: fill done in {fill_s:.0f}s, analyze {analyze_s:.0f}s")
+    return result
+
+
+@dataclass(slots=True, kw_only=True)
+class IndexStart:
+    """The first process after the fill: it rebuilds the story index from the window's
+    items (the fill wrote stories behind the assigner's back, so no saved index holds)
+    and saves it at exit, as any polling process does, for the next to take up."""
+
+    put_back: int | None
+    rebuild_s: float
+    save_s: float
+    snapshot_mb: float
+
+
+def start_index(backend: Backend, store: Any, config: Path) -> IndexStart:
+    from aggregator.grouping import StoryAssigner
+    from aggregator.pipeline import duplicate_rules, grouping_rules
+    from aggregator.settings import load_settings
+
+    settings = load_settings(config)
+    assigner = StoryAssigner(
+        store,
+        grouping_rules(settings),
+        standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
+        duplicates=duplicate_rules(settings),
+    )
+    handler = _Captured()
+    grouping_log = logging.getLogger("aggregator.grouping")
+    grouping_log.addHandler(handler)
+    grouping_log.setLevel(logging.INFO)
+    try:
+        started = time.perf_counter()
+        assigner.assign_pending(datetime.now(UTC))
+        rebuild_s = time.perf_counter() - started
+        started = time.perf_counter()
+        assigner.close()
+        save_s = time.perf_counter() - started
+    finally:
+        grouping_log.removeHandler(handler)
+    saved = store.saved_story_index()
+    put_back = next(
+        (int(m.group(1)) for msg in handler.messages if (m := _PUT_BACK.search(msg))), None
+    )
+    result = IndexStart(
+        put_back=put_back,
+        rebuild_s=rebuild_s,
+        save_s=save_s,
+        snapshot_mb=len(saved.snapshot or b"") / 1e6,
+    )
+    progress(
+        f"{backend.name}: first start after the fill: story index rebuilt in "
+        f"{rebuild_s:.2f}s ({put_back} put back), saved in {save_s:.2f}s "
+        f"({result.snapshot_mb:.1f} MB)"
+    )
     return result
 
 
@@ -1455,6 +1521,7 @@ class BackendResult:
     render_baseline: RenderResult
     render_full: RenderResult
     fill: FillResult
+    index_start: IndexStart
     items_at_end: int
     size: dict[str, Any]
     plans: list[PlanReport]
@@ -1514,6 +1581,7 @@ def run_backend(ctx: Context, backend: Backend) -> BackendResult:
         fill = bulk_fill(ctx, backend, datetime.now(UTC))
         store.close()  # new connections: the fill's ANALYZE is to be seen by all
         store = Store.open(backend.url)
+        index_start = start_index(backend, store, config)
         poll_full = run_poll(ctx, backend, store.engine, config, 1, "at size")
         assign_full = measure_assignment(ctx, backend, store, 1)
         render_full = measure_render(ctx, backend, store, settings, baseline=False)
@@ -1530,6 +1598,7 @@ def run_backend(ctx: Context, backend: Backend) -> BackendResult:
             render_baseline=render_baseline,
             render_full=render_full,
             fill=fill,
+            index_start=index_start,
             items_at_end=items_at_end,
             size=size,
             plans=plans,
@@ -1544,6 +1613,12 @@ def run_backend(ctx: Context, backend: Backend) -> BackendResult:
 
 
 # --- the report ------------------------------------------------------------------------------
+
+
+def _index_origin(put_back: int | None, taken_up: bool) -> str:
+    if taken_up:
+        return "saved"
+    return "-" if put_back is None else str(put_back)
 
 
 def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, Any]) -> str:
@@ -1574,6 +1649,12 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
             f"({f.items / f.fill_s:,.0f} items/s); "
             f"{'VACUUM ANALYZE' if r.backend == 'postgresql' else 'ANALYZE'} {f.analyze_s:.0f}s"
         )
+        i = r.index_start
+        add(
+            f"first start after the fill: story index rebuilt from {i.put_back} items of the "
+            f"window in {i.rebuild_s:.2f}s, saved in {i.save_s:.2f}s ({i.snapshot_mb:.1f} MB); "
+            "later processes take it up"
+        )
         add("")
         add("1. ingest: aggregator poll as a whole process (every item new)")
         add(
@@ -1590,7 +1671,7 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
                 f"   {label:<8} {p.items_before:>12,} {p.wall_s:>7.2f} {p.new:>6} "
                 f"{p.items_per_s:>8.0f} {p.cpu_s:>6.1f} {p.postgres_cpu_s:>8.1f} "
                 f"{p.placed if p.placed is not None else '-':>7} "
-                f"{p.put_back if p.put_back is not None else '-':>8} {sec(p.to_index_s):>10} "
+                f"{_index_origin(p.put_back, p.taken_up):>8} {sec(p.to_index_s):>10} "
                 f"{sec(p.rebuild_s):>9} {sec(p.assign_s):>8} {p.other_cores:>6.2f}c"
             )
         ingest = ratio(r.poll_full.items_per_s, r.poll_empty.items_per_s)
@@ -1610,7 +1691,8 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
         )
         add(
             "   (from the poll's log: 'to index': start until the story index is ready, i.e. "
-            "the polls,\n   then the index rebuilt from the window's assigned items; 'rebuild': "
+            "the polls,\n   then the index rebuilt from the window's assigned items ('put back'"
+            " says how many),\n   or taken up as the last process saved it ('saved'); 'rebuild': "
             "that rebuild alone\n   (PostgreSQL only: SQLite's role is taken silently); "
             "'assign': the cycle's items placed.\n   'others': cores used meanwhile by "
             "processes outside the run)"
@@ -1625,7 +1707,7 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
         for label, a in (("empty", r.assign_empty), ("at size", r.assign_full)):
             add(
                 f"   {label:<8} {a.items_before:>12,} {a.first_items:>9} "
-                f"{a.put_back if a.put_back is not None else '-':>9} {a.first_s:>6.2f} "
+                f"{_index_origin(a.put_back, a.taken_up):>9} {a.first_s:>6.2f} "
                 f"{a.steady_items:>6} {a.steady_s:>8.2f} {a.steady_ms_per_item:>8.3f} "
                 f"{a.fresh_ms_per_item:>13.3f} {a.save_ms_per_item:>13.3f} "
                 f"{a.cpu['other_cores']:>6.2f}c"

@@ -224,6 +224,24 @@ def test_a_story_takes_no_items_after_the_window() -> None:
     assert later != first
 
 
+def test_an_archive_item_finds_its_days_story_past_many_later_stories() -> None:
+    """An item dated before the index's newest stories walks past them, but only so
+    many per word: its story is found through its rarer words, before the common ones."""
+    index = StoryIndex(GroupingRules())
+    story = index.assign(terms("Kyrgyz parliament ratifies Bishkek water treaty"), T0)
+    index.assign(terms("Bishkek water treaty: Kyrgyz parliament votes yes"), T0 + timedelta(days=2))
+    later = T0 + timedelta(days=4)  # after the window of an item of T0
+    for n in range(400):  # a busy stream of other water news
+        index.assign(terms(f"Water {_word(n)} {_word(n + 1000)} {_word(n + 2000)}"), later)
+    archive = index.place(terms("Kyrgyz parliament ratifies water treaty in Bishkek"), T0)
+    assert (archive.story, archive.created) == (story, False)
+
+
+def _word(n: int) -> str:
+    letters = "bcdfghjklmnpqrstvwxz"
+    return "".join(letters[(n // 20**k) % 20] + "o" for k in range(3))
+
+
 def test_bcubed_and_pairwise_scores_by_hand() -> None:
     gold = {"a": "x", "b": "x", "c": "y"}
     predicted = {"a": 1, "b": 2, "c": 2}

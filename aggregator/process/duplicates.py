@@ -26,8 +26,9 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from aggregator.process.stories import window_start
+from aggregator.process.stories import at_micros, micros, window_start
 
 # A sketch: its hashes in ascending order, 4 bytes each, big-endian; b"" for none. Kept
 # packed, here and in the store: a window's worth of originals as tuples of Python ints
@@ -173,6 +174,25 @@ class DuplicateIndex:
                     postings.remove(item)
                     if not postings:
                         del self._postings[key]
+
+    def state(self) -> tuple[Any, ...]:
+        """Everything this index holds but its rules, as plain values."""
+        originals = [(o.item, o.story, micros(o.when), o.sketch) for o in self._originals.values()]
+        by_date = [(micros(when), item) for when, item in self._by_date]
+        return originals, self._postings, by_date
+
+    @classmethod
+    def from_state(cls, rules: DuplicateRules, state: tuple[Any, ...]) -> DuplicateIndex:
+        """The index ``state`` was taken from, under these rules."""
+        originals, postings, by_date = state
+        index = cls(rules)
+        index._originals = {
+            item: Original(item, story, at_micros(when), bytes(sketch))
+            for item, story, when, sketch in originals
+        }
+        index._postings = {int(key): list(items) for key, items in postings.items()}
+        index._by_date = [(at_micros(when), item) for when, item in by_date]  # a heap still
+        return index
 
     def __len__(self) -> int:
         return len(self._originals)

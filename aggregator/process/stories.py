@@ -25,7 +25,8 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 Vector = Mapping[str, float]
 
@@ -397,6 +398,7 @@ def _add(total: dict[str, float], vector: Vector) -> dict[str, float]:
 
 
 _PRUNE_EVERY = 5000
+_LATER_STORIES_PASSED = 120  # per term, by an item dated before them (see _candidates)
 _HOUR = timedelta(hours=1)
 _SUBJECT_AFTER = 3  # reports before a story has a subject
 _SUBJECT_SHARE = 0.6  # of its reports that give a name, for it to be the subject
@@ -609,6 +611,71 @@ class StoryIndex:
         for lexicon in (self._as_name, self._as_word):
             for term in [t for t in lexicon if t not in frequency]:
                 del lexicon[term]
+        # A merged story's pointer is needed while the story it went into is held.
+        gone = [i for i in self._merged_into if self.story_of(i) not in stories]
+        for story_id in gone:
+            del self._merged_into[story_id]
+
+    def state(self) -> tuple[Any, ...]:
+        """Everything this index holds but its rules, as plain values (numbers, strings,
+        bytes, lists, tuples, dicts, sets): for ``from_state`` in another process."""
+        stories = [
+            (
+                story_id,
+                story.total,
+                story.centroid,
+                micros(story.first_seen),
+                micros(story.last_seen),
+                story.names,
+                story.size,
+                None if story.named is None else dict(story.named),
+                story.words,
+            )
+            for story_id, story in self._stories.items()
+        ]
+        return (
+            stories,
+            self._merged_into,
+            {term: list(postings) for term, postings in self._postings.items()},
+            dict(self._document_frequency),
+            self._documents,
+            [(micros(hour), dict(counts), items) for hour, counts, items in self._hours],
+            self._assigned,
+            self._next_id,
+            dict(self._as_name),
+            dict(self._as_word),
+        )
+
+    @classmethod
+    def from_state(cls, rules: GroupingRules, state: tuple[Any, ...]) -> StoryIndex:
+        """The index ``state`` was taken from, under these rules; it decides as that
+        one would have. TypeError or ValueError when ``state`` is not such a value."""
+        (stories, merged, postings, frequency, documents, hours, assigned, next_id,
+         as_name, as_word) = state  # fmt: skip
+        index = cls(rules)
+        index._stories = {
+            story_id: _Story(
+                dict(total),
+                dict(centroid),
+                at_micros(first),
+                at_micros(last),
+                frozenset(names),
+                int(size),
+                None if named is None else Counter(named),
+                words,
+            )
+            for story_id, total, centroid, first, last, names, size, named, words in stories
+        }
+        index._merged_into = dict(merged)
+        index._postings = defaultdict(
+            dict, {term: dict.fromkeys(ids) for term, ids in postings.items()}
+        )
+        index._document_frequency = Counter(frequency)
+        index._documents = int(documents)
+        index._hours = deque((at_micros(hour), Counter(counts), n) for hour, counts, n in hours)
+        index._assigned, index._next_id = int(assigned), int(next_id)
+        index._as_name, index._as_word = Counter(as_name), Counter(as_word)
+        return index
 
     @property
     def size(self) -> tuple[int, int]:
@@ -637,6 +704,7 @@ class StoryIndex:
         seen: dict[int, None] = {}
         expired: list[tuple[str, int]] = []
         for term in sorted(vector, key=vector.__getitem__, reverse=True):
+            later = 0
             for story_id in reversed(self._postings.get(term, {})):
                 story = self._stories.get(story_id)
                 if story is None or story.last_seen < oldest:
@@ -649,7 +717,13 @@ class StoryIndex:
                 if len(seen) >= self.rules.max_candidates:
                     break
                 if story.first_seen > newest:
-                    continue  # began after this item's time
+                    # Began after this item's time. An archive item walks past these,
+                    # newest first, to the stories of its days; as many as the window's
+                    # stories of a common word would make its cost grow with the store.
+                    later += 1
+                    if later > _LATER_STORIES_PASSED:
+                        break
+                    continue
                 seen[story_id] = None
         for term, story_id in expired:
             postings = self._postings[term]
@@ -669,6 +743,19 @@ class StoryIndex:
             )
             for i in seen
         ]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(when: datetime) -> int:
+    """A UTC time as microseconds since 1970: exact, and a plain number."""
+    return (when - _EPOCH) // _MICROSECOND
+
+
+def at_micros(count: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=count)
 
 
 def _words_of(headline: Counter[str]) -> frozenset[str]:

@@ -42,6 +42,7 @@ from aggregator.types import (
     PollSchedule,
     PruneReport,
     PublishedEntry,
+    SavedStoryIndex,
     SeriesCounts,
     SeriesMembership,
     SourceDefinition,
@@ -402,12 +403,32 @@ class Store:
         with self._transaction() as connection:
             return _stories.next_story_id(connection)
 
-    def save_story_assignments(self, assignments: Sequence[StoryAssignment]) -> None:
+    def save_story_assignments(self, assignments: Sequence[StoryAssignment]) -> int | None:
+        """Write these decisions; the count of assignment writes after this one (None:
+        nothing to write)."""
         if not assignments:
-            return
+            return None
         with self._transaction() as connection:
             _stories.save_assignments(connection, assignments)
+            written = _stories.count_assignment_write(connection)
             _publication.count_change(connection)
+            return written
+
+    def saved_story_index(self, *, with_snapshot: bool = True) -> SavedStoryIndex:
+        """How many assignment writes were made, and the indexes a process saved (only
+        when nothing was assigned since)."""
+        with self._transaction() as connection:
+            return _stories.saved_index(connection, with_snapshot=with_snapshot)
+
+    def save_story_index(
+        self, *, version: int, fingerprint: str, snapshot: bytes, now: datetime
+    ) -> bool:
+        """Keep the story assigner's indexes, made after the ``version``-th assignment
+        write, for the next process; False when a later write made them stale."""
+        with self._transaction() as connection:
+            return _stories.save_index(
+                connection, version=version, fingerprint=fingerprint, snapshot=snapshot, now=now
+            )
 
     def recent_stories(self, *, limit: int = 20, min_outlets: int = 2) -> list[StorySummary]:
         with self._transaction() as connection:

@@ -197,6 +197,22 @@ publication = Table(
     Column("version", BigInteger, nullable=False),
 )
 
+# The story assigner's indexes, saved when a process gives them up, so that the next one
+# starts from them rather than from the window's items. ``version`` counts the writes
+# of story assignments; the snapshot is good only while it still equals the
+# ``snapshot_version`` it was saved at (nothing assigned since) and the settings'
+# ``fingerprint`` matches.
+story_index = Table(
+    "story_index",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("snapshot_version", BigInteger),
+    Column("fingerprint", String(64)),
+    Column("snapshot", LargeBinary),
+    Column("saved_at", UTCDateTime),
+)
+
 __all__ = [
     "UTCDateTime",
     "item_series",
@@ -208,4 +224,5 @@ __all__ = [
     "sources",
     "state",
     "stories",
+    "story_index",
 ]

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, select, update
+from sqlalchemy import Connection, Select, bindparam, case, func, select, update
 
-from aggregator.store.dialect import chunks
+from aggregator.store.dialect import chunks, upsert
 from aggregator.store.entries import entries_of, story_series_why
-from aggregator.store.schema import item_sources, items, sources, stories
+from aggregator.store.schema import item_sources, items, sources, stories, story_index
 from aggregator.types import (
     SERIES_STORY_SHARE,
+    SavedStoryIndex,
     StoryAssignment,
     StoryMember,
     StorySummary,
@@ -89,6 +90,70 @@ def save_assignments(connection: Connection, assignments: Sequence[StoryAssignme
         connection.execute(
             update(stories).where(stories.c.id.in_(merged)).values(merged_into=assignment.story)
         )
+
+
+_INDEX_ROW = 1
+
+
+def count_assignment_write(connection: Connection) -> int:
+    """Count one more write of assignments (it makes any saved index stale); the count."""
+    statement = upsert(connection, story_index).values(id=_INDEX_ROW, version=1)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"], set_={"version": story_index.c.version + 1}
+        )
+    )
+    return int(
+        connection.execute(
+            select(story_index.c.version).where(story_index.c.id == _INDEX_ROW)
+        ).scalar_one()
+    )
+
+
+def saved_index(connection: Connection, *, with_snapshot: bool) -> SavedStoryIndex:
+    """The count of assignment writes, and the saved indexes when ``with_snapshot`` and
+    they are current (a stale snapshot is not worth reading)."""
+    current = story_index.c.snapshot_version == story_index.c.version
+    columns: list[Any] = [
+        story_index.c.version,
+        story_index.c.snapshot_version,
+        story_index.c.fingerprint,
+    ]
+    if with_snapshot:
+        columns.append(case((current, story_index.c.snapshot)).label("snapshot"))
+    row = connection.execute(select(*columns).where(story_index.c.id == _INDEX_ROW)).first()
+    if row is None:
+        return SavedStoryIndex(version=0, snapshot_version=None, fingerprint=None, snapshot=None)
+    snapshot = row.snapshot if with_snapshot else None
+    return SavedStoryIndex(
+        version=row.version,
+        snapshot_version=row.snapshot_version,
+        fingerprint=row.fingerprint,
+        snapshot=bytes(snapshot) if snapshot is not None else None,
+    )
+
+
+def save_index(
+    connection: Connection, *, version: int, fingerprint: str, snapshot: bytes, now: datetime
+) -> bool:
+    """Keep these indexes, made after the ``version``-th write of assignments, unless
+    another write came since (then they would miss it); whether they were kept."""
+    values = {
+        "snapshot_version": version,
+        "fingerprint": fingerprint,
+        "snapshot": snapshot,
+        "saved_at": now,
+    }
+    if version == 0:  # nothing was ever assigned: the row may not exist yet
+        statement = upsert(connection, story_index).values(id=_INDEX_ROW, version=0, **values)
+        connection.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+    kept = connection.execute(
+        update(story_index)
+        .where(story_index.c.id == _INDEX_ROW)
+        .where(story_index.c.version == version)
+        .values(**values)
+    )
+    return kept.rowcount == 1
 
 
 def story_view(

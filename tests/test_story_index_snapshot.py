@@ -1,0 +1,242 @@
+"""The story assigner's saved indexes: the next process takes them up instead of
+rebuilding them, decides exactly as the process that saved them would have, and
+falls back to the store whenever they may be stale or are not ours."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from aggregator.grouping import StoryAssigner
+from aggregator.grouping_eval import read_labelled
+from aggregator.process import index_snapshot
+from aggregator.process.duplicates import DuplicateIndex, DuplicateRules, fingerprint
+from aggregator.process.index_snapshot import SnapshotError
+from aggregator.process.stories import GroupingRules, StoryIndex, terms
+from aggregator.store import Store
+from aggregator.types import SourceDefinition
+from tests.builders import make_item, save_batch
+
+DATA = Path(__file__).parent / "data" / "stories" / "uci-dev-stories.csv"
+T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
+RULES = GroupingRules()
+JACKSON = [
+    ("bbc", "US civil rights leader Jesse Jackson dies aged 84"),
+    ("npr", "Jesse Jackson, civil rights leader and presidential hopeful, dies at 84"),
+    ("abc", "Civil rights leader Jesse Jackson dies, aged 84"),
+]
+PERU = ("npr", "Peru's Congress removes interim President Jeri over corruption probe")
+
+
+def test_an_index_taken_up_from_its_bytes_decides_as_the_one_that_never_stopped() -> None:
+    """2,622 labelled headlines in time order: one index assigns them all; another
+    is dumped and loaded again every 150 headlines. Every decision is the same."""
+    headlines = sorted(read_labelled(DATA), key=lambda h: h.published)
+    whole = StoryIndex(RULES)
+    chained = StoryIndex(RULES)
+    duplicates = DuplicateIndex()
+    expected, got = [], []
+    for n, headline in enumerate(headlines):
+        counts = terms(headline.title, outlet=headline.publisher)
+        expected.append(whole.assign(counts, headline.published))
+        got.append(chained.assign(counts, headline.published))
+        if n % 150 == 149:
+            snapshot = index_snapshot.dump(chained, duplicates)
+            chained, duplicates = index_snapshot.load(snapshot, RULES, DuplicateRules())
+    assert got == expected
+    assert [chained.story_of(s) for s in got] == [whole.story_of(s) for s in expected]
+    assert len(set(expected)) > 100  # many stories, and merges among them
+
+
+def test_the_duplicate_index_travels_with_it() -> None:
+    duplicates = DuplicateIndex()
+    text = "The central bank raised its main rate by half a point on Thursday. " * 8
+    duplicates.add(7, fingerprint("Rates", text), T0, story=3)
+    snapshot = index_snapshot.dump(StoryIndex(RULES), duplicates)
+    _, loaded = index_snapshot.load(snapshot, RULES, DuplicateRules())
+    original = loaded.original_of(fingerprint("Rates", text), T0 + timedelta(hours=1))
+    assert original is not None and (original.item, original.story) == (7, 3)
+
+
+class _Trap:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("this must never run",))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pickle.dumps(_Trap()),  # names a function: refused before anything runs
+        pickle.dumps((2, ({"not": "an index"},), ())),
+        pickle.dumps((1, StoryIndex(RULES).state(), DuplicateIndex().state())),
+        index_snapshot.dump(StoryIndex(RULES), DuplicateIndex())[:-40],  # cut short
+        b"",
+        b"not a pickle at all",
+    ],
+    ids=["foreign-global", "wrong-shape", "old-format", "truncated", "empty", "garbage"],
+)
+def test_bytes_that_are_not_our_indexes_are_refused(
+    data: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SnapshotError):
+        index_snapshot.load(data, RULES, DuplicateRules())
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_the_fingerprint_follows_the_settings_that_decide_groupings() -> None:
+    base = index_snapshot.fingerprint(RULES, ["bbc"])
+    assert base == index_snapshot.fingerprint(GroupingRules(), ["bbc"])
+    assert base != index_snapshot.fingerprint(GroupingRules(threshold=0.5), ["bbc"])
+    assert base != index_snapshot.fingerprint(RULES, ["bbc", "npr"])
+
+
+# --- in the store, on every backend ---------------------------------------------------
+
+
+def _define(store: Store, *names: str) -> None:
+    definitions = [
+        SourceDefinition(name=n, title=n.upper(), url=f"https://{n}.example/f") for n in names
+    ]
+    store.sync_sources(definitions, T0)
+
+
+def _save(store: Store, source: str, key: str, title: str, when: datetime) -> None:
+    link = f"https://{source}.example/{key}"
+    save_batch(store, source, [make_item(key, title=title, link=link, published=when)], now=when)
+
+
+def _stories(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT title, story_id FROM items"))
+            return {row.title: row.story_id for row in rows}
+    finally:
+        engine.dispose()
+
+
+def _start_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("story index:")]
+
+
+def _first_two_reports(store: Store) -> None:
+    _define(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON[:2]):
+        _save(store, source, f"j{n}", title, T0 + timedelta(minutes=n))
+    _save(store, PERU[0], "peru", PERU[1], T0 + timedelta(minutes=5))
+
+
+def test_the_next_process_takes_up_the_saved_index(
+    store: Store, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator.grouping")
+    _first_two_reports(store)
+    first = StoryAssigner(store, RULES)
+    assert first.assign_pending(T0 + timedelta(hours=1)) == 3
+    first.close()
+    saved = store.saved_story_index()
+    assert saved.current and saved.version == 1
+    caplog.clear()
+    source, title = JACKSON[2]
+    _save(store, source, "j2", title, T0 + timedelta(hours=2))
+    second = StoryAssigner(store, RULES)
+    assert second.assign_pending(T0 + timedelta(hours=2)) == 1
+    assert _start_log(caplog) == ["story index: taken up as the last process left it (2 stories)"]
+    ids = _stories(database_url)
+    assert ids[title] == ids[JACKSON[0][1]] != ids[PERU[1]]
+    second.close()  # it assigned: its own index is saved in place of the first's
+    assert store.saved_story_index().version == 2 == store.saved_story_index().snapshot_version
+
+
+def test_an_index_saved_before_later_assignments_is_not_taken_up(
+    store: Store, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator.grouping")
+    _first_two_reports(store)
+    first = StoryAssigner(store, RULES)
+    first.assign_pending(T0 + timedelta(hours=1))
+    first.close()
+    # A process that is killed after assigning: it saves nothing.
+    source, title = JACKSON[2]
+    _save(store, source, "j2", title, T0 + timedelta(hours=2))
+    StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=2))
+    assert not store.saved_story_index().current
+    caplog.clear()
+    late = "Jesse Jackson, civil rights leader, dies aged 84, family says"
+    _save(store, "bbc", "j3", late, T0 + timedelta(hours=3))
+    third = StoryAssigner(store, RULES)
+    third.assign_pending(T0 + timedelta(hours=3))
+    assert _start_log(caplog) == ["story index: 4 recent items put back"]
+    ids = _stories(database_url)
+    assert ids[late] == ids[title] == ids[JACKSON[0][1]]
+
+
+def test_an_index_made_under_other_rules_is_not_taken_up(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator.grouping")
+    _first_two_reports(store)
+    first = StoryAssigner(store, RULES)
+    first.assign_pending(T0 + timedelta(hours=1))
+    first.close()
+    caplog.clear()
+    _save(store, JACKSON[2][0], "j2", JACKSON[2][1], T0 + timedelta(hours=2))
+    other = StoryAssigner(store, RULES, standalone=frozenset({"abc"}))
+    other.assign_pending(T0 + timedelta(hours=2))
+    assert _start_log(caplog) == ["story index: 3 recent items put back"]
+
+
+def test_unreadable_saved_bytes_are_rebuilt_from_the_store(
+    store: Store, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator.grouping")
+    _first_two_reports(store)
+    first = StoryAssigner(store, RULES)
+    first.assign_pending(T0 + timedelta(hours=1))
+    first.close()
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE story_index SET snapshot = :bad"), {"bad": pickle.dumps(_Trap())}
+            )
+    finally:
+        engine.dispose()
+    caplog.clear()
+    source, title = JACKSON[2]
+    _save(store, source, "j2", title, T0 + timedelta(hours=2))
+    StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=2))
+    started = _start_log(caplog)
+    assert started[0].startswith("story index: index snapshot names builtins.print;")
+    assert started[1:] == ["story index: 3 recent items put back"]
+    ids = _stories(database_url)
+    assert ids[title] == ids[JACKSON[0][1]]
+
+
+def test_a_process_that_took_up_the_index_and_assigned_nothing_saves_nothing(
+    store: Store,
+) -> None:
+    _first_two_reports(store)
+    first = StoryAssigner(store, RULES)
+    first.assign_pending(T0 + timedelta(hours=1))
+    first.close()
+    engine = create_engine(str(store.engine.url.render_as_string(hide_password=False)))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE story_index SET saved_at = NULL"))
+    finally:
+        engine.dispose()
+    idle = StoryAssigner(store, RULES)
+    assert idle.assign_pending(T0 + timedelta(hours=1)) == 0
+    idle.close()
+    engine = create_engine(str(store.engine.url.render_as_string(hide_password=False)))
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT saved_at FROM story_index")).scalar() is None
+    finally:
+        engine.dispose()
