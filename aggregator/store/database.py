@@ -75,10 +75,14 @@ def create_store_engine(url: str) -> Engine:
 
 def _postgresql_settings(dbapi_connection: Any, _record: Any) -> None:
     """JIT off: our queries are short and many; compiling them cost a series page half a
-    second at a million items (bench/scale.py), and saves nothing at this size."""
+    second at a million items (bench/scale.py), and saves nothing at this size. No
+    parallel workers either: starting them took 40 ms of a feed page's walk down the
+    date index (a LIMIT read stops after a few hundred rows), on a small server whose
+    other cores are busy polling anyway."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("SET jit = off")
+        cursor.execute("SET max_parallel_workers_per_gather = 0")
     finally:
         cursor.close()
     dbapi_connection.commit()

@@ -1,11 +1,12 @@
-"""The one place that knows SQL dialects differ: native ``INSERT ... ON CONFLICT``."""
+"""The one place that knows SQL dialects differ: native ``INSERT ... ON CONFLICT``,
+and lists of values as one array parameter on PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Column, Connection, Table, any_, literal, text
 
 T = TypeVar("T")
 
@@ -42,6 +43,18 @@ def write_first(connection: Connection) -> None:
     changes no row takes SQLite's write lock, as BEGIN IMMEDIATE would."""
     if connection.dialect.name == "sqlite":
         connection.execute(text("UPDATE publication SET version = version WHERE 0"))
+
+
+def any_of(connection: Connection, column: Column[Any], values: Sequence[Any]) -> Any:
+    """``column IN (values)``. On PostgreSQL, ``column = ANY(array)`` with the list as
+    one parameter: the statement's text is the same for every list, so the driver
+    prepares it once, and neither SQLAlchemy nor the server parses hundreds of
+    placeholders on every page of a feed."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(literal(list(values), ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, or_, select, tuple_, union
 
-from aggregator.store.dialect import chunks
+from aggregator.store.dialect import any_of, chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
 from aggregator.types import (
     SERIES_STORY_SHARE,
@@ -64,21 +64,35 @@ class _Grouping:
     would read every item)."""
 
     key: Any
-    members: Callable[[Sequence[int]], Any]
+    members: Callable[[Connection, Sequence[int]], Any]
 
 
 # An article and the near-duplicates that repeat its text (wire copy).
 _BY_ARTICLE = _Grouping(
     key=func.coalesce(items.c.duplicate_of, items.c.id),
-    members=lambda keys: or_(items.c.id.in_(keys), items.c.duplicate_of.in_(keys)),
+    members=lambda connection, keys: or_(
+        any_of(connection, items.c.id, keys), any_of(connection, items.c.duplicate_of, keys)
+    ),
 )
 # A story's reports; an item without a story alone (story ids are positive).
 _BY_STORY = _Grouping(
     key=func.coalesce(items.c.story_id, -items.c.id),
-    members=lambda keys: or_(
-        items.c.story_id.in_([k for k in keys if k > 0]),
-        and_(items.c.story_id.is_(None), items.c.id.in_([-k for k in keys if k < 0])),
+    members=lambda connection, keys: or_(
+        any_of(connection, items.c.story_id, [k for k in keys if k > 0]),
+        and_(
+            items.c.story_id.is_(None),
+            any_of(connection, items.c.id, [-k for k in keys if k < 0]),
+        ),
     ),
+)
+# What an entry shows of a report that is not its lead.
+_REPORT_COLUMNS = (
+    items.c.id,
+    items.c.title,
+    items.c.link,
+    items.c.sort_at,
+    items.c.changed_at,
+    items.c.story_id,
 )
 
 
@@ -99,14 +113,32 @@ def _grouped_entries(
     )
     members: dict[int, list[Any]] = defaultdict(list)
     for part in chunks(order):
-        query = select(items, grouping.key.label("entry_group")).where(grouping.members(part))
+        query = select(*_REPORT_COLUMNS, grouping.key.label("entry_group"))
+        query = query.where(grouping.members(connection, part))
         query = _filtered(query, source_filters, series_slugs, story_share)
         for row in connection.execute(query):
             members[row.entry_group].append(row)
+    for group_rows in members.values():
+        group_rows.sort(key=lambda row: (row.sort_at, row.id))  # the lead first
+    # Only the leads are read whole: the other reports show a title and a link, and
+    # their text (and JSON columns) would be most of what a page reads.
+    leads = _items_by_id(connection, [rows[0].id for rows in members.values()])
     rows = [row for group_rows in members.values() for row in group_rows]
     credits = _credits(connection, [row.id for row in rows])
     series = _series(connection, rows, story_share)
-    return tuple(_story_entry(members[key], credits, series) for key in order if members[key])
+    return tuple(
+        _story_entry(members[key], leads[members[key][0].id], credits, series)
+        for key in order
+        if members[key]
+    )
+
+
+def _items_by_id(connection: Connection, ids: Sequence[int]) -> dict[int, Any]:
+    found = {}
+    for part in chunks(ids):
+        for row in connection.execute(select(items).where(any_of(connection, items.c.id, part))):
+            found[row.id] = row
+    return found
 
 
 def _newest_groups(
@@ -241,11 +273,12 @@ def in_series(slugs: Sequence[str], story_share: float = SERIES_STORY_SHARE) -> 
 
 def _story_entry(
     rows: list[Any],
+    lead: Any,
     credits: dict[int, tuple[Credit, ...]],
     series: dict[int, tuple[StorySeries, ...]],
 ) -> PublishedEntry:
-    rows = sorted(rows, key=lambda row: (row.sort_at, row.id))
-    lead = rows[0]
+    """The entry of a group's reports (``rows``, oldest first), led by the earliest:
+    ``lead``, the whole row of ``rows[0]``."""
     entry = _entry(lead, credits.get(lead.id, ()), series.get(lead.id, ()))
     if len(rows) == 1:
         return entry
@@ -304,7 +337,7 @@ def _credits(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[Cred
                 sources.c.title,
             )
             .join(sources, sources.c.id == item_sources.c.source_id)
-            .where(item_sources.c.item_id.in_(part))
+            .where(any_of(connection, item_sources.c.item_id, part))
             .order_by(item_sources.c.first_seen, sources.c.name)
         )
         for row in rows:
@@ -376,13 +409,13 @@ def story_series_why(
                 item_series.c.tagged,
             )
             .join(item_series, item_series.c.item_id == items.c.id)
-            .where(items.c.story_id.in_(part))
+            .where(any_of(connection, items.c.story_id, part))
         )
         for row in matched:
             matches[(row.story_id, row.series_slug)].append(row)
         sized = connection.execute(
             select(items.c.story_id, func.count().label("n"))
-            .where(items.c.story_id.in_(part))
+            .where(any_of(connection, items.c.story_id, part))
             .group_by(items.c.story_id)
         )
         sizes.update({row.story_id: row.n for row in sized})
@@ -430,7 +463,7 @@ def memberships_of(
                 item_series.c.reason,
                 item_series.c.tagged,
             )
-            .where(item_series.c.item_id.in_(part))
+            .where(any_of(connection, item_series.c.item_id, part))
             .order_by(item_series.c.series_slug)
         )
         for row in rows:
