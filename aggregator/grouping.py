@@ -112,11 +112,13 @@ class StoryAssigner:
             return
         if self.role is not None and self.role.claim() is not Tenure.KEPT:
             return  # another process may have assigned since this index was current
+        with collector_paused():
+            snapshot = index_snapshot.dump(self._index, self._duplicates)
         try:
             kept = self.store.save_story_index(
                 version=self._version,
                 fingerprint=self._fingerprint(),
-                snapshot=index_snapshot.dump(self._index, self._duplicates),
+                snapshot=snapshot,
                 now=datetime.now(UTC),
             )
         except StoreError as exc:
