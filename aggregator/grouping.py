@@ -82,6 +82,22 @@ class StoryAssigner:
             self._duplicates.prune(now)
             return assigned
 
+    def prepare(self, now: datetime) -> None:
+        """Take the role and have the index ready for the next ``assign_pending``: what a
+        poll calls in another thread while it fetches, so that loading the saved index
+        (a second at a million items) overlaps the network's waits."""
+        with self._lock:
+            if self._index is not None:
+                return
+            tenure = self.role.claim() if self.role is not None else Tenure.KEPT
+            if tenure is not Tenure.ELSEWHERE:
+                self._warm_start(now)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the index is in memory (``prepare`` would do nothing)."""
+        return self._index is not None
+
     def reconfigure(
         self, rules: GroupingRules, *, standalone: frozenset[str], duplicates: DuplicateRules
     ) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -275,6 +276,8 @@ class Pipeline:
     # The catalog the static copy and the hub render from, when configured.
     publishing: StoreCatalog | None = None
     metrics: Metrics | None = None  # counts polls and their timings when set
+    # Readies the story index while a batch of polls fetches (StoryAssigner.prepare).
+    preparing: threading.Thread | None = None
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -309,6 +312,9 @@ class Pipeline:
         when assigning fails, the polls stand, and the items are assigned next time."""
         if self.stories is None:
             return
+        if self.preparing is not None:
+            self.preparing.join()
+            self.preparing = None
         try:
             assigned = self.stories.assign_pending(self.clock.now())
             if assigned:
@@ -541,6 +547,7 @@ class Pipeline:
             return outcome
 
         self.not_modified_batch = []
+        self._prepare_stories()
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 outcomes = tuple(pool.map(poll, sources))
@@ -551,6 +558,28 @@ class Pipeline:
             self.assign_stories()
         self.publish_changes()  # compares every feed with what the hub was last told
         return outcomes
+
+    def _prepare_stories(self) -> None:
+        """Load or rebuild the story index in another thread while the polls fetch, when
+        it is not in memory yet (the first batch of a process)."""
+        if self.preparing is not None and not self.preparing.is_alive():
+            self.preparing = None  # done, in a batch that stored nothing new
+        stories = self.stories
+        if stories is None or stories.ready or self.preparing is not None:
+            return
+
+        def prepare() -> None:
+            try:
+                stories.prepare(self.clock.now())
+            except StoreError as exc:  # assign_stories tries again, and says so
+                log.debug("stories: index not prepared: %s", exc)
+                stories.forget()
+            except Exception:
+                log.exception("stories: preparing the index failed (a bug, please report it)")
+                stories.forget()
+
+        self.preparing = threading.Thread(target=prepare, name="stories-prepare", daemon=True)
+        self.preparing.start()
 
     def publish_changes(self) -> None:
         """Bring the static copy (``server.static_dir``) up to date and tell the WebSub

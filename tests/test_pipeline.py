@@ -194,6 +194,40 @@ def test_a_bug_in_story_assignment_does_not_fail_the_polls(tmp_path: Path) -> No
     pipeline.store.close()
 
 
+def test_the_story_index_is_readied_while_the_polls_fetch(tmp_path: Path) -> None:
+    """The first batch of a process loads (or rebuilds) the story index in another
+    thread while its polls wait on the network: the fetch below answers only once the
+    index is ready, and the items are then placed by it."""
+    from aggregator.grouping import StoryAssigner
+    from aggregator.process.stories import GroupingRules
+
+    class WaitsForTheIndex(FakeFetcher):
+        def __init__(self, stories: list[StoryAssigner]) -> None:
+            super().__init__()
+            self.stories = stories
+            self.ready_while_fetching = False
+
+        def fetch(self, source: SourceForPoll) -> FetchResult:
+            deadline = time.monotonic() + 10
+            while not self.stories[0].ready and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling a condition, bounded: no timing assumed
+            self.ready_while_fetching = self.stories[0].ready
+            return super().fetch(source)
+
+    assigners: list[StoryAssigner] = []
+    fetcher = WaitsForTheIndex(assigners).answers("npr", _rss_answer())
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    assigners.append(StoryAssigner(pipeline.store, GroupingRules()))
+    pipeline.stories = assigners[0]
+    (outcome,) = pipeline.poll_many(pipeline.store.sources_for_poll(["npr"]))
+    assert fetcher.ready_while_fetching
+    assert (outcome.status, outcome.items_new) == ("ok", 10)
+    assert pipeline.store.unassigned_ids() == []
+    assert pipeline.preparing is None  # joined before assigning
+    pipeline.stories.close()
+    pipeline.store.close()
+
+
 def _dated_feed(outlet: str, items: list[tuple[str, str]]) -> bytes:
     entries = "".join(
         f"<item><title>{title}</title><link>https://{outlet}.example/{n}</link>"
