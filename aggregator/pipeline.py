@@ -154,13 +154,7 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
 
     fetcher = make_fetcher(settings)
     pool = parse_pool(settings)
-    stories = StoryAssigner(
-        store,
-        grouping_rules(settings),
-        standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
-        duplicates=duplicate_rules(settings),
-        role=Role(store.engine, "stories"),
-    )
+    stories = story_assigner(store, settings, Role(store.engine, "stories"))
     try:
         pipeline = Pipeline(
             settings=settings,
@@ -214,6 +208,22 @@ def parse_pool(settings: Settings) -> TimedProcessPool:
         settings.polling.parse_timeout.total_seconds(),
         preload=("aggregator.process.document",),
     )
+
+
+def story_assigner(store: Store, settings: Settings, role: Role | None = None) -> StoryAssigner:
+    """The story assigner the settings describe (``role``: shared with other processes)."""
+    return StoryAssigner(
+        store,
+        grouping_rules(settings),
+        standalone=standalone_sources(settings),
+        duplicates=duplicate_rules(settings),
+        role=role,
+    )
+
+
+def standalone_sources(settings: Settings) -> frozenset[str]:
+    """The sources whose items stay out of stories (``dedupe: false``)."""
+    return frozenset(s.name for s in settings.sources if not s.dedupe)
 
 
 def grouping_rules(settings: Settings) -> GroupingRules:
@@ -511,7 +521,7 @@ class Pipeline:
         if self.stories is not None:
             self.stories.reconfigure(
                 grouping_rules(settings),
-                standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
+                standalone=standalone_sources(settings),
                 duplicates=duplicate_rules(settings),
             )
         self.sync_sources()

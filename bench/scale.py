@@ -1100,17 +1100,10 @@ class IndexStart:
 
 
 def start_index(backend: Backend, store: Any, config: Path) -> IndexStart:
-    from aggregator.grouping import StoryAssigner
-    from aggregator.pipeline import duplicate_rules, grouping_rules
+    from aggregator.pipeline import story_assigner
     from aggregator.settings import load_settings
 
-    settings = load_settings(config)
-    assigner = StoryAssigner(
-        store,
-        grouping_rules(settings),
-        standalone=frozenset(s.name for s in settings.sources if not s.dedupe),
-        duplicates=duplicate_rules(settings),
-    )
+    assigner = story_assigner(store, load_settings(config))
     handler = _Captured()
     grouping_log = logging.getLogger("aggregator.grouping")
     grouping_log.addHandler(handler)

@@ -7,12 +7,27 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aggregator.types import Category, Item, ParsedItem, PollSchedule, SeriesMembership
+from sqlalchemy import create_engine, text
+
+from aggregator.types import (
+    Category,
+    Item,
+    ParsedItem,
+    PollSchedule,
+    SeriesMembership,
+    SourceDefinition,
+)
 
 if TYPE_CHECKING:
     from aggregator.store import Store
 
 T0 = datetime(2026, 2, 18, 2, 0, tzinfo=UTC)
+# Three outlets' headlines of one event (2026-02-17), as (source, title).
+JACKSON = [
+    ("bbc", "US civil rights leader Jesse Jackson dies aged 84"),
+    ("npr", "Jesse Jackson, civil rights leader and presidential hopeful, dies at 84"),
+    ("abc", "Civil rights leader Jesse Jackson dies, aged 84"),
+]
 
 
 def make_item(key: str, **overrides: Any) -> Item:
@@ -70,6 +85,33 @@ def save_batch(
         now=now,
         schedule=lambda new: PollSchedule(next_poll_at=now + timedelta(minutes=15)),
     ).new
+
+
+def define_outlets(store: Store, *names: str, now: datetime = T0) -> None:
+    """Configured sources named ``names``, titled in capitals (bbc: BBC)."""
+    definitions = [
+        SourceDefinition(name=n, title=n.upper(), url=f"https://{n}.example/f") for n in names
+    ]
+    store.sync_sources(definitions, now)
+
+
+def save_titled(
+    store: Store, source: str, key: str, title: str, when: datetime, link: str | None = None
+) -> None:
+    """One item of ``source`` with this title, dated and polled at ``when``."""
+    link = link or f"https://{source}.example/{key}"
+    save_batch(store, source, [make_item(key, title=title, link=link, published=when)], now=when)
+
+
+def story_ids_by_title(url: str) -> dict[str, int | None]:
+    """Each stored item's title with its story (None: not assigned yet)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT title, story_id FROM items"))
+            return {row.title: row.story_id for row in rows}
+    finally:
+        engine.dispose()
 
 
 def make_parsed(*, guid: str | None, link: str | None, title: str) -> ParsedItem:

@@ -16,8 +16,15 @@ from aggregator.publish.catalog import StoreCatalog
 from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.store.roles import Role, Tenure
-from aggregator.types import SourceDefinition, StorySeries
-from tests.builders import make_item, save_batch
+from aggregator.types import StorySeries
+from tests.builders import (
+    JACKSON,
+    define_outlets,
+    make_item,
+    save_batch,
+    save_titled,
+    story_ids_by_title,
+)
 from tests.conftest import _fresh_postgres_schema
 
 # Starlette >= 1.x warns about httpx on import of its TestClient (see test_publish_app).
@@ -27,49 +34,20 @@ with warnings.catch_warnings():
 
 T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
 RULES = GroupingRules()
-JACKSON = [
-    ("bbc", "US civil rights leader Jesse Jackson dies aged 84"),
-    ("npr", "Jesse Jackson, civil rights leader and presidential hopeful, dies at 84"),
-    ("abc", "Civil rights leader Jesse Jackson dies, aged 84"),
-]
 OTHERS = [
     ("bbc", "Peru's Congress removes interim President Jeri over corruption probe"),
     ("npr", "Lufthansa pilots and cabin crew to strike on Thursday"),
 ]
 
 
-def _define(store: Store, *names: str) -> None:
-    definitions = [
-        SourceDefinition(name=n, title=n.upper(), url=f"https://{n}.example/f") for n in names
-    ]
-    store.sync_sources(definitions, T0)
-
-
-def _save(
-    store: Store, source: str, key: str, title: str, when: datetime, link: str | None = None
-) -> None:
-    link = link or f"https://{source}.example/{key}"
-    save_batch(store, source, [make_item(key, title=title, link=link, published=when)], now=when)
-
-
-def _story_ids(url: str) -> dict[str, int | None]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(text("SELECT title, story_id FROM items"))
-            return {row.title: row.story_id for row in rows}
-    finally:
-        engine.dispose()
-
-
 def test_reports_of_one_event_share_a_story_and_others_do_not(
     store: Store, database_url: str
 ) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate(JACKSON + OTHERS):
-        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
     assert StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=1)) == 5
-    ids = _story_ids(database_url)
+    ids = story_ids_by_title(database_url)
     jackson = {ids[title] for _, title in JACKSON}
     assert len(jackson) == 1 and None not in jackson
     assert len({ids[title] for _, title in OTHERS} | jackson) == 3
@@ -82,40 +60,40 @@ def test_reports_of_one_event_share_a_story_and_others_do_not(
 def test_a_restarted_process_puts_new_reports_in_the_existing_story(
     store: Store, database_url: str
 ) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate(JACKSON[:2]):
-        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
     StoryAssigner(store, RULES).assign_pending(T0)
-    first = _story_ids(database_url)[JACKSON[0][1]]
+    first = story_ids_by_title(database_url)[JACKSON[0][1]]
     source, title = JACKSON[2]
-    _save(store, source, "late", title, T0 + timedelta(hours=2))
+    save_titled(store, source, "late", title, T0 + timedelta(hours=2))
     assert StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=2)) == 1
-    assert _story_ids(database_url)[title] == first
+    assert story_ids_by_title(database_url)[title] == first
 
 
 def test_items_a_killed_run_left_unassigned_are_assigned_by_the_next(
     store: Store, database_url: str
 ) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate(JACKSON):
-        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
-    assert set(_story_ids(database_url).values()) == {None}  # stored, never assigned
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    assert set(story_ids_by_title(database_url).values()) == {None}  # stored, never assigned
     StoryAssigner(store, RULES).assign_pending(T0)
-    assert None not in set(_story_ids(database_url).values())
+    assert None not in set(story_ids_by_title(database_url).values())
 
 
 def test_a_merged_story_leads_to_the_story_it_joined(store: Store, database_url: str) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     rules = GroupingRules(threshold=0.3, merge_threshold=0.2)
-    _save(store, "bbc", "a", "Talks on the Iran nuclear deal resume in Geneva", T0)
-    _save(
+    save_titled(store, "bbc", "a", "Talks on the Iran nuclear deal resume in Geneva", T0)
+    save_titled(
         store, "npr", "b", "Envoys meet in Geneva over Iran nuclear deal", T0 + timedelta(minutes=1)
     )
     assigner = StoryAssigner(store, GroupingRules(threshold=0.99))  # keep them apart first
     assigner.assign_pending(T0)
-    before = _story_ids(database_url)
+    before = story_ids_by_title(database_url)
     assert len(set(before.values())) == 2
-    _save(
+    save_titled(
         store,
         "abc",
         "c",
@@ -123,7 +101,7 @@ def test_a_merged_story_leads_to_the_story_it_joined(store: Store, database_url:
         T0 + timedelta(minutes=2),
     )
     StoryAssigner(store, rules).assign_pending(T0 + timedelta(minutes=3))
-    after = _story_ids(database_url)
+    after = story_ids_by_title(database_url)
     assert len(set(after.values())) == 1
     survivor = next(iter(set(after.values())))
     for old in set(before.values()):
@@ -143,9 +121,9 @@ def _client(store: Store) -> TestClient:
 
 
 def test_stories_are_served_as_json(store: Store) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate(JACKSON):
-        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
     StoryAssigner(store, RULES).assign_pending(T0)
     (story_id,) = {e.id for e in [store.story(1)] if e is not None}
     client = _client(store)
@@ -166,15 +144,15 @@ def test_stories_are_served_as_json(store: Store) -> None:
 
 
 def test_items_dated_in_year_one_are_assigned(store: Store, database_url: str) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     ancient = datetime(1, 1, 1, tzinfo=UTC)
-    _save(store, "bbc", "old", "A feed that dates its items in year one", ancient)
-    _save(store, "npr", "new", JACKSON[1][1], T0)
+    save_titled(store, "bbc", "old", "A feed that dates its items in year one", ancient)
+    save_titled(store, "npr", "new", JACKSON[1][1], T0)
     assigner = StoryAssigner(store, RULES)
     assert assigner.assign_pending(T0) == 2
     assigner.forget()
     assert StoryAssigner(store, RULES).assign_pending(ancient) == 0  # the warm start too
-    assert None not in set(_story_ids(database_url).values())
+    assert None not in set(story_ids_by_title(database_url).values())
 
 
 def test_an_item_that_cannot_be_placed_stands_alone_and_holds_up_nothing(
@@ -182,9 +160,9 @@ def test_an_item_that_cannot_be_placed_stands_alone_and_holds_up_nothing(
 ) -> None:
     from aggregator.process.stories import StoryIndex
 
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate([("bbc", "Poison pill headline"), *JACKSON]):
-        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
     place = StoryIndex.place
 
     def failing(self, counts, when):  # type: ignore[no-untyped-def]
@@ -194,17 +172,17 @@ def test_an_item_that_cannot_be_placed_stands_alone_and_holds_up_nothing(
 
     monkeypatch.setattr(StoryIndex, "place", failing)
     assert StoryAssigner(store, RULES).assign_pending(T0) == 4
-    ids = _story_ids(database_url)
+    ids = story_ids_by_title(database_url)
     assert ids["Poison pill headline"] is not None
     assert len({ids[title] for _, title in JACKSON}) == 1
     assert ids["Poison pill headline"] not in {ids[title] for _, title in JACKSON}
 
 
 def test_a_feed_by_story_has_one_entry_per_story_listing_every_report(store: Store) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     dated = [*JACKSON[:2], OTHERS[0], JACKSON[2], OTHERS[1]]
     for n, (source, title) in enumerate(dated):
-        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
     StoryAssigner(store, RULES).assign_pending(T0)
     entries = store.feed_entries(series_slugs=None, limit=10, merge="story")
     # Newest story first, by its latest report: Lufthansa (4), Jackson (3), Peru (2).
@@ -224,11 +202,11 @@ def test_a_feed_by_story_has_one_entry_per_story_listing_every_report(store: Sto
 def test_an_outlet_that_opted_out_keeps_its_reports_standalone(
     store: Store, database_url: str
 ) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate(JACKSON):
-        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
     StoryAssigner(store, RULES, standalone=frozenset({"npr"})).assign_pending(T0)
-    ids = _story_ids(database_url)
+    ids = story_ids_by_title(database_url)
     npr_title = JACKSON[1][1]
     others = {ids[title] for source, title in JACKSON if source != "npr"}
     assert len(others) == 1
@@ -236,9 +214,9 @@ def test_an_outlet_that_opted_out_keeps_its_reports_standalone(
 
 
 def test_the_home_page_lists_recent_stories_of_several_outlets(store: Store) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate(JACKSON + OTHERS):
-        _save(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
     StoryAssigner(store, RULES).assign_pending(T0)
     (summary,) = store.recent_stories()  # the single-outlet stories are left out
     assert (summary.title, summary.outlets, summary.reports) == (JACKSON[0][1], 3, 3)
@@ -252,10 +230,10 @@ def test_the_home_page_lists_recent_stories_of_several_outlets(store: Store) -> 
 
 
 def test_a_feed_without_merging_has_one_entry_per_outlets_copy(store: Store) -> None:
-    _define(store, "bbc", "npr", "abc")
-    _save(store, "bbc", "a", JACKSON[0][1], T0)
+    define_outlets(store, "bbc", "npr", "abc")
+    save_titled(store, "bbc", "a", JACKSON[0][1], T0)
     # npr carries the same article (same link): one item, two credits.
-    _save(store, "npr", "b", JACKSON[0][1], T0, link="https://bbc.example/a")
+    save_titled(store, "npr", "b", JACKSON[0][1], T0, link="https://bbc.example/a")
     assert len(store.feed_entries(series_slugs=None, limit=10)) == 1
     copies = store.feed_entries(series_slugs=None, limit=10, merge="none")
     assert sorted(e.outlet or "" for e in copies) == ["bbc", "npr"]
@@ -279,7 +257,7 @@ def test_wire_copy_under_two_links_is_one_article_crediting_both_outlets(
 ) -> None:
     """Two outlets carry one agency's text under their own links: two items, the later a
     duplicate of the earlier; a feed merged by duplicates shows one entry with both."""
-    _define(store, "japantoday", "npr", "abc")
+    define_outlets(store, "japantoday", "npr", "abc")
     body = f"<p>{WIRE}</p>"
     copies = [
         ("japantoday", "Australia won't repatriate 34 women and children from Syria", body),
@@ -334,21 +312,21 @@ def _bangladesh(
 ) -> tuple[int | None, ...]:
     """Story ids of the two sworn-in reports and of Foreign Policy's headline that names
     only Bangladesh, whose summary says what the event was."""
-    _define(store, "wire", "dawn", "abc", "fp")
+    define_outlets(store, "wire", "dawn", "abc", "fp")
     background = [
         make_item(f"b{n}", title=f"Unrelated report {n} on markets{n} and weather{n}")
         for n in range(30)
     ]
     save_batch(store, "wire", background, now=T0)
     sworn = "Tarique Rahman sworn in as Bangladesh's PM after election victory"
-    _save(store, "dawn", "d1", sworn, T0 + timedelta(minutes=1))
+    save_titled(store, "dawn", "d1", sworn, T0 + timedelta(minutes=1))
     new_pm = "Bangladesh's new prime minister sworn in after election win"
-    _save(store, "abc", "a1", new_pm, T0 + timedelta(minutes=2))
+    save_titled(store, "abc", "a1", new_pm, T0 + timedelta(minutes=2))
     later = T0 + timedelta(minutes=3)
     chapter = make_item("f1", title="A New Chapter for Bangladesh", published=later, **summary)
     save_batch(store, "fp", [chapter], now=later)
     StoryAssigner(store, rules).assign_pending(T0 + timedelta(hours=1))
-    ids = _story_ids(url)
+    ids = story_ids_by_title(url)
     return ids[sworn], ids[new_pm], ids["A New Chapter for Bangladesh"]
 
 
@@ -369,7 +347,7 @@ def test_leads_are_off_at_weight_zero(store: Store, database_url: str) -> None:
 
 
 def test_a_story_one_outlet_tagged_brings_every_report_into_the_series(store: Store) -> None:
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate(JACKSON + OTHERS):
         when = T0 + timedelta(minutes=n)
         item = make_item(
@@ -429,10 +407,10 @@ def test_a_feed_may_be_kept_as_long_as_its_fastest_source_is_not_polled(store: S
 def test_a_reader_walks_every_page_of_a_feed_by_its_next_links(store: Store) -> None:
     import feedparser
 
-    _define(store, "bbc", "npr", "abc")
+    define_outlets(store, "bbc", "npr", "abc")
     titles = [f"Unrelated event number {n} in town {n}" for n in range(5)]
     for n, title in enumerate(titles):
-        _save(store, "bbc", f"p{n}", title, T0 + timedelta(minutes=n))
+        save_titled(store, "bbc", f"p{n}", title, T0 + timedelta(minutes=n))
     settings = Settings.model_validate(
         {"feeds": [{"slug": "all", "title": "All", "limit": 2, "merge": "none"}]}
     )
@@ -482,17 +460,19 @@ def test_processes_sharing_a_store_assign_every_item_once_whoever_stored_it(
     one = StoryAssigner(first, RULES, role=Role(first.engine, "stories"))
     other = StoryAssigner(second, RULES, role=Role(second.engine, "stories"))
     try:
-        _define(first, "bbc", "npr", "abc")
-        _save(first, "bbc", "i0", JACKSON[0][1], T0)
+        define_outlets(first, "bbc", "npr", "abc")
+        save_titled(first, "bbc", "i0", JACKSON[0][1], T0)
         assert one.assign_pending(T0) == 1
-        _save(second, "npr", "i1", JACKSON[1][1], T0 + timedelta(minutes=1))  # stored by other
+        save_titled(
+            second, "npr", "i1", JACKSON[1][1], T0 + timedelta(minutes=1)
+        )  # stored by other
         assert other.assign_pending(T0 + timedelta(minutes=1)) == 0  # left to the holder
-        assert _story_ids(database_url)[JACKSON[1][1]] is None
+        assert story_ids_by_title(database_url)[JACKSON[1][1]] is None
         assert one.assign_pending(T0 + timedelta(minutes=1)) == 1
         one.close()
-        _save(second, "abc", "i2", JACKSON[2][1], T0 + timedelta(minutes=2))
+        save_titled(second, "abc", "i2", JACKSON[2][1], T0 + timedelta(minutes=2))
         assert other.assign_pending(T0 + timedelta(minutes=2)) == 1
-        _save(first, "bbc", "i3", OTHERS[0][1], T0 + timedelta(minutes=3))
+        save_titled(first, "bbc", "i3", OTHERS[0][1], T0 + timedelta(minutes=3))
         assert one.assign_pending(T0 + timedelta(minutes=3)) == 0  # the role moved on
         assert other.assign_pending(T0 + timedelta(minutes=3)) == 1
     finally:
@@ -500,7 +480,7 @@ def test_processes_sharing_a_store_assign_every_item_once_whoever_stored_it(
         other.close()
         first.close()
         second.close()
-    ids = _story_ids(database_url)
+    ids = story_ids_by_title(database_url)
     assert len({ids[title] for _, title in JACKSON}) == 1
     assert ids[OTHERS[0][1]] not in {ids[title] for _, title in JACKSON}
     assert None not in ids.values()

@@ -19,17 +19,11 @@ from aggregator.process.duplicates import DuplicateIndex, DuplicateRules, finger
 from aggregator.process.index_snapshot import SnapshotError
 from aggregator.process.stories import GroupingRules, StoryIndex, terms
 from aggregator.store import Store
-from aggregator.types import SourceDefinition
-from tests.builders import make_item, save_batch
+from tests.builders import JACKSON, define_outlets, save_titled, story_ids_by_title
 
 DATA = Path(__file__).parent / "data" / "stories" / "uci-dev-stories.csv"
 T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
 RULES = GroupingRules()
-JACKSON = [
-    ("bbc", "US civil rights leader Jesse Jackson dies aged 84"),
-    ("npr", "Jesse Jackson, civil rights leader and presidential hopeful, dies at 84"),
-    ("abc", "Civil rights leader Jesse Jackson dies, aged 84"),
-]
 PERU = ("npr", "Peru's Congress removes interim President Jeri over corruption probe")
 
 
@@ -98,56 +92,52 @@ def test_the_fingerprint_follows_the_settings_that_decide_groupings() -> None:
 # --- in the store, on every backend ---------------------------------------------------
 
 
-def _define(store: Store, *names: str) -> None:
-    definitions = [
-        SourceDefinition(name=n, title=n.upper(), url=f"https://{n}.example/f") for n in names
-    ]
-    store.sync_sources(definitions, T0)
-
-
-def _save(store: Store, source: str, key: str, title: str, when: datetime) -> None:
-    link = f"https://{source}.example/{key}"
-    save_batch(store, source, [make_item(key, title=title, link=link, published=when)], now=when)
-
-
-def _stories(url: str) -> dict[str, int]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(text("SELECT title, story_id FROM items"))
-            return {row.title: row.story_id for row in rows}
-    finally:
-        engine.dispose()
-
-
 def _start_log(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("story index:")]
 
 
-def _first_two_reports(store: Store) -> None:
-    _define(store, "bbc", "npr", "abc")
+def _sql(url: str, statement: str, **parameters: object) -> object:
+    """Run one statement on the database at ``url`` (committed); its first value."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(statement), parameters)
+            return result.scalar() if result.returns_rows else None
+    finally:
+        engine.dispose()
+
+
+def _saved_by_a_first_process(store: Store) -> None:
+    """Two reports of Jackson's death and one of Peru's, assigned by a process that
+    then stops and saves its index (at a count of one assignment write)."""
+    define_outlets(store, "bbc", "npr", "abc")
     for n, (source, title) in enumerate(JACKSON[:2]):
-        _save(store, source, f"j{n}", title, T0 + timedelta(minutes=n))
-    _save(store, PERU[0], "peru", PERU[1], T0 + timedelta(minutes=5))
+        save_titled(store, source, f"j{n}", title, T0 + timedelta(minutes=n))
+    save_titled(store, PERU[0], "peru", PERU[1], T0 + timedelta(minutes=5))
+    first = StoryAssigner(store, RULES)
+    assert first.assign_pending(T0 + timedelta(hours=1)) == 3
+    first.close()
+
+
+def _third_report(store: Store) -> str:
+    source, title = JACKSON[2]
+    save_titled(store, source, "j2", title, T0 + timedelta(hours=2))
+    return title
 
 
 def test_the_next_process_takes_up_the_saved_index(
     store: Store, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="aggregator.grouping")
-    _first_two_reports(store)
-    first = StoryAssigner(store, RULES)
-    assert first.assign_pending(T0 + timedelta(hours=1)) == 3
-    first.close()
+    _saved_by_a_first_process(store)
     saved = store.saved_story_index()
     assert saved.current and saved.version == 1
     caplog.clear()
-    source, title = JACKSON[2]
-    _save(store, source, "j2", title, T0 + timedelta(hours=2))
+    title = _third_report(store)
     second = StoryAssigner(store, RULES)
     assert second.assign_pending(T0 + timedelta(hours=2)) == 1
     assert _start_log(caplog) == ["story index: taken up as the last process left it (2 stories)"]
-    ids = _stories(database_url)
+    ids = story_ids_by_title(database_url)
     assert ids[title] == ids[JACKSON[0][1]] != ids[PERU[1]]
     second.close()  # it assigned: its own index is saved in place of the first's
     assert store.saved_story_index().version == 2 == store.saved_story_index().snapshot_version
@@ -157,22 +147,17 @@ def test_an_index_saved_before_later_assignments_is_not_taken_up(
     store: Store, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="aggregator.grouping")
-    _first_two_reports(store)
-    first = StoryAssigner(store, RULES)
-    first.assign_pending(T0 + timedelta(hours=1))
-    first.close()
+    _saved_by_a_first_process(store)
+    title = _third_report(store)
     # A process that is killed after assigning: it saves nothing.
-    source, title = JACKSON[2]
-    _save(store, source, "j2", title, T0 + timedelta(hours=2))
     StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=2))
     assert not store.saved_story_index().current
     caplog.clear()
     late = "Jesse Jackson, civil rights leader, dies aged 84, family says"
-    _save(store, "bbc", "j3", late, T0 + timedelta(hours=3))
-    third = StoryAssigner(store, RULES)
-    third.assign_pending(T0 + timedelta(hours=3))
+    save_titled(store, "bbc", "j3", late, T0 + timedelta(hours=3))
+    StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=3))
     assert _start_log(caplog) == ["story index: 4 recent items put back"]
-    ids = _stories(database_url)
+    ids = story_ids_by_title(database_url)
     assert ids[late] == ids[title] == ids[JACKSON[0][1]]
 
 
@@ -180,12 +165,9 @@ def test_an_index_made_under_other_rules_is_not_taken_up(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="aggregator.grouping")
-    _first_two_reports(store)
-    first = StoryAssigner(store, RULES)
-    first.assign_pending(T0 + timedelta(hours=1))
-    first.close()
+    _saved_by_a_first_process(store)
     caplog.clear()
-    _save(store, JACKSON[2][0], "j2", JACKSON[2][1], T0 + timedelta(hours=2))
+    _third_report(store)
     other = StoryAssigner(store, RULES, standalone=frozenset({"abc"}))
     other.assign_pending(T0 + timedelta(hours=2))
     assert _start_log(caplog) == ["story index: 3 recent items put back"]
@@ -195,66 +177,36 @@ def test_unreadable_saved_bytes_are_rebuilt_from_the_store(
     store: Store, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="aggregator.grouping")
-    _first_two_reports(store)
-    first = StoryAssigner(store, RULES)
-    first.assign_pending(T0 + timedelta(hours=1))
-    first.close()
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text("UPDATE story_index SET snapshot = :bad"), {"bad": pickle.dumps(_Trap())}
-            )
-    finally:
-        engine.dispose()
+    _saved_by_a_first_process(store)
+    _sql(database_url, "UPDATE story_index SET snapshot = :bad", bad=pickle.dumps(_Trap()))
     caplog.clear()
-    source, title = JACKSON[2]
-    _save(store, source, "j2", title, T0 + timedelta(hours=2))
+    title = _third_report(store)
     StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=2))
     started = _start_log(caplog)
     assert started[0].startswith("story index: index snapshot names builtins.print;")
     assert started[1:] == ["story index: 3 recent items put back"]
-    ids = _stories(database_url)
+    ids = story_ids_by_title(database_url)
     assert ids[title] == ids[JACKSON[0][1]]
 
 
 def test_a_process_that_took_up_the_index_and_assigned_nothing_saves_nothing(
-    store: Store,
+    store: Store, database_url: str
 ) -> None:
-    _first_two_reports(store)
-    first = StoryAssigner(store, RULES)
-    first.assign_pending(T0 + timedelta(hours=1))
-    first.close()
-    engine = create_engine(str(store.engine.url.render_as_string(hide_password=False)))
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("UPDATE story_index SET saved_at = NULL"))
-    finally:
-        engine.dispose()
+    _saved_by_a_first_process(store)
+    _sql(database_url, "UPDATE story_index SET saved_at = NULL")
     idle = StoryAssigner(store, RULES)
     assert idle.assign_pending(T0 + timedelta(hours=1)) == 0
     idle.close()
-    engine = create_engine(str(store.engine.url.render_as_string(hide_password=False)))
-    try:
-        with engine.connect() as connection:
-            assert connection.execute(text("SELECT saved_at FROM story_index")).scalar() is None
-    finally:
-        engine.dispose()
+    assert _sql(database_url, "SELECT saved_at FROM story_index") is None
 
 
 def test_postgresql_keeps_the_saved_index_uncompressed(postgres_url: str) -> None:
     """TOAST's compression took a second of every poll process's exit at a million
     items, for bytes that compress little."""
     Store.open(postgres_url).close()  # migrated
-    engine = create_engine(postgres_url)
-    try:
-        with engine.connect() as connection:
-            storage = connection.execute(
-                text(
-                    "SELECT attstorage FROM pg_attribute WHERE attrelid = 'story_index'::regclass"
-                    " AND attname = 'snapshot'"
-                )
-            ).scalar_one()
-    finally:
-        engine.dispose()
+    storage = _sql(
+        postgres_url,
+        "SELECT attstorage FROM pg_attribute WHERE attrelid = 'story_index'::regclass"
+        " AND attname = 'snapshot'",
+    )
     assert storage == "e"  # EXTERNAL: out of line, not compressed

@@ -36,6 +36,17 @@ def upsert(connection: Connection, table: Table) -> Any:
     raise NotImplementedError(f"unsupported database backend {name!r}; use SQLite or PostgreSQL")
 
 
+def count_up(connection: Connection, counter: Column[Any], row: int) -> int:
+    """Add one to ``counter`` in the row of id ``row`` of its table (made at 1 when
+    missing), in the caller's transaction; the new count."""
+    table = counter.table
+    statement = upsert(connection, table).values({"id": row, counter.name: 1})
+    statement = statement.on_conflict_do_update(
+        index_elements=["id"], set_={counter.name: counter + 1}
+    )
+    return int(connection.execute(statement.returning(counter)).scalar_one())
+
+
 def write_first(connection: Connection) -> None:
     """Make the transaction a writer from its first statement. PostgreSQL needs nothing;
     SQLite's driver begins a transaction only at the first write, so reads before it

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from aggregator.store.dialect import upsert
+from aggregator.store.dialect import count_up
 from aggregator.store.schema import publication
 
 _ROW = 1
 
 
 def count_change(connection: Connection) -> None:
-    statement = upsert(connection, publication).values(id=_ROW, version=1)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["id"], set_={"version": publication.c.version + 1}
-        )
-    )
+    count_up(connection, publication.c.version, _ROW)
 
 
 def version(connection: Connection) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, case, func, select, update
 
-from aggregator.store.dialect import chunks, upsert
+from aggregator.store.dialect import chunks, count_up, upsert
 from aggregator.store.entries import entries_of, story_series_why
 from aggregator.store.schema import item_sources, items, sources, stories, story_index
 from aggregator.types import (
@@ -97,17 +97,7 @@ _INDEX_ROW = 1
 
 def count_assignment_write(connection: Connection) -> int:
     """Count one more write of assignments (it makes any saved index stale); the count."""
-    statement = upsert(connection, story_index).values(id=_INDEX_ROW, version=1)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["id"], set_={"version": story_index.c.version + 1}
-        )
-    )
-    return int(
-        connection.execute(
-            select(story_index.c.version).where(story_index.c.id == _INDEX_ROW)
-        ).scalar_one()
-    )
+    return count_up(connection, story_index.c.version, _INDEX_ROW)
 
 
 def saved_index(connection: Connection, *, with_snapshot: bool) -> SavedStoryIndex:
