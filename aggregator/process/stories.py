@@ -433,7 +433,7 @@ class StoryIndex:
     _documents: int = 0
     # (hour, the terms counted in it, items in it): an hour expires as a whole.
     _hours: deque[tuple[datetime, Counter[str], int]] = field(default_factory=deque)
-    _assigned: int = 0
+    _since_prune: int = 0  # items counted in since the last sweep of expired stories
     _next_id: int = 1
     # How often each term was written capitalised mid-headline, and in lower case: whether
     # a capital where capitals say nothing (a headline's first word) marks a name.
@@ -512,8 +512,11 @@ class StoryIndex:
             start, counts, items = self._hours[-1]
             counts.update(plain)
             self._hours[-1] = (start, counts, items + 1)
-        self._assigned += 1
-        if self._assigned % _PRUNE_EVERY == 0:
+        self._since_prune += 1
+        # A sweep walks every posting, so it comes after as many items as the index holds
+        # stories (at least _PRUNE_EVERY): its cost per item stays the same however
+        # large the window, and what it forgets is at most one window more.
+        if self._since_prune >= max(_PRUNE_EVERY, len(self._stories)):
             self.prune(when)
 
     def _observe(
@@ -584,6 +587,7 @@ class StoryIndex:
 
     def prune(self, now: datetime) -> None:
         """Forget stories past the window: memory stays bounded by the recent stream."""
+        self._since_prune = 0
         oldest = window_start(now, self.rules.window)
         hours, frequency = self._hours, self._document_frequency
         while hours and hours[0][0] < window_start(oldest, _HOUR):
@@ -640,7 +644,7 @@ class StoryIndex:
             dict(self._document_frequency),
             self._documents,
             [(micros(hour), dict(counts), items) for hour, counts, items in self._hours],
-            self._assigned,
+            self._since_prune,
             self._next_id,
             dict(self._as_name),
             dict(self._as_word),
@@ -650,7 +654,7 @@ class StoryIndex:
     def from_state(cls, rules: GroupingRules, state: tuple[Any, ...]) -> StoryIndex:
         """The index ``state`` was taken from, under these rules; it decides as that
         one would have. TypeError or ValueError when ``state`` is not such a value."""
-        (stories, merged, postings, frequency, documents, hours, assigned, next_id,
+        (stories, merged, postings, frequency, documents, hours, since_prune, next_id,
          as_name, as_word) = state  # fmt: skip
         index = cls(rules)
         index._stories = {
@@ -673,7 +677,7 @@ class StoryIndex:
         index._document_frequency = Counter(frequency)
         index._documents = int(documents)
         index._hours = deque((at_micros(hour), Counter(counts), n) for hour, counts, n in hours)
-        index._assigned, index._next_id = int(assigned), int(next_id)
+        index._since_prune, index._next_id = int(since_prune), int(next_id)
         index._as_name, index._as_word = Counter(as_name), Counter(as_word)
         return index
 
