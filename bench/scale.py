@@ -1916,61 +1916,45 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
         add("")
         add("=== summary ===")
         add(f"{'':<52} " + " ".join(f"{r.backend:>12}" for r in results) + "   target")
+
+        def at_size_and_empty(
+            label: str,
+            empty: Callable[[BackendResult], float],
+            full: Callable[[BackendResult], float],
+            digits: int,
+            target: str,
+        ) -> list[tuple[str, list[str], str]]:
+            """A figure on the empty store, at size, and their ratio (against ``target``)."""
+            return [
+                (f"{label}, empty", [f"{empty(r):.{digits}f}" for r in results], ""),
+                (f"{label}, at size", [f"{full(r):.{digits}f}" for r in results], ""),
+                (
+                    f"{label}, size/empty",
+                    [fmt_ratio(ratio(full(r), empty(r))) for r in results],
+                    target,
+                ),
+            ]  # fmt: skip
+
         lines: list[tuple[str, list[str], str]] = [
-            (
-                "ingest items/s, poll process, empty",
-                [f"{r.poll_empty.items_per_s:.0f}" for r in results],
-                "",
-            ),
-            (
-                "ingest items/s, poll process, at size",
-                [f"{r.poll_full.items_per_s:.0f}" for r in results],
-                "",
-            ),
-            (
-                "ingest items/s, poll process, at size / empty",
-                [
-                    fmt_ratio(ratio(r.poll_full.items_per_s, r.poll_empty.items_per_s))
-                    for r in results
-                ],
+            *at_size_and_empty(
+                "ingest items/s, poll process",
+                lambda r: r.poll_empty.items_per_s,
+                lambda r: r.poll_full.items_per_s,
+                0,
                 ">= 0.8",
             ),
-            (
-                "ingest items/s, running process's cycle, empty",
-                [f"{r.cycle_empty.items_per_s:.0f}" for r in results],
-                "",
-            ),
-            (
-                "ingest items/s, running process's cycle, at size",
-                [f"{r.cycle_full.items_per_s:.0f}" for r in results],
-                "",
-            ),
-            (
-                "ingest items/s, running process's cycle, size/empty",
-                [
-                    fmt_ratio(ratio(r.cycle_full.items_per_s, r.cycle_empty.items_per_s))
-                    for r in results
-                ],
+            *at_size_and_empty(
+                "ingest items/s, running process's cycle",
+                lambda r: r.cycle_empty.items_per_s,
+                lambda r: r.cycle_full.items_per_s,
+                0,
                 ">= 0.8",
             ),
-            (
-                "assignment ms/item, empty",
-                [f"{r.assign_empty.steady_ms_per_item:.3f}" for r in results],
-                "",
-            ),
-            (
-                "assignment ms/item, at size",
-                [f"{r.assign_full.steady_ms_per_item:.3f}" for r in results],
-                "",
-            ),
-            (
-                "assignment ms/item, at size / empty",
-                [
-                    fmt_ratio(
-                        ratio(r.assign_full.steady_ms_per_item, r.assign_empty.steady_ms_per_item)
-                    )
-                    for r in results
-                ],
+            *at_size_and_empty(
+                "assignment ms/item",
+                lambda r: r.assign_empty.steady_ms_per_item,
+                lambda r: r.assign_full.steady_ms_per_item,
+                3,
                 "flat",
             ),
             (
