@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     series = commands.add_parser("series", parents=[common], help="work with series")
     series.add_argument("--json", action="store_true", help="as JSON, like GET /series/")
-    series_commands = series.add_subparsers(dest="series_command", metavar="ACTION")
+    series_commands = series.add_subparsers(
+        dest="series_command", metavar="ACTION", help="what to do (none: list the series)"
+    )
     suggest = series_commands.add_parser(
         "suggest",
         parents=[common],
@@ -230,14 +232,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.publish.catalog import StoreCatalog
     from aggregator.store import Store
 
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         catalog = StoreCatalog(settings, store)
         daemon.Reloader(config_path(args), settings, store, catalog=catalog).install()
         with daemon.pid_file(settings.pid_file):
             daemon.serve(settings, store, catalog=catalog)
-    finally:
-        store.close()
     return EXIT_OK
 
 
@@ -276,12 +275,9 @@ def cmd_regroup(settings: Settings, _args: argparse.Namespace) -> int:
     from aggregator.series import refresh_auto_series, regroup
     from aggregator.store import Store
 
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         auto = refresh_auto_series(store, settings, datetime.now(UTC))
         report = regroup(store, settings, auto)
-    finally:
-        store.close()
     made = f" ({len(auto)} made from outlets' tags)" if auto else ""
     print(
         f"regrouped {report.items} items: {report.memberships} series memberships "
@@ -297,11 +293,8 @@ def cmd_prune(settings: Settings, args: argparse.Namespace) -> int:
     if not retention_configured(settings):
         print("no retention is configured: every item is kept (set retention: 90d, say)")
         return EXIT_OK
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         report = prune(store, settings, datetime.now(UTC), dry_run=args.dry_run)
-    finally:
-        store.close()
     print(describe_report(report, dry_run=args.dry_run))
     return EXIT_OK
 
@@ -343,11 +336,8 @@ def cmd_feeds(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.publish.catalog import StoreCatalog
     from aggregator.store import Store
 
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         rows = feed_rows(StoreCatalog(settings, store))
-    finally:
-        store.close()
     print(json.dumps({"feeds": rows}, indent=2) if args.json else format_feeds(rows))
     return EXIT_OK
 
@@ -356,11 +346,8 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.listings import format_stories, story_rows
     from aggregator.store import Store
 
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         found = store.recent_stories(limit=args.limit, min_outlets=args.min_outlets)
-    finally:
-        store.close()
     print(
         json.dumps({"stories": story_rows(found)}, indent=2) if args.json else format_stories(found)
     )
@@ -368,20 +355,15 @@ def cmd_stories(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _list_series(settings: Settings, args: argparse.Namespace) -> int:
-    from aggregator.listings import format_series
+    from aggregator.listings import format_series, series_rows
     from aggregator.publish.catalog import StoreCatalog
-    from aggregator.publish.status import series_status
     from aggregator.store import Store
 
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         catalog = StoreCatalog(settings, store)
         infos = catalog.listing().series
-    finally:
-        store.close()
     if args.json:
-        listed = [series_status(info, catalog.base_url) for info in infos]
-        print(json.dumps({"series": listed}, indent=2))
+        print(json.dumps({"series": series_rows(infos, catalog.base_url)}, indent=2))
     else:
         print(format_series(infos))
     return EXIT_OK
@@ -394,8 +376,7 @@ def cmd_series(settings: Settings, args: argparse.Namespace) -> int:
     if args.series_command is None:
         return _list_series(settings, args)
 
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         suggestions, read = suggest_from_store(
             store,
             settings,
@@ -403,8 +384,6 @@ def cmd_series(settings: Settings, args: argparse.Namespace) -> int:
             min_items=args.min_items,
             min_days=args.min_days,
         )
-    finally:
-        store.close()
     if not suggestions:
         print(
             f"no recurring tags that look like running stories in {read} "
@@ -473,12 +452,9 @@ def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.publish.status import source_status
     from aggregator.store import Store
 
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         store.sync_sources(source_definitions(settings), SystemClock().now())
         states = StoreCatalog(settings, store).sources()
-    finally:
-        store.close()
     if args.json:
         print(json.dumps({"sources": [source_status(s) for s in states]}, indent=2))
     else:
@@ -544,16 +520,13 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from aggregator.publish.export import export_site
     from aggregator.store import Store
 
-    store = Store.open(settings.database)
-    try:
+    with Store.open(settings.database) as store:
         catalog = StoreCatalog(settings, store)
         try:
             written = export_site(catalog, args.out, base_url=settings.server.public_url)
         except OSError as exc:
             print(f"aggregator: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_FAILURE
-    finally:
-        store.close()
     print(f"wrote {len(written)} files to {args.out}, linked for {settings.server.public_url}/")
     return EXIT_OK
 

@@ -21,7 +21,7 @@ from lxml import html as lxml_html
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from aggregator.exceptions import AggregatorError, ConfigError, FetchError, ParseError
+from aggregator.exceptions import AggregatorError, FetchError, ParseError
 from aggregator.fetch import Fetcher, FetchLimits
 from aggregator.parse import parse_feed
 from aggregator.settings import load_settings
@@ -165,10 +165,7 @@ def _save(path: Path, document: CommentedMap) -> None:
         if path.exists():
             os.chmod(temporary, path.stat().st_mode & 0o7777)
         os.replace(temporary, path)
-    except ConfigError:
-        os.unlink(temporary)
-        raise
-    except BaseException:
+    except BaseException:  # a config that fails check among them: nothing is replaced
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise

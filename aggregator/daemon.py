@@ -219,7 +219,9 @@ def run(settings: Settings, *, config_path: Path, with_server: bool = True) -> N
         if pipeline.stories is not None:
             pipeline.stories.on_assigned = metrics.assigned
         metrics.measure_lag(lambda: scheduling_lag(pipeline))
-        catalog = StoreCatalog(settings, pipeline.store) if with_server else None
+        catalog = None
+        if with_server:  # the one the hub and the static copy render from, when they are on
+            catalog = pipeline.publishing or StoreCatalog(settings, pipeline.store)
         Reloader(
             config_path, settings, pipeline.store, pipeline=pipeline, catalog=catalog
         ).install()

@@ -54,6 +54,7 @@ class StoryAssigner:
         # and the one of the saved indexes it was taken up from (nothing to save again).
         self._version = 0
         self._taken_up: int | None = None
+        self._rebuild_next = False  # after a failure: not from the saved index
         self._lock = threading.Lock()
 
     def assign_pending(self, now: datetime) -> int:
@@ -148,10 +149,12 @@ class StoryAssigner:
 
     def forget(self) -> None:
         """Drop the index: the next assignment starts again from the store (after a
-        failed write, say, or another process assigning in the same store)."""
+        failed write, say, or another process assigning in the same store), rebuilt
+        from its items: a saved index may be what led to the failure."""
         with self._lock:
             self._index = None
             self._duplicates = DuplicateIndex(self.duplicate_rules)
+            self._rebuild_next = True
 
     def _warm_start(self, now: datetime) -> StoryIndex:
         with collector_paused():
@@ -160,7 +163,8 @@ class StoryAssigner:
     def _take_up(self, now: datetime) -> StoryIndex:
         saved = self.store.saved_story_index()
         self._version, self._taken_up = saved.version, None
-        if saved.current and saved.fingerprint == self._fingerprint():
+        trusted, self._rebuild_next = not self._rebuild_next, False
+        if trusted and saved.current and saved.fingerprint == self._fingerprint():
             assert saved.snapshot is not None
             try:
                 index, self._duplicates = index_snapshot.load(

@@ -64,8 +64,9 @@ def format_feeds(rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def series_rows(catalog: StoreCatalog) -> list[dict[str, Any]]:
-    return [series_status(info, catalog.base_url) for info in catalog.listing().series]
+def series_rows(infos: Sequence[FeedInfo], base_url: str) -> list[dict[str, Any]]:
+    """The series as ``GET /series/`` lists them."""
+    return [series_status(info, base_url) for info in infos]
 
 
 def format_series(infos: Sequence[FeedInfo]) -> str:

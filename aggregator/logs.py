@@ -19,6 +19,7 @@ LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # Libraries that log a line per request or per job at INFO.
 _CHATTY = ("apscheduler", "alembic", "httpx")
+POLL_LOGGER = "aggregator.polls"  # a line per poll, whoever polls (``log_poll``)
 
 
 class JsonFormatter(logging.Formatter):

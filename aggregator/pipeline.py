@@ -39,7 +39,7 @@ from aggregator.fetch import FetchLimits
 from aggregator.fetch.fetcher import user_agent
 from aggregator.fetch.hosts import HostLimiter
 from aggregator.grouping import StoryAssigner
-from aggregator.logs import log_poll
+from aggregator.logs import POLL_LOGGER, log_poll
 from aggregator.process.duplicates import DuplicateRules
 from aggregator.process.schedule import (
     ItemRate,
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from aggregator.publish.websub import HubNotifier
 
 log = logging.getLogger(__name__)
-poll_log = logging.getLogger("aggregator.polls")  # a line per poll, whoever polls
+poll_log = logging.getLogger(POLL_LOGGER)
 
 
 class Fetcher(Protocol):

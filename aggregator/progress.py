@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from aggregator.logs import POLL_LOGGER
 from aggregator.types import PollOutcome
 
 
@@ -45,7 +46,7 @@ class PollProgress:
     @contextmanager
     def shown(self) -> Iterator[None]:
         """The bar on screen; the per-poll log lines, which it replaces, held back."""
-        polls = logging.getLogger("aggregator.polls")
+        polls = logging.getLogger(POLL_LOGGER)
         level = polls.level
         polls.setLevel(logging.ERROR)
         try:

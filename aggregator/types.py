@@ -380,12 +380,11 @@ class SavedStoryIndex:
     version: int  # story assignment writes so far
     snapshot_version: int | None  # the count the snapshot was saved at; None: none saved
     fingerprint: str | None  # of the settings it was made under
-    snapshot: bytes | None
+    snapshot: bytes | None  # only while current: nothing was assigned since it was saved
 
     @property
     def current(self) -> bool:
-        """Nothing was assigned since it was saved."""
-        return self.snapshot is not None and self.snapshot_version == self.version
+        return self.snapshot is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

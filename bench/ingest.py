@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import random
@@ -561,8 +562,8 @@ def change_feeds(
 # --- the report -------------------------------------------------------------------------
 
 
-def ratio(a: float, b: float) -> float | None:
-    return a / b if b else None
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -570,7 +571,7 @@ def fmt_ratio(value: float | None) -> str:
 
 
 def verdict(value: float | None, op: str, target: float) -> str:
-    if value is None:
+    if value is None or math.isnan(value):
         return "n/a"
     met = value >= target if op == ">=" else value <= target
     return "MET" if met else "NOT MET"

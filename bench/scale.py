@@ -75,9 +75,12 @@ sys.path.insert(0, str(BENCH))
 from ingest import (  # noqa: E402
     AggregatorCommand,
     FeedServer,
+    fmt_ratio,
     parse_poll_output,
     prepare_aggregator,
     progress,
+    ratio,
+    verdict,
 )
 from procmon import run_measured, system_busy_seconds, wait_until_quiet  # noqa: E402
 from synthetic import _WORDS, FeedFactory  # noqa: E402
@@ -112,20 +115,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def fmt_ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
-
-
-def verdict(value: float | None, op: str, target: float) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
-    return "MET" if (value >= target if op == ">=" else value <= target) else "NOT MET"
 
 
 def mb(size: float) -> str:
@@ -1967,25 +1956,17 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
                 ],
                 "flat",
             ),
-            (
-                "merged feed load+render p50 ms, at size",
-                [f"{r.render_full.stats('feeds/')['p50']:.1f}" for r in results],
-                "",
-            ),
-            (
-                "merged feed load+render p95 ms, at size",
-                [f"{r.render_full.stats('feeds/')['p95']:.1f}" for r in results],
-                "< 50",
-            ),
-            (
-                "merged feed load+render max ms, at size",
-                [f"{r.render_full.stats('feeds/')['max']:.1f}" for r in results],
-                "",
-            ),
-            (
-                "series page load+render p95 ms, at size",
-                [f"{r.render_full.stats('series/')['p95']:.1f}" for r in results],
-                "",
+            *(
+                (
+                    f"{pages} load+render {figure} ms, at size",
+                    [f"{r.render_full.stats(prefix)[figure]:.1f}" for r in results],
+                    "< 50" if (prefix, figure) == ("feeds/", "p95") else "",
+                )
+                for pages, prefix, figures in (
+                    ("merged feed", "feeds/", ("p50", "p95", "max")),
+                    ("series page", "series/", ("p95",)),
+                )
+                for figure in figures
             ),
             (
                 "bytes per item",

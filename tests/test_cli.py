@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -28,12 +29,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 COMMANDS = ["check", "run", "poll", "serve", "migrate", "regroup", "sources"]
 
 
-def _every_command() -> list[str]:
-    import argparse
-
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return sorted(commands.choices)
+    return dict(commands.choices)
+
+
+def _every_command() -> list[str]:
+    return sorted(_subcommands())
 
 
 @pytest.mark.parametrize("command", [None, *_every_command()])
@@ -43,9 +46,9 @@ def test_help_describes_every_command(command: str | None) -> None:
     assert "--config" in result.stdout
     if command is None:
         assert all(name in result.stdout for name in _every_command())
-    else:  # every option says what it does
-        options = [line for line in result.stdout.splitlines() if line.strip().startswith("-")]
-        assert all(len(line.split(None, 2)) >= 2 for line in options), result.stdout
+    else:  # every option and argument says what it does
+        silent = [a.dest for a in _subcommands()[command]._actions if not a.help]
+        assert silent == [], f"{command}: no help for {silent}"
 
 
 def test_poll_logs_a_json_line_per_poll(tmp_path: Path) -> None:

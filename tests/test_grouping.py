@@ -500,3 +500,21 @@ def test_deployments_in_separate_schemas_of_one_database_each_hold_their_role(
             role.release()
             store.close()
         other_schema.close()  # drops the schema
+
+
+def test_a_page_of_stories_reads_on_past_one_story_with_many_newer_reports(
+    store: Store,
+) -> None:
+    """The page walks the items newest first a batch at a time (twice the page, at
+    least 100 items): one story with more new reports than a batch holds must not end
+    the walk before the page is full. Its reports come first, then two older items."""
+    define_outlets(store, "bbc", "npr", "abc")
+    save_titled(store, "npr", "peru", OTHERS[0][1], T0 - timedelta(hours=2))
+    save_titled(store, "abc", "strike", OTHERS[1][1], T0 - timedelta(hours=1))
+    for n in range(120):
+        source, title = JACKSON[n % 3]
+        save_titled(store, source, f"j{n}", title, T0 + timedelta(minutes=n))
+    StoryAssigner(store, RULES).assign_pending(T0 + timedelta(hours=3))
+    entries = store.feed_entries(series_slugs=None, limit=3, merge="story")
+    assert len(entries) == 3 and len(entries[0].reports) == 120
+    assert [e.title for e in entries[1:]] == [OTHERS[1][1], OTHERS[0][1]]

@@ -15,7 +15,7 @@ from aggregator.store import Store, create_store_engine, ensure_schema
 from aggregator.store import sources as sources_module
 from aggregator.store.database import SCHEMA_REVISION, current_revision, head_revision
 from aggregator.store.schema import item_series, item_sources, items
-from aggregator.types import SourceDefinition, SourceNotModified
+from aggregator.types import PollSchedule, SourceDefinition, SourceNotModified
 from tests.builders import T0, make_item, make_parsed, save_batch
 
 LATER = T0 + timedelta(minutes=15)
@@ -412,6 +412,46 @@ def test_recording_a_poll_ends_its_lease_and_the_next_claim_waits_for_the_due_ti
     assert {s.name: s.consecutive_errors for s in store.source_states()}["npr"] == 1
 
 
+def test_a_shortened_interval_brings_only_later_polls_forward(store: Store) -> None:
+    """``poll_sooner`` (a reload shortened these intervals): a source due later than its
+    last poll plus the new interval comes forward to it; one due sooner stays; a gone
+    source stays gone; a name the store does not know is passed over."""
+    _define(store, "bbc", "npr", "abc")
+    far = T0 + timedelta(hours=6)
+    for name in ("bbc", "npr"):
+        store.save_failure(name, error="down", http_status=503, now=T0, next_poll_at=lambda _: far)
+    store.save_gone("abc", error="gone", http_status=410, now=T0)
+    store.poll_sooner(
+        {
+            "bbc": timedelta(minutes=5),
+            "npr": timedelta(hours=8),
+            "abc": timedelta(minutes=1),
+            "unknown": timedelta(minutes=1),
+        },
+        T0 + timedelta(minutes=1),
+    )
+    states = {s.name: s for s in store.source_states()}
+    assert states["bbc"].next_poll_at == T0 + timedelta(minutes=5)
+    assert states["npr"].next_poll_at == far
+    assert states["abc"].gone
+
+
+def test_scheduling_lag_is_the_longest_wait_of_a_due_source_nobody_polls(
+    store: Store,
+) -> None:
+    _define(store, "bbc", "npr")
+    minute = timedelta(minutes=1)
+    store.save_failure(
+        "bbc", error="down", http_status=503, now=T0, next_poll_at=lambda _: T0 + minute
+    )
+    store.save_failure("npr", error="down", http_status=503, now=T0, next_poll_at=lambda _: T0)
+    assert store.scheduling_lag(["bbc", "npr"], T0 + 1.5 * minute) == 1.5 * minute
+    claimed = store.claim_due_sources(["npr"], T0, owner="x", lease=LEASE, limit=1, per_host=2)
+    assert [s.name for s in claimed] == ["npr"]  # being polled: not waiting
+    assert store.scheduling_lag(["bbc", "npr"], T0 + 1.5 * minute) == 0.5 * minute
+    assert store.scheduling_lag(["bbc"], T0 + 0.5 * minute) == timedelta(0)  # not due yet
+
+
 def test_claims_keep_to_the_per_host_limit_across_owners(store: Store) -> None:
     store.sync_sources(
         [
@@ -488,6 +528,18 @@ def test_a_poll_recorded_after_its_lease_ran_out_leaves_the_new_holders_lease(
         lease_owner="one",
     )
     assert _claim(store, "three", T0 + LEASE) == set()  # two still holds it
+    store.save_poll(  # and so do its content and its items
+        "bbc",
+        batch=[make_item("late")],
+        series={},
+        http_status=200,
+        etag=None,
+        last_modified=None,
+        now=T0 + LEASE,
+        schedule=lambda _new: PollSchedule(next_poll_at=T0 + LEASE),
+        lease_owner="one",
+    )
+    assert _claim(store, "three", T0 + LEASE) == set()
     store.save_not_modified(
         [
             SourceNotModified(
@@ -501,6 +553,8 @@ def test_a_poll_recorded_after_its_lease_ran_out_leaves_the_new_holders_lease(
         ]
     )
     assert _claim(store, "three", T0 + LEASE) == {"bbc"}  # two's own record ended it
+    store.save_gone("bbc", error="gone", http_status=410, now=T0 + LEASE, lease_owner="two")
+    assert store.lease_owners(T0 + LEASE) == ["three"]  # two's late 410 left it to three
 
 
 def test_deciding_series_again_sees_a_credit_written_meanwhile(store: Store) -> None:

@@ -24,6 +24,7 @@ from tests.builders import JACKSON, define_outlets, save_titled, story_ids_by_ti
 DATA = Path(__file__).parent / "data" / "stories" / "uci-dev-stories.csv"
 T0 = datetime(2026, 2, 18, 8, 0, tzinfo=UTC)
 RULES = GroupingRules()
+OTHER = "Lufthansa pilots and cabin crew to strike on Thursday"
 PERU = ("npr", "Peru's Congress removes interim President Jeri over corruption probe")
 
 
@@ -210,3 +211,62 @@ def test_postgresql_keeps_the_saved_index_uncompressed(postgres_url: str) -> Non
         " AND attname = 'snapshot'",
     )
     assert storage == "e"  # EXTERNAL: out of line, not compressed
+
+
+def test_a_prune_that_removes_stories_makes_the_saved_index_stale(
+    store: Store, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The saved index may hold a story retention removed: taken up, it would put a
+    later archive report into a story that no longer exists (a foreign key failure on
+    every attempt, and every later item left without a story)."""
+    caplog.set_level(logging.INFO, logger="aggregator.grouping")
+    define_outlets(store, "bbc", "npr", "abc", now=T0 - timedelta(days=200))
+    old = T0 - timedelta(days=100)
+    save_titled(store, "bbc", "j0", JACKSON[0][1], old)
+    first = StoryAssigner(store, RULES)
+    first.assign_pending(T0)
+    first.close()
+    report = store.prune({}, timedelta(days=90), T0)
+    assert (report.items, report.stories) == (1, 1)
+    assert not store.saved_story_index().current
+    caplog.clear()
+    save_titled(store, "npr", "j1", JACKSON[1][1], old + timedelta(hours=1))
+    save_titled(store, "abc", "x", OTHER, T0)
+    assert StoryAssigner(store, RULES).assign_pending(T0) == 2
+    assert _start_log(caplog) == ["story index: 0 recent items put back"]
+    assert None not in story_ids_by_title(database_url).values()
+
+
+def test_after_a_failed_write_the_index_is_rebuilt_not_taken_up_again(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aggregator.grouping")
+    _saved_by_a_first_process(store)
+    second = StoryAssigner(store, RULES)
+    second.assign_pending(T0 + timedelta(hours=1))
+    second.forget()  # what the pipeline does when a write of assignments failed
+    caplog.clear()
+    _third_report(store)
+    second.assign_pending(T0 + timedelta(hours=2))
+    assert _start_log(caplog) == ["story index: 3 recent items put back"]
+
+
+def test_an_index_older_than_the_last_assignments_is_not_saved_over_them(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two processes took the index up in turn (the role changed hands): the one that
+    stops last, with the older index, keeps the newer one saved."""
+    caplog.set_level(logging.INFO, logger="aggregator.grouping")
+    _saved_by_a_first_process(store)
+    older = StoryAssigner(store, RULES)
+    _third_report(store)
+    older.assign_pending(T0 + timedelta(hours=2))  # count 2, not saved yet
+    late = "Jesse Jackson, civil rights leader, dies aged 84, family says"
+    save_titled(store, "bbc", "j3", late, T0 + timedelta(hours=3))
+    newer = StoryAssigner(store, RULES)
+    newer.assign_pending(T0 + timedelta(hours=3))  # count 3
+    newer.close()
+    older.close()
+    saved = store.saved_story_index()
+    assert saved.current and saved.version == 3
+    assert "story index: not saved, stories were assigned elsewhere meanwhile" in _start_log(caplog)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.exceptions import StoreError
@@ -34,7 +34,6 @@ from aggregator.store.database import (
 )
 from aggregator.store.dialect import write_first
 from aggregator.store.items import SavedItems
-from aggregator.store.schema import sources as sources_table
 from aggregator.types import (
     SERIES_STORY_SHARE,
     FeedMerge,
@@ -77,6 +76,12 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -347,7 +352,7 @@ class Store:
         items per transaction (a poll waits for one batch at most). ``retentions``: per
         source name, None for forever; a source not named follows ``default``."""
         with self._transaction() as connection:
-            ids = dict(connection.execute(select(sources_table.c.name, sources_table.c.id)).all())
+            ids = _sources.ids_by_name(connection)
         source_cutoffs = _retention_rules.cutoffs(
             {ids[name]: kept for name, kept in retentions.items() if name in ids}, now
         )
@@ -414,11 +419,11 @@ class Store:
             _publication.count_change(connection)
             return written
 
-    def saved_story_index(self, *, with_snapshot: bool = True) -> SavedStoryIndex:
+    def saved_story_index(self) -> SavedStoryIndex:
         """How many assignment writes were made, and the indexes a process saved (only
         when nothing was assigned since)."""
         with self._transaction() as connection:
-            return _stories.saved_index(connection, with_snapshot=with_snapshot)
+            return _stories.saved_index(connection)
 
     def save_story_index(
         self, *, version: int, fingerprint: str, snapshot: bytes, now: datetime

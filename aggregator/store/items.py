@@ -138,12 +138,18 @@ def save_items(
     ``batch`` must have unique ``entry_key`` values, in document order; ``series`` maps
     entry keys to the series the item belongs to.
     """
-    pruned = pruned_keys(connection, source_id, [item.entry_key for item in batch], now)
-    if pruned:  # retention removed them: the feed lists them still
-        batch = [item for item in batch if item.entry_key not in pruned]
     if not batch:
         return SavedItems(new=0, touched=())
     snapshot = _snapshot(connection, source_id, batch)
+    # Only a key this source has no credit under can be one retention pruned (pruning
+    # removes the credit): a poll of entries it knows asks nothing more.
+    unknown = [item.entry_key for item in batch if item.entry_key not in snapshot.by_key]
+    pruned = pruned_keys(connection, source_id, unknown, now) if unknown else set()
+    if pruned:  # retention removed them: the feed lists them still
+        batch = [item for item in batch if item.entry_key not in pruned]
+        if not batch:
+            return SavedItems(new=0, touched=())
+        snapshot = _snapshot(connection, source_id, batch)
     plan = plan_writes(batch, snapshot, source_id)
     _rename_items(connection, plan.renames, now)
     ids = {identity: stored.id for identity, stored in snapshot.by_identity.items()}

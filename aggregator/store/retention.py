@@ -40,6 +40,7 @@ from aggregator.store.schema import (
     sources,
     stories,
 )
+from aggregator.store.stories import count_assignment_write
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,13 +142,7 @@ def remove_items(connection: Connection, ids: Sequence[int], now: datetime) -> i
                     for c in sorted(credits)
                 ],
             )
-        story_ids.update(
-            connection.scalars(
-                select(items.c.story_id)
-                .where(items.c.id.in_(part))
-                .where(items.c.story_id.is_not(None))
-            )
-        )
+        story_ids.update(stories_of(connection, part))
         connection.execute(delete(item_series).where(item_series.c.item_id.in_(part)))
         connection.execute(delete(item_sources).where(item_sources.c.item_id.in_(part)))
         connection.execute(
@@ -169,6 +164,8 @@ def _remove_empty_stories(connection: Connection, candidates: Iterable[int]) -> 
             )
         )
     every = _with_merged(connection, [story for story in ids if story not in still_used])
+    if every:  # a saved story index may hold them: it is stale now
+        count_assignment_write(connection)
     for part in chunks(sorted(every)):
         connection.execute(update(stories).where(stories.c.id.in_(part)).values(merged_into=None))
     for part in chunks(sorted(every)):

@@ -82,6 +82,11 @@ _FOR_POLL = (
 )
 
 
+def ids_by_name(connection: Connection) -> dict[str, int]:
+    """Every stored source's id, by name."""
+    return {row.name: row.id for row in connection.execute(select(sources.c.name, sources.c.id))}
+
+
 def due_sources(
     connection: Connection, names: Sequence[str], now: datetime
 ) -> tuple[SourceForPoll, ...]:
@@ -213,15 +218,19 @@ def poll_sooner(connection: Connection, intervals: Mapping[str, timedelta], now:
             )
         ).all()
     )
-    for name in sorted(last):
-        when = (last[name] or now) + intervals[name]
-        connection.execute(
-            update(sources)
-            .where(sources.c.name == name)
-            .where(sources.c.gone_at.is_(None))
-            .where(sources.c.next_poll_at > when)
-            .values(next_poll_at=when)
-        )
+    if not last:
+        return
+    connection.execute(
+        update(sources)
+        .where(sources.c.name == bindparam("b_name"))
+        .where(sources.c.gone_at.is_(None))
+        .where(sources.c.next_poll_at > bindparam("b_when"))
+        .values(next_poll_at=bindparam("b_when")),
+        [
+            {"b_name": name, "b_when": (last[name] or now) + intervals[name]}
+            for name in sorted(last)
+        ],
+    )
 
 
 def oldest_due(connection: Connection, names: Sequence[str], now: datetime) -> datetime | None:

@@ -100,26 +100,25 @@ def count_assignment_write(connection: Connection) -> int:
     return count_up(connection, story_index.c.version, _INDEX_ROW)
 
 
-def saved_index(connection: Connection, *, with_snapshot: bool) -> SavedStoryIndex:
-    """The count of assignment writes, and the saved indexes when ``with_snapshot`` and
-    they are current (a stale snapshot is not worth reading)."""
+def saved_index(connection: Connection) -> SavedStoryIndex:
+    """The count of assignment writes, and the saved indexes when they are current (a
+    stale snapshot is not worth reading)."""
     current = story_index.c.snapshot_version == story_index.c.version
-    columns: list[Any] = [
-        story_index.c.version,
-        story_index.c.snapshot_version,
-        story_index.c.fingerprint,
-    ]
-    if with_snapshot:
-        columns.append(case((current, story_index.c.snapshot)).label("snapshot"))
-    row = connection.execute(select(*columns).where(story_index.c.id == _INDEX_ROW)).first()
+    row = connection.execute(
+        select(
+            story_index.c.version,
+            story_index.c.snapshot_version,
+            story_index.c.fingerprint,
+            case((current, story_index.c.snapshot)).label("snapshot"),
+        ).where(story_index.c.id == _INDEX_ROW)
+    ).first()
     if row is None:
         return SavedStoryIndex(version=0, snapshot_version=None, fingerprint=None, snapshot=None)
-    snapshot = row.snapshot if with_snapshot else None
     return SavedStoryIndex(
         version=row.version,
         snapshot_version=row.snapshot_version,
         fingerprint=row.fingerprint,
-        snapshot=bytes(snapshot) if snapshot is not None else None,
+        snapshot=bytes(row.snapshot) if row.snapshot is not None else None,
     )
 
 
