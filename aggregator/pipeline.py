@@ -99,6 +99,7 @@ class DocumentProcessor(Protocol):
         now: datetime,
         rules: Sequence[SeriesRule],
         split_categories: str | None,
+        listed: frozenset[bytes],
     ) -> ProcessedDocument: ...
 
 
@@ -393,6 +394,7 @@ class Pipeline:
                     now=now,
                     rules=rules_for_source(self.rules, self.settings, source.name),
                     split_categories=settings.split_categories if settings else None,
+                    listed=source.listed,
                 )
             finally:
                 timings["parse"] = time.perf_counter() - started
@@ -419,6 +421,7 @@ class Pipeline:
                 schedule=schedule,
                 moved_to=_moved(source, result.moved_to),
                 lease_owner=source.lease_owner,
+                unchanged=document.unchanged,
             )
             if document.warning:
                 log.info("%s: feed has errors but was read: %s", source.name, document.warning)
@@ -429,7 +432,7 @@ class Pipeline:
                 source=source.name,
                 status="ok",
                 http_status=result.status_code,
-                items_seen=len(batch),
+                items_seen=len(batch) + len(document.unchanged),
                 items_new=new,
                 items_updated=max(0, len(saved.touched) - new),
                 bytes=len(result.content),

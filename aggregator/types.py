@@ -41,6 +41,9 @@ class SourceForPoll:
     new_item_gap: timedelta | None = None  # smoothed time between new items
     last_new_at: datetime | None = None
     lease_owner: str | None = None  # the process that leased it to poll, if any
+    # Digests (normalize.entry_digest) of the entries its last stored document listed
+    # as the store holds them: the same entries sent again need no normalizing.
+    listed: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +167,9 @@ class Item:
     content_hash: str
     fingerprint: bytes = b""  # sketch of the text, for near-duplicates (process/duplicates.py)
     lead: str = ""  # the start of its summary (else of its content), plain: for stories
+    # normalize.entry_digest of the entry it was made from, when an entry sent again with
+    # the same digest may be taken as stored (its key is its own guid or link); else b"".
+    digest: bytes = b""
 
 
 # The share of a story's reports whose text must match a series for the whole story to
@@ -233,6 +239,9 @@ class ProcessedDocument:
     series: dict[str, tuple[SeriesMembership, ...]]  # entry key -> its series, members only
     ttl: timedelta | None
     warning: str | None
+    # Digests of the entries left out of ``items``: the source's last stored document
+    # listed them as they are, so the store holds them as they are.
+    unchanged: tuple[bytes, ...] = ()
 
 
 # --- store -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Where one ``aggregator poll`` spends its CPU: py-spy over every thread and process.
 
-    .venv/bin/python bench/profile_poll.py --feeds 100 --items 50 [--phase cold|warm]
+    .venv/bin/python bench/profile_poll.py --feeds 100 --items 50 [--phase cold|warm|changed]
 
 Generates the same feeds as bench/ingest.py (no corpus unless --corpus), serves them the
 same way, and runs one poll under ``py-spy record --gil --subprocesses``: in each process
@@ -29,6 +29,7 @@ from ingest import (
     DEFAULT_OUT,
     Bench,
     FeedServer,
+    change_feeds,
     copy_corpus,
     prepare_aggregator,
     progress,
@@ -70,7 +71,9 @@ def main() -> int:
     p.add_argument("--feeds", type=int, default=100)
     p.add_argument("--items", type=int, default=50)
     p.add_argument("--corpus", action="store_true", help="add the real corpus too")
-    p.add_argument("--phase", choices=("cold", "warm"), default="cold")
+    p.add_argument("--phase", choices=("cold", "warm", "changed"), default="cold")
+    p.add_argument("--changed-fraction", type=float, default=0.10)
+    p.add_argument("--added", type=int, default=5, help="new items per changed feed")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--py-spy", default=shutil.which("py-spy"), help="the py-spy executable")
@@ -110,7 +113,7 @@ def main() -> int:
         )
         bench.check_config()
         poll = aggregator.argv("--config", str(bench.config), "poll")
-        if args.phase == "warm":
+        if args.phase != "cold":
             progress("cold poll first (not profiled) ...")
             subprocess.run(
                 poll,
@@ -120,6 +123,10 @@ def main() -> int:
                 timeout=args.timeout,
                 check=False,
             )
+        if args.phase == "changed":
+            later = (anchor + timedelta(minutes=5)).timestamp()
+            changed = change_feeds(factory, args.feeds, feeds_dir, args, later)
+            progress(f"{len(changed)} feeds gained {args.added} items; reloaded {server.reload()}")
         raw = DEFAULT_OUT / f"profile-{args.phase}-{stamp}.txt"
         progress(f"{args.phase} poll of {len(refs)} feeds under py-spy ...")
         spy = [args.py_spy, "record", "-r", str(args.rate), "-f", "raw", "--nolineno", "--gil"]

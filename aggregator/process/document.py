@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from aggregator.parse import parse_feed
-from aggregator.process.normalize import normalize_items
+from aggregator.process.normalize import normalize_entries
 from aggregator.process.series import SeriesRule, series_for
 from aggregator.types import ProcessedDocument
 
@@ -21,17 +21,24 @@ def process_document(
     now: datetime,
     rules: Sequence[SeriesRule],
     split_categories: str | None = None,
+    listed: frozenset[bytes] = frozenset(),
 ) -> ProcessedDocument:
     """Raises ParseError when the bytes are not a feed. ``rules``: the series rules
-    that apply to this source."""
+    that apply to this source; ``listed``: what its last stored document listed
+    (``SourceForPoll.listed``), left out of the items when sent again as it was."""
     parsed = parse_feed(content, content_type=content_type, url=url)
-    items = normalize_items(
-        parsed.items, source_name=source_name, now=now, split_categories=split_categories
+    entries = normalize_entries(
+        parsed.items,
+        source_name=source_name,
+        now=now,
+        split_categories=split_categories,
+        listed=listed,
     )
-    series = {item.entry_key: series_for(item, rules) for item in items}
+    series = {item.entry_key: series_for(item, rules) for item in entries.items}
     return ProcessedDocument(
-        items=items,
+        items=entries.items,
         series={key: found for key, found in series.items() if found},
         ttl=parsed.ttl,
         warning=parsed.warning,
+        unchanged=entries.unchanged,
     )

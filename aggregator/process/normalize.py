@@ -6,12 +6,18 @@ None or empty, and every item of a document gets an ``entry_key`` of its own.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
 import re
+import sys
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
+import aggregator
 from aggregator.process.duplicates import fingerprint
 from aggregator.process.identity import content_hash, entry_key, identity, sha256_hex
 from aggregator.process.sanitize import (
@@ -29,6 +35,116 @@ MAX_LANGUAGE_TAG = 35  # BCP 47 tags in practice; the store's column is this wid
 _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _CATEGORY_SCHEMES = frozenset({"http", "https", "tag", "urn"})
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedEntries:
+    items: tuple[Item, ...]  # to store, in document order
+    unchanged: tuple[bytes, ...]  # digests of the entries left out: stored as they are
+
+
+def normalize_entries(
+    entries: Sequence[ParsedItem],
+    *,
+    source_name: str,
+    now: datetime,
+    split_categories: str | None = None,
+    listed: frozenset[bytes] = frozenset(),
+) -> NormalizedEntries:
+    """``normalize_items``, leaving out the entries ``listed`` holds (the digests of the
+    source's last stored document): normalizing them again would give what the store
+    holds. Most of a changed feed's entries are the ones it sent last time.
+
+    An entry is left out only when its key is its own guid or link, and no other entry
+    of the document has that key or the same identity: then nothing else bears on its
+    key or on what the store writes for it (``store.items.plan_writes``). Items carry
+    their digest on the same terms, for the next poll to find them listed."""
+    context = _digest_context(source_name, split_categories)
+    digests = [entry_digest(entry, context) for entry in entries]
+    own = {
+        position: found
+        for position, (entry, digest) in enumerate(zip(entries, digests, strict=True))
+        if digest in listed and (found := _own_keys(entry, source_name)) is not None
+    }
+
+    def made(positions: Iterable[int]) -> dict[int, Item]:
+        return {
+            p: normalize_item(
+                entries[p], source_name=source_name, now=now, split_categories=split_categories
+            )
+            for p in positions
+        }
+
+    normalized = made(p for p in range(len(entries)) if p not in own)
+    every = range(len(entries))
+    keys = Counter(own[p][0] if p in own else normalized[p].entry_key for p in every)
+    identities = Counter(own[p][1] if p in own else normalized[p].identity for p in every)
+    left_out = {p for p, (key, ident) in own.items() if keys[key] == identities[ident] == 1}
+    normalized |= made(p for p in own if p not in left_out)
+    positions = sorted(normalized)
+    unique = _unique_keys([normalized[p] for p in positions], source_name)
+    left_keys = {own[p][0] for p in left_out}
+    if any(item.entry_key in left_keys for item in unique):  # a qualified key met one
+        return normalize_entries(
+            entries, source_name=source_name, now=now, split_categories=split_categories
+        )
+    final = Counter(item.identity for item in unique)
+    final.update(own[p][1] for p in left_out)
+    return NormalizedEntries(
+        items=tuple(
+            _with_digest(item, digests[p])
+            if item.entry_key == normalized[p].entry_key and final[item.identity] == 1
+            else item
+            for p, item in zip(positions, unique, strict=True)
+        ),
+        unchanged=tuple(digests[p] for p in sorted(left_out)),
+    )
+
+
+def entry_digest(entry: ParsedItem, context: str) -> bytes:
+    """The entry as sent, in the context it is normalized in (``_digest_context``), in 16
+    bytes: equal digests, equal items. ``repr`` spells out every field, escaped."""
+    text = f"{context}\n{entry!r}".encode()
+    return hashlib.blake2b(text, digest_size=16).digest()
+
+
+def _digest_context(source_name: str, split_categories: str | None) -> str:
+    return f"{_code_revision()}|{source_name}|{split_categories!r}"
+
+
+@functools.cache
+def _code_revision() -> str:
+    """A digest of the code that makes items of entries (and of nh3's version): an entry
+    stored by other code is normalized again, so an upgrade applies to what feeds send
+    next, with no revision number to remember to bump."""
+    versions = f"{aggregator.__version__}|{importlib.metadata.version('nh3')}"
+    digest = hashlib.blake2b(versions.encode())
+    for name in (__name__, *_NORMALIZING_MODULES):
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path is not None:
+            digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_NORMALIZING_MODULES = (
+    "aggregator.process.duplicates",
+    "aggregator.process.identity",
+    "aggregator.process.sanitize",
+    "aggregator.process.urls",
+    "aggregator.types",
+)
+
+
+def _own_keys(entry: ParsedItem, source_name: str) -> tuple[str, str] | None:
+    """The entry's key and identity when its key is its guid or link (cheap to find,
+    unlike a content hash), else None."""
+    _, link = _links(entry.link)
+    key = entry_key(_clean_guid(entry.guid), link, "")
+    return None if key.startswith("hash:") else (key, identity(source_name, key, link))
+
+
+def _with_digest(item: Item, digest: bytes) -> Item:
+    return item if item.entry_key.startswith("hash:") else replace(item, digest=digest)
 
 
 def normalize_items(
@@ -49,6 +165,10 @@ def normalize_items(
         normalize_item(parsed, source_name=source_name, now=now, split_categories=split_categories)
         for parsed in items
     ]
+    return _unique_keys(normalized, source_name)
+
+
+def _unique_keys(normalized: Sequence[Item], source_name: str) -> tuple[Item, ...]:
     shared = {key for key, count in Counter(i.entry_key for i in normalized).items() if count > 1}
     seen_keys: set[str] = set()
     unique: list[Item] = []
@@ -79,8 +199,7 @@ def normalize_item(
     against it here (a future date is kept, the store clamps the sort order).
     """
     del now
-    source_link = absolute_http_url(parsed.link) if parsed.link else None
-    link = canonical_url(source_link) if source_link else None
+    source_link, link = _links(parsed.link)
     base = parsed.base or source_link
     content_html = sanitize_html(parsed.content_html, base)
     summary_html = sanitize_html(parsed.summary_html, base)
@@ -108,6 +227,12 @@ def normalize_item(
         fingerprint=fingerprint(title, body),
         lead=lead,
     )
+
+
+def _links(link: str | None) -> tuple[str | None, str | None]:
+    """The entry's link as sent (made absolute, scheme-checked), and canonical."""
+    source_link = absolute_http_url(link) if link else None
+    return source_link, canonical_url(source_link) if source_link else None
 
 
 _BODY_MARKUP_CHARS = 8000  # more than a fingerprint's words, in any real article

@@ -245,9 +245,11 @@ class Store:
         schedule: Callable[[int], PollSchedule],
         moved_to: str | None = None,
         lease_owner: str | None = None,
+        unchanged: Sequence[bytes] = (),
     ) -> SavedItems:
         """Store a successful poll in one transaction: the number of new items, and the
-        identities of the items written.
+        identities of the items written. ``unchanged``: digests of the document's
+        entries left out of ``batch`` (``ProcessedDocument.unchanged``).
 
         ``schedule`` maps the number of new items to the source's next poll.
 
@@ -264,6 +266,7 @@ class Store:
                         batch=batch,
                         series=series,
                         now=now,
+                        unchanged=unchanged,
                     )
                     plan = schedule(saved.new)
                     _sources.record_success(
@@ -279,6 +282,7 @@ class Store:
                         new_item_gap=plan.new_item_gap,
                         last_new_at=plan.last_new_at,
                         lease_owner=lease_owner,
+                        listed=saved.listed,
                     )
                     if saved.touched:
                         _publication.count_change(connection)

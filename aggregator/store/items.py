@@ -12,7 +12,7 @@ writing overlapping items take their locks in the same order and cannot deadlock
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -122,6 +122,8 @@ def plan_writes(batch: Sequence[Item], snapshot: StoreSnapshot, source_id: int) 
 class SavedItems:
     new: int  # items new to the source
     touched: tuple[str, ...]  # identities of the items written: new, moved or changed
+    pruned: frozenset[str] = frozenset()  # entry keys left out: retention pruned them
+    listed: tuple[bytes, ...] = ()  # entry digests the store now holds as sent
 
 
 def save_items(
@@ -131,13 +133,28 @@ def save_items(
     batch: Sequence[Item],
     series: Mapping[str, tuple[SeriesMembership, ...]],
     now: datetime,
+    unchanged: Sequence[bytes] = (),
 ) -> SavedItems:
-    """Store one poll's items for one source: how many were new to it, and which items
-    were written.
+    """Store one poll's items for one source: how many were new to it, which items
+    were written, and the digests of the entries the store now holds as sent.
 
     ``batch`` must have unique ``entry_key`` values, in document order; ``series`` maps
-    entry keys to the series the item belongs to.
+    entry keys to the series the item belongs to; ``unchanged``: the digests of the
+    document's entries left out of the batch (``normalize_entries``).
     """
+    saved = _save_items(connection, source_id=source_id, batch=batch, series=series, now=now)
+    kept = (item.digest for item in batch if item.digest and item.entry_key not in saved.pruned)
+    return replace(saved, listed=(*unchanged, *kept))
+
+
+def _save_items(
+    connection: Connection,
+    *,
+    source_id: int,
+    batch: Sequence[Item],
+    series: Mapping[str, tuple[SeriesMembership, ...]],
+    now: datetime,
+) -> SavedItems:
     if not batch:
         return SavedItems(new=0, touched=())
     snapshot = _snapshot(connection, source_id, batch)
@@ -148,7 +165,7 @@ def save_items(
     if pruned:  # retention removed them: the feed lists them still
         batch = [item for item in batch if item.entry_key not in pruned]
         if not batch:
-            return SavedItems(new=0, touched=())
+            return SavedItems(new=0, touched=(), pruned=frozenset(pruned))
         snapshot = _snapshot(connection, source_id, batch)
     plan = plan_writes(batch, snapshot, source_id)
     _rename_items(connection, plan.renames, now)
@@ -171,7 +188,11 @@ def save_items(
         *(item for _, item in plan.content_updates),
     ]
     _add_memberships(connection, touched, final_ids, series)
-    return SavedItems(new=len(inserted), touched=tuple(item.identity for item in touched))
+    return SavedItems(
+        new=len(inserted),
+        touched=tuple(item.identity for item in touched),
+        pruned=frozenset(pruned),
+    )
 
 
 def _snapshot(connection: Connection, source_id: int, batch: Sequence[Item]) -> StoreSnapshot:

@@ -129,6 +129,12 @@ def remove_items(connection: Connection, ids: Sequence[int], now: datetime) -> i
             )
         ).all()
         if credits:
+            # Their sources' last documents listed these entries as stored: no more.
+            connection.execute(
+                update(sources)
+                .where(sources.c.id.in_(sorted({c.source_id for c in credits})))
+                .values(listed_entries=None)
+            )
             statement = upsert(connection, pruned_entries)
             connection.execute(
                 statement.on_conflict_do_nothing(index_elements=["source_id", "entry_key"]),

@@ -96,6 +96,9 @@ sources = Table(
     # The last poll that got the feed's content (not a 304): what it lists is known as of
     # then (retention forgets a pruned entry only once such a poll no longer lists it).
     Column("last_content_at", UTCDateTime),
+    # The 16-byte digests (normalize.entry_digest) of the entries that document listed,
+    # concatenated: sent again, they are stored as they are. NULL: none are known so.
+    Column("listed_entries", LargeBinary),
 )
 
 stories = Table(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +79,7 @@ _FOR_POLL = (
     sources.c.last_modified,
     sources.c.new_item_gap,
     sources.c.last_new_at,
+    sources.c.listed_entries,
 )
 
 
@@ -282,7 +283,17 @@ def _for_poll(row: Any) -> SourceForPoll:
         last_modified=row.last_modified,
         new_item_gap=timedelta(seconds=gap) if gap is not None else None,
         last_new_at=row.last_new_at,
+        listed=listed_digests(row.listed_entries),
     )
+
+
+DIGEST_SIZE = 16  # bytes of each digest in sources.listed_entries
+
+
+def listed_digests(packed: bytes | None) -> frozenset[bytes]:
+    if not packed:
+        return frozenset()
+    return frozenset(packed[i : i + DIGEST_SIZE] for i in range(0, len(packed), DIGEST_SIZE))
 
 
 def record_success(
@@ -299,12 +310,14 @@ def record_success(
     new_item_gap: timedelta | None = None,
     last_new_at: datetime | None = None,
     lease_owner: str | None = None,
+    listed: Iterable[bytes] = (),
 ) -> None:
     values: dict[str, object] = {
         "etag": etag,
         "last_modified": last_modified,
         "last_polled_at": now,
         "last_content_at": now,
+        "listed_entries": b"".join(sorted(set(listed))) or None,
         "next_poll_at": next_poll_at,
         "last_status": status,
         "last_http_status": http_status,
