@@ -409,7 +409,7 @@ def format_suggestions(suggestions: Sequence[SeriesSuggestion]) -> str:
 def cmd_poll(settings: Settings, _args: argparse.Namespace) -> int:
     from aggregator.pipeline import open_pipeline
 
-    with open_pipeline(settings) as pipeline:
+    with open_pipeline(settings, once=True) as pipeline:
         if sys.stderr.isatty():  # a person watching: a progress bar
             from rich.console import Console
 

@@ -142,9 +142,11 @@ def fetch_limits(settings: Settings) -> FetchLimits:
 
 
 @contextmanager
-def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
+def open_pipeline(settings: Settings, *, once: bool = False) -> Iterator[Pipeline]:
     """The composition root of a polling process: store, fetcher and parser workers,
-    wired into a pipeline and closed again on the way out."""
+    wired into a pipeline and closed again on the way out. ``once``: for one batch of
+    polls (``aggregator poll``), whose parse workers stop as soon as its polls are done,
+    before the stories are assigned: their memory is not needed for the rest."""
     store = Store.open(settings.database)
 
     made: list[HTTPFetcher] = []  # the first, and any a reloaded config asked for
@@ -165,14 +167,15 @@ def open_pipeline(settings: Settings) -> Iterator[Pipeline]:
             processor=PooledProcessor(pool),
             stories=stories,
             make_fetcher=make_fetcher,
+            after_polls=pool.close if once else None,
         )
         if settings.server.websub_hub or settings.server.static_dir:
             _wire_publishing(pipeline, settings, store)
         pipeline.refresh_series()
         yield pipeline
     finally:
-        stories.close()
         pool.close()
+        stories.close()
         for made_fetcher in made:
             made_fetcher.close()
         store.close()
@@ -289,6 +292,9 @@ class Pipeline:
     metrics: Metrics | None = None  # counts polls and their timings when set
     # Readies the story index while a batch of polls fetches (StoryAssigner.prepare).
     preparing: threading.Thread | None = None
+    preparing_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Called once a batch's polls are done, before its stories are assigned.
+    after_polls: Callable[[], object] | None = None
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -555,44 +561,50 @@ class Pipeline:
 
         def poll(source: SourceForPoll) -> PollOutcome:
             outcome = self.poll_guarded(source)
+            if outcome.items_new:
+                self._prepare_stories()
             if on_done is not None:
                 on_done(outcome)
             return outcome
 
         self.not_modified_batch = []
-        self._prepare_stories()
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 outcomes = tuple(pool.map(poll, sources))
         finally:
             batch, self.not_modified_batch = self.not_modified_batch, None
             self.store.save_not_modified(batch)
+        if self.after_polls is not None:
+            self.after_polls()
         if any(o.items_new for o in outcomes):
             self.assign_stories()
         self.publish_changes()  # compares every feed with what the hub was last told
         return outcomes
 
     def _prepare_stories(self) -> None:
-        """Load or rebuild the story index in another thread while the polls fetch, when
-        it is not in memory yet (the first batch of a process)."""
-        if self.preparing is not None and not self.preparing.is_alive():
-            self.preparing = None  # done, in a batch that stored nothing new
-        stories = self.stories
-        if stories is None or stories.ready or self.preparing is not None:
-            return
+        """Load or rebuild the story index in another thread while the other polls
+        fetch, once a poll has stored new items and when it is not in memory yet (the
+        first such batch of a process): a batch of 304s leaves it unloaded."""
+        with self.preparing_lock:
+            if self.preparing is not None and not self.preparing.is_alive():
+                self.preparing = None  # done, in a batch that stored nothing new
+            stories = self.stories
+            if stories is None or stories.ready or self.preparing is not None:
+                return
+            self.preparing = threading.Thread(
+                target=self._prepare, args=(stories,), name="stories-prepare", daemon=True
+            )
+            self.preparing.start()
 
-        def prepare() -> None:
-            try:
-                stories.prepare(self.clock.now())
-            except StoreError as exc:  # assign_stories tries again, and says so
-                log.debug("stories: index not prepared: %s", exc)
-                stories.forget()
-            except Exception:
-                log.exception("stories: preparing the index failed (a bug, please report it)")
-                stories.forget()
-
-        self.preparing = threading.Thread(target=prepare, name="stories-prepare", daemon=True)
-        self.preparing.start()
+    def _prepare(self, stories: StoryAssigner) -> None:
+        try:
+            stories.prepare(self.clock.now())
+        except StoreError as exc:  # assign_stories tries again, and says so
+            log.debug("stories: index not prepared: %s", exc)
+            stories.forget()
+        except Exception:
+            log.exception("stories: preparing the index failed (a bug, please report it)")
+            stories.forget()
 
     def publish_changes(self) -> None:
         """Bring the static copy (``server.static_dir``) up to date and tell the WebSub

@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -194,10 +195,11 @@ def test_a_bug_in_story_assignment_does_not_fail_the_polls(tmp_path: Path) -> No
     pipeline.store.close()
 
 
-def test_the_story_index_is_readied_while_the_polls_fetch(tmp_path: Path) -> None:
-    """The first batch of a process loads (or rebuilds) the story index in another
-    thread while its polls wait on the network: the fetch below answers only once the
-    index is ready, and the items are then placed by it."""
+def test_the_story_index_is_readied_once_a_poll_stores_new_items(tmp_path: Path) -> None:
+    """A batch of polls loads (or rebuilds) the story index in another thread once one of
+    its polls has stored new items, while the others wait on the network: below, bbc's
+    second fetch answers only once the index is ready, and npr's items are then placed
+    by it. A batch of 304s leaves the index unloaded: it would be work for nothing."""
     from aggregator.grouping import StoryAssigner
     from aggregator.process.stories import GroupingRules
 
@@ -205,27 +207,46 @@ def test_the_story_index_is_readied_while_the_polls_fetch(tmp_path: Path) -> Non
         def __init__(self, stories: list[StoryAssigner]) -> None:
             super().__init__()
             self.stories = stories
-            self.ready_while_fetching = False
+            self.ready_while_fetching: list[bool] = []
 
         def fetch(self, source: SourceForPoll) -> FetchResult:
-            deadline = time.monotonic() + 10
-            while not self.stories[0].ready and time.monotonic() < deadline:
-                time.sleep(0.01)  # polling a condition, bounded: no timing assumed
-            self.ready_while_fetching = self.stories[0].ready
+            if source.name == "bbc" and self.queued["bbc"][0] is later_304:
+                deadline = time.monotonic() + 10
+                while not self.stories[0].ready and time.monotonic() < deadline:
+                    time.sleep(0.01)  # polling a condition, bounded: no timing assumed
+                self.ready_while_fetching.append(self.stories[0].ready)
             return super().fetch(source)
 
+    bbc_304 = NotModified(url="https://bbc.example/feed", etag='"b"', last_modified=None)
+    later_304 = replace(bbc_304, etag='"b2"')
     assigners: list[StoryAssigner] = []
     fetcher = WaitsForTheIndex(assigners).answers("npr", _rss_answer())
-    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
-    assigners.append(StoryAssigner(pipeline.store, GroupingRules()))
+    fetcher.answers("bbc", bbc_304, later_304)
+    settings = Settings.model_validate(
+        {
+            "database": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "polling": {"interval": "10m", "jitter": 0, "concurrency": 2},
+            "sources": [
+                {"name": "npr", "url": "https://npr.example/feed"},
+                {"name": "bbc", "url": "https://bbc.example/feed"},
+            ],
+        }
+    )
+    store = Store.open(settings.database)
+    pipeline = Pipeline(settings=settings, store=store, fetcher=fetcher, clock=FixedClock(T0))
+    pipeline.sync_sources()
+    assigners.append(StoryAssigner(store, GroupingRules()))
     pipeline.stories = assigners[0]
-    (outcome,) = pipeline.poll_many(pipeline.store.sources_for_poll(["npr"]))
-    assert fetcher.ready_while_fetching
-    assert (outcome.status, outcome.items_new) == ("ok", 10)
-    assert pipeline.store.unassigned_ids() == []
+    (unchanged,) = pipeline.poll_many(store.sources_for_poll(["bbc"]))
+    assert unchanged.status == "not_modified"
+    assert not assigners[0].ready and pipeline.preparing is None
+    outcomes = pipeline.poll_many(store.sources_for_poll(["npr", "bbc"]))
+    assert {(o.source, o.items_new) for o in outcomes} == {("npr", 10), ("bbc", 0)}
+    assert fetcher.ready_while_fetching == [True]
+    assert store.unassigned_ids() == []
     assert pipeline.preparing is None  # joined before assigning
     pipeline.stories.close()
-    pipeline.store.close()
+    store.close()
 
 
 def _dated_feed(outlet: str, items: list[tuple[str, str]]) -> bytes:
@@ -594,3 +615,23 @@ def test_a_poll_in_a_terminal_shows_its_progress(tmp_path: Path) -> None:
         assert "1/1 sources  0 new items  1 errors" in shown
     finally:
         pipeline.store.close()
+
+
+def test_after_polls_runs_once_the_polls_are_done_and_before_stories_are_assigned(
+    tmp_path: Path,
+) -> None:
+    """``aggregator poll`` stops its parse workers there: they are not needed for the
+    rest, and their memory would add to the story index's."""
+    from aggregator.grouping import StoryAssigner
+    from aggregator.process.stories import GroupingRules
+
+    pipeline = _pipeline(tmp_path, FakeFetcher().answers("npr", _rss_answer()), FixedClock(T0))
+    pipeline.stories = StoryAssigner(pipeline.store, GroupingRules())
+    unassigned_then: list[int] = []
+    pipeline.after_polls = lambda: unassigned_then.append(len(pipeline.store.unassigned_ids()))
+    (outcome,) = pipeline.poll_many(pipeline.store.sources_for_poll(["npr"]))
+    assert outcome.items_new == 10
+    assert unassigned_then == [10]  # called once, with the polls' items still to place
+    assert pipeline.store.unassigned_ids() == []
+    pipeline.stories.close()
+    pipeline.store.close()

@@ -4,7 +4,7 @@ sources.listed_entries), and the store ends up exactly as if they had been."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,10 +14,15 @@ from sqlalchemy import select
 from aggregator.exceptions import ParseError
 from aggregator.parse import parse_feed
 from aggregator.process.document import process_document
-from aggregator.process.normalize import normalize_entries, normalize_items
+from aggregator.process.normalize import (
+    digest_context,
+    entry_digest,
+    normalize_entries,
+    normalize_items,
+)
 from aggregator.store import Store
 from aggregator.store.schema import item_sources, items, sources
-from aggregator.types import ParsedItem, PollSchedule
+from aggregator.types import Category, Enclosure, ParsedItem, PollSchedule
 from tests.builders import T0, define_outlets, make_parsed
 
 DATA = Path(__file__).parent / "data"
@@ -105,6 +110,32 @@ def test_a_digest_holds_only_in_the_context_it_was_made_in(context: dict[str, st
         listed=listed,  # type: ignore[arg-type]
     )
     assert made.unchanged == () and len(made.items) == 3
+
+
+def test_every_field_of_an_entry_bears_on_its_digest() -> None:
+    entry = _entry(1)
+    other = {
+        "guid": "g2",
+        "link": "https://outlet.example/2",
+        "title": "Story 2",
+        "title_is_html": True,
+        "content_html": "<p>Other</p>",
+        "summary_html": "<p>A summary</p>",
+        "published": T0 + timedelta(seconds=1),
+        "updated": T0,
+        "authors": ("Ann",),
+        "categories": (Category(term="World"),),
+        "enclosures": (Enclosure(url="https://outlet.example/a.mp3"),),
+        "language": "en",
+        "base": "https://outlet.example/",
+    }
+    assert set(other) == {f.name for f in fields(ParsedItem)}  # a new field needs a line
+    context = digest_context("s", None)
+    digests = {
+        entry_digest(replace(entry, **{name: value}), context) for name, value in other.items()
+    }  # type: ignore[arg-type]
+    assert entry_digest(entry, context) not in digests and len(digests) == len(other)
+    assert entry_digest(replace(entry), context) == entry_digest(entry, context)
 
 
 def test_entries_keyed_by_their_content_are_always_normalized() -> None:

@@ -7,6 +7,7 @@ keeps everything else byte for byte, so applying it twice changes nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
@@ -59,6 +60,9 @@ _TRACKING_PARAMS = frozenset(
 _TRACKING_PREFIXES = ("utm_", "pk_", "hmb_")
 
 
+# Both are pure, and called again on the same links: a link's key and identity each
+# canonicalize it, and a feed sends most of its links again on the next poll.
+@functools.lru_cache(maxsize=8192)
 def canonical_url(url: str, base: str | None = None, *, keep_query: bool = False) -> str | None:
     """The canonical http(s) form of ``url`` (resolved against ``base``), or None.
 
@@ -77,6 +81,7 @@ def canonical_url(url: str, base: str | None = None, *, keep_query: bool = False
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", query, ""))
 
 
+@functools.lru_cache(maxsize=8192)
 def absolute_http_url(url: str, base: str | None = None) -> str | None:
     """``url`` made absolute against ``base`` if it is an http(s) URL with a host, else None.
 
