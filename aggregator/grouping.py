@@ -131,6 +131,10 @@ class StoryAssigner:
             return  # another process may have assigned since this index was current
         with collector_paused():
             snapshot = index_snapshot.dump(self._index, self._duplicates)
+        # Let go before the write, so that the memory of the indexes does not add to
+        # the bytes' and the database's; a later use takes up what is saved.
+        self._index = None
+        self._duplicates = DuplicateIndex(self.duplicate_rules)
         try:
             kept = self.store.save_story_index(
                 version=self._version,

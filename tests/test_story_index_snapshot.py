@@ -270,3 +270,24 @@ def test_an_index_older_than_the_last_assignments_is_not_saved_over_them(
     saved = store.saved_story_index()
     assert saved.current and saved.version == 3
     assert "story index: not saved, stories were assigned elsewhere meanwhile" in _start_log(caplog)
+
+
+def test_a_closed_assigner_lets_go_of_its_index_and_takes_up_what_it_saved(
+    store: Store, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Saving lets go of the index before the write (its memory need not add to the
+    bytes'); a later use of the same assigner takes the saved one up."""
+    caplog.set_level(logging.INFO, logger="aggregator.grouping")
+    define_outlets(store, "bbc", "npr", "abc")
+    save_titled(store, JACKSON[0][0], "j0", JACKSON[0][1], T0)
+    assigner = StoryAssigner(store, RULES)
+    assert assigner.assign_pending(T0 + timedelta(hours=1)) == 1
+    assigner.close()
+    assert not assigner.ready and store.saved_story_index().current
+    caplog.clear()
+    title = _third_report(store)
+    assert assigner.assign_pending(T0 + timedelta(hours=2)) == 1
+    assert _start_log(caplog) == ["story index: taken up as the last process left it (1 stories)"]
+    ids = story_ids_by_title(database_url)
+    assert ids[title] == ids[JACKSON[0][1]]
+    assigner.close()
