@@ -65,10 +65,11 @@ def save_batch(
     series: dict[str, tuple[str, ...]] | None = None,
     etag: str | None = None,
     tagged: bool = False,
+    unchanged: Sequence[bytes] = (),
 ) -> int:
     """One successful poll of ``source`` that read ``batch``, as the pipeline saves it;
     the number of items new to the source. ``series``: entry key -> series slugs (as an
-    outlet's tag when ``tagged``)."""
+    outlet's tag when ``tagged``); ``unchanged``: digests of the entries left out."""
     memberships = {
         key: tuple(
             SeriesMembership(slug=slug, reason=f"test {slug}", tagged=tagged) for slug in slugs
@@ -84,6 +85,7 @@ def save_batch(
         last_modified=None,
         now=now,
         schedule=lambda new: PollSchedule(next_poll_at=now + timedelta(minutes=15)),
+        unchanged=unchanged,
     ).new
 
 

@@ -22,8 +22,8 @@ from aggregator.process.normalize import (
 )
 from aggregator.store import Store
 from aggregator.store.schema import item_sources, items, sources
-from aggregator.types import Category, Enclosure, ParsedItem, PollSchedule
-from tests.builders import T0, define_outlets, make_parsed
+from aggregator.types import Category, Enclosure, ParsedItem
+from tests.builders import T0, define_outlets, make_parsed, save_batch
 
 DATA = Path(__file__).parent / "data"
 
@@ -176,18 +176,9 @@ def _poll(store: Store, document: bytes, *, listed: bool, when: int) -> tuple[in
         rules=(),
         listed=source.listed if listed else frozenset(),
     )
-    saved = store.save_poll(
-        "s",
-        batch=processed.items,
-        series=processed.series,
-        http_status=200,
-        etag=None,
-        last_modified=None,
-        now=now,
-        schedule=lambda new: PollSchedule(next_poll_at=now + timedelta(minutes=15)),
-        unchanged=processed.unchanged,
-    )
-    return saved.new, len(processed.unchanged)
+    assert not processed.series  # no series rules: nothing but the items to save
+    new = save_batch(store, "s", processed.items, now=now, unchanged=processed.unchanged)
+    return new, len(processed.unchanged)
 
 
 def _rss(*entries: tuple[str, str, str]) -> bytes:
