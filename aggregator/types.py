@@ -127,6 +127,16 @@ class ParsedItem:
     base: str | None = None  # what relative URLs in its markup are relative to
 
 
+@dataclass(frozen=True, slots=True)
+class UnchangedEntry:
+    """An entry a poll left out of its items: sent again as the source's last stored
+    document listed it (``normalize.normalize_entries``)."""
+
+    digest: bytes  # normalize.entry_digest
+    entry_key: str
+    identity: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParsedFeed:
     version: str  # e.g. "rss20", "atom10", "json11"
@@ -239,9 +249,9 @@ class ProcessedDocument:
     series: dict[str, tuple[SeriesMembership, ...]]  # entry key -> its series, members only
     ttl: timedelta | None
     warning: str | None
-    # Digests of the entries left out of ``items``: the source's last stored document
-    # listed them as they are, so the store holds them as they are.
-    unchanged: tuple[bytes, ...] = ()
+    # The entries left out of ``items``: the source's last stored document listed them
+    # as they are, so the store holds them as they are.
+    unchanged: tuple[UnchangedEntry, ...] = ()
 
 
 # --- store -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from aggregator.types import (
     PollSchedule,
     SeriesMembership,
     SourceDefinition,
+    UnchangedEntry,
 )
 
 if TYPE_CHECKING:
@@ -65,11 +66,11 @@ def save_batch(
     series: dict[str, tuple[str, ...]] | None = None,
     etag: str | None = None,
     tagged: bool = False,
-    unchanged: Sequence[bytes] = (),
+    unchanged: Sequence[UnchangedEntry] = (),
 ) -> int:
     """One successful poll of ``source`` that read ``batch``, as the pipeline saves it;
     the number of items new to the source. ``series``: entry key -> series slugs (as an
-    outlet's tag when ``tagged``); ``unchanged``: digests of the entries left out."""
+    outlet's tag when ``tagged``); ``unchanged``: the entries left out."""
     memberships = {
         key: tuple(
             SeriesMembership(slug=slug, reason=f"test {slug}", tagged=tagged) for slug in slugs

@@ -28,7 +28,7 @@ from aggregator.process.sanitize import (
     text_of_sanitized,
 )
 from aggregator.process.urls import absolute_http_url, canonical_url
-from aggregator.types import Category, Enclosure, Item, ParsedItem
+from aggregator.types import Category, Enclosure, Item, ParsedItem, UnchangedEntry
 
 UNTITLED = "(untitled)"
 TITLE_FROM_TEXT_CHARS = 100
@@ -41,7 +41,7 @@ _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 @dataclass(frozen=True, slots=True)
 class NormalizedEntries:
     items: tuple[Item, ...]  # to store, in document order
-    unchanged: tuple[bytes, ...]  # digests of the entries left out: stored as they are
+    unchanged: tuple[UnchangedEntry, ...]  # the entries left out: stored as they are
 
 
 def normalize_entries(
@@ -98,7 +98,7 @@ def normalize_entries(
             else item
             for p, item in zip(positions, unique, strict=True)
         ),
-        unchanged=tuple(digests[p] for p in sorted(left_out)),
+        unchanged=tuple(UnchangedEntry(digests[p], *own[p]) for p in sorted(left_out)),
     )
 
 
@@ -117,10 +117,11 @@ def digest_context(source_name: str, split_categories: str | None) -> bytes:
 
 @functools.cache
 def _code_revision() -> str:
-    """A digest of the code that makes items of entries (and of nh3's version): an entry
+    """A digest of the code that makes items of entries (and of nh3's and Python's
+    versions: urllib.parse and html change in patch releases too): an entry
     stored by other code is normalized again, so an upgrade applies to what feeds send
     next, with no revision number to remember to bump."""
-    versions = f"{aggregator.__version__}|{importlib.metadata.version('nh3')}"
+    versions = f"{aggregator.__version__}|{importlib.metadata.version('nh3')}|{sys.version}"
     digest = hashlib.blake2b(versions.encode())
     for name in (__name__, *_NORMALIZING_MODULES):
         path = getattr(sys.modules.get(name), "__file__", None)

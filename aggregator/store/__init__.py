@@ -54,6 +54,7 @@ from aggregator.types import (
     StorySummary,
     StoryView,
     TagUse,
+    UnchangedEntry,
 )
 
 log = logging.getLogger(__name__)
@@ -245,11 +246,11 @@ class Store:
         schedule: Callable[[int], PollSchedule],
         moved_to: str | None = None,
         lease_owner: str | None = None,
-        unchanged: Sequence[bytes] = (),
+        unchanged: Sequence[UnchangedEntry] = (),
     ) -> SavedItems:
         """Store a successful poll in one transaction: the number of new items, and the
-        identities of the items written. ``unchanged``: digests of the document's
-        entries left out of ``batch`` (``ProcessedDocument.unchanged``).
+        identities of the items written. ``unchanged``: the document's entries left
+        out of ``batch`` (``ProcessedDocument.unchanged``).
 
         ``schedule`` maps the number of new items to the source's next poll.
 

@@ -22,7 +22,7 @@ from aggregator.store.dialect import chunks, upsert
 from aggregator.store.retention import pruned_keys
 from aggregator.store.schema import item_series, item_sources, items
 from aggregator.store.series import write_memberships
-from aggregator.types import Item, SeriesMembership
+from aggregator.types import Item, SeriesMembership, UnchangedEntry
 
 # Undated items of one document sort in document order: each is stamped this much
 # earlier than the one before it.
@@ -133,18 +133,69 @@ def save_items(
     batch: Sequence[Item],
     series: Mapping[str, tuple[SeriesMembership, ...]],
     now: datetime,
-    unchanged: Sequence[bytes] = (),
+    unchanged: Sequence[UnchangedEntry] = (),
 ) -> SavedItems:
     """Store one poll's items for one source: how many were new to it, which items
     were written, and the digests of the entries the store now holds as sent.
 
     ``batch`` must have unique ``entry_key`` values, in document order; ``series`` maps
-    entry keys to the series the item belongs to; ``unchanged``: the digests of the
-    document's entries left out of the batch (``normalize_entries``).
+    entry keys to the series the item belongs to; ``unchanged``: the document's
+    entries left out of the batch (``normalize_entries``).
     """
     saved = _save_items(connection, source_id=source_id, batch=batch, series=series, now=now)
-    kept = (item.digest for item in batch if item.digest and item.entry_key not in saved.pruned)
-    return replace(saved, listed=(*unchanged, *kept))
+    listed = _held_as_sent(connection, source_id, batch, saved.pruned, unchanged, now)
+    return replace(saved, listed=listed)
+
+
+def _held_as_sent(
+    connection: Connection,
+    source_id: int,
+    batch: Sequence[Item],
+    pruned: frozenset[str],
+    unchanged: Sequence[UnchangedEntry],
+    now: datetime,
+) -> tuple[bytes, ...]:
+    """The digests of the entries that saving them again would leave as they are, read
+    back after the writes: a re-keyed credit, or one moved onto an item this source
+    brought under another entry, leaves that item's text as it was (the next save
+    writes it); an item may be renamed under another entry crediting it; retention may
+    have pruned a left-out entry since its digest was read."""
+    wanted: list[tuple[bytes, str, str, str | None]] = [
+        (item.digest, item.entry_key, item.identity, item.content_hash)
+        for item in batch
+        if item.digest and item.entry_key not in pruned
+    ]
+    wanted += [(entry.digest, entry.entry_key, entry.identity, None) for entry in unchanged]
+    if not wanted:
+        return ()
+    held: dict[str, Any] = {}
+    for part in chunks(sorted(key for _, key, _, _ in wanted)):
+        rows = connection.execute(
+            select(
+                item_sources.c.entry_key,
+                items.c.identity,
+                items.c.origin_source_id,
+                items.c.content_hash,
+            )
+            .join(items, items.c.id == item_sources.c.item_id)
+            .where(item_sources.c.source_id == source_id)
+            .where(item_sources.c.entry_key.in_(part))
+        )
+        held.update((row.entry_key, row) for row in rows)
+    gone = [entry.entry_key for entry in unchanged if entry.entry_key not in held]
+    if gone:  # pruned meanwhile: marked as still listed, as a poll of them would
+        pruned_keys(connection, source_id, gone, now)
+    return tuple(
+        digest
+        for digest, key, identity, content_hash in wanted
+        if (row := held.get(key)) is not None
+        and row.identity == identity
+        and (
+            content_hash is None  # left out: its text is the one it had when listed
+            or row.origin_source_id != source_id  # another outlet's text: not ours to write
+            or row.content_hash == content_hash
+        )
+    )
 
 
 def _save_items(
