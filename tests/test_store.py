@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -216,6 +217,35 @@ def test_two_entries_with_one_link_do_not_flip_the_item(store: Store) -> None:
         _save(store, "bbc", normalize_items(entries, source_name="bbc", now=later), now=later)
     assert store.feed_entries(series_slugs=None, limit=10) == before
     assert _titles(store) == ["Headline"]
+
+
+def test_one_of_two_entries_on_one_item_moving_leaves_the_item_to_the_other(
+    store: Store,
+) -> None:
+    """Two of an outlet's entries credit one item (two guids, one link); one moves to a
+    new link. The item is not renamed under the entry that stays (which would then
+    credit an item of another link, and rename it back on the next poll): the moved
+    entry gets an item of its own."""
+    _define(store, "bbc")
+    one, two = (
+        make_parsed(guid=g, link="https://example.com/a", title=t)
+        for g, t in (("g1", "One"), ("g2", "Two"))
+    )
+    _save(store, "bbc", normalize_items([one, two], source_name="bbc", now=T0))
+    moved = replace(two, link="https://example.com/b")
+    for poll in range(1, 4):  # the same document again: nothing changes
+        later = T0 + timedelta(hours=poll)
+        _save(store, "bbc", normalize_items([one, moved], source_name="bbc", now=later), now=later)
+        with store.engine.connect() as connection:
+            rows = connection.execute(
+                select(item_sources.c.entry_key, items.c.link, items.c.title)
+                .join(items, items.c.id == item_sources.c.item_id)
+                .order_by(item_sources.c.entry_key)
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            ("guid:g1", "https://example.com/a", "One"),
+            ("guid:g2", "https://example.com/b", "Two"),
+        ], f"after poll {poll}"
 
 
 def test_origin_moving_an_article_to_a_new_link_follows_it(store: Store) -> None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, or_, select, update
 
 from aggregator.store.dialect import chunks, upsert
 from aggregator.store.retention import pruned_keys
@@ -38,7 +38,9 @@ class StoredItem:
     origin_source_id: int
     content_hash: str
     link: str | None
-    other_outlets: int  # how many other sources credit it
+    # Credits of it besides this entry's: other sources', or this source's other entries'
+    # (one link under two guids): a rename would take it from them.
+    other_credits: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +97,7 @@ def plan_writes(batch: Sequence[Item], snapshot: StoreSnapshot, source_id: int) 
                 target is None
                 and item.identity not in planned_identities
                 and known.origin_source_id == source_id
-                and known.other_outlets == 0
+                and known.other_credits == 0
             ):
                 plan.renames.append((known.id, item))
             else:
@@ -247,12 +249,18 @@ def _save_items(
 
 
 def _snapshot(connection: Connection, source_id: int, batch: Sequence[Item]) -> StoreSnapshot:
+    mine = item_sources.alias("mine")
     others = (
         select(func.count())
         .where(item_sources.c.item_id == items.c.id)
-        .where(item_sources.c.source_id != source_id)
+        .where(
+            or_(
+                item_sources.c.source_id != source_id,
+                item_sources.c.entry_key != mine.c.entry_key,
+            )
+        )
         .scalar_subquery()
-        .label("other_outlets")
+        .label("other_credits")
     )
     columns = (
         items.c.id,
@@ -262,7 +270,6 @@ def _snapshot(connection: Connection, source_id: int, batch: Sequence[Item]) -> 
         items.c.link,
         others,
     )
-    mine = item_sources.alias("mine")
     by_key: dict[str, StoredItem] = {}
     for part in chunks(sorted(item.entry_key for item in batch)):
         rows = connection.execute(
@@ -299,7 +306,7 @@ def _stored(row: Any) -> StoredItem:
         origin_source_id=row.origin_source_id,
         content_hash=row.content_hash,
         link=row.link,
-        other_outlets=row.other_outlets,
+        other_credits=row.other_credits,
     )
 
 
