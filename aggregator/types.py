@@ -127,6 +127,9 @@ class ParsedItem:
     base: str | None = None  # what relative URLs in its markup are relative to
 
 
+DIGEST_SIZE = 16  # bytes of an entry digest (normalize.entry_digest)
+
+
 @dataclass(frozen=True, slots=True)
 class UnchangedEntry:
     """An entry a poll left out of its items: sent again as the source's last stored

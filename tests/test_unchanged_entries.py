@@ -3,10 +3,13 @@ sources.listed_entries), and the store ends up exactly as if they had been."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 from dataclasses import fields, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -23,7 +26,7 @@ from aggregator.process.normalize import (
 )
 from aggregator.store import Store
 from aggregator.store.schema import item_sources, items, pruned_entries, sources
-from aggregator.types import Category, Enclosure, ParsedItem
+from aggregator.types import Category, Enclosure, ParsedItem, ProcessedDocument
 from tests.builders import T0, define_outlets, make_parsed, save_batch
 
 DATA = Path(__file__).parent / "data"
@@ -360,3 +363,64 @@ def test_a_prune_while_a_poll_runs_does_not_bring_the_pruned_entries_back(
         assert _rows(store) == _rows(reference) == ([], [])
     finally:
         reference.close()
+
+
+class _Recording:
+    """The pipeline's processor (parse workers), noting how many entries each document
+    left out; ``unlisted``: as if nothing were listed."""
+
+    def __init__(self, processor: Any, *, unlisted: bool) -> None:
+        self.processor, self.unlisted = processor, unlisted
+        self.left_out: list[int] = []
+
+    def __call__(self, content: bytes, **arguments: Any) -> ProcessedDocument:
+        if self.unlisted:
+            arguments["listed"] = frozenset()
+        document: ProcessedDocument = self.processor(content, **arguments)
+        self.left_out.append(len(document.unchanged))
+        return document
+
+
+def _poll_twice(config: Path, feed: Path, bodies: list[bytes], *, unlisted: bool) -> tuple:
+    from aggregator.pipeline import open_pipeline
+    from aggregator.settings import load_settings
+
+    with open_pipeline(load_settings(config, environ={})) as pipeline:
+        recording = _Recording(pipeline.processor, unlisted=unlisted)
+        pipeline.processor = recording
+        outcomes = []
+        for n, body in enumerate(bodies):
+            feed.write_bytes(body)
+            os.utime(feed, (time.time() + n, time.time() + n))  # a new Last-Modified
+            (outcome,) = pipeline.poll_all()
+            outcomes.append((outcome.status, outcome.items_seen, outcome.items_new))
+        return outcomes, recording.left_out, _rows(pipeline.store)
+
+
+def test_a_poll_process_leaves_out_what_a_real_feed_sends_again(tmp_path: Path) -> None:
+    """Through the daemon's pipeline (parse workers, a loopback server, a real feed):
+    BBC's feed, first without its first item, then whole. The second poll stores the
+    one new item and leaves the others out in the worker; the rows are those of a store
+    that normalized everything."""
+    from tests.feedserver import serve_directory
+
+    whole = (DATA / "e2e" / "bbc-news-world.xml").read_bytes()
+    first, rest = whole.index(b"<item>"), whole.index(b"</item>") + len(b"</item>")
+    bodies = [whole[:first] + whole[rest:], whole]
+    served = tmp_path / "feeds"
+    served.mkdir()
+    results = {}
+    with serve_directory(served) as server:
+        for name in ("listed", "reference"):
+            config = tmp_path / f"{name}.yaml"
+            config.write_text(
+                f"database: sqlite:///{tmp_path / name}.db\n"
+                "polling: {allow_networks: [127.0.0.1/32]}\n"
+                f"sources: [{{name: s, url: '{server.url('bbc.xml')}'}}]\n"
+            )
+            unlisted = name == "reference"
+            results[name] = _poll_twice(config, served / "bbc.xml", bodies, unlisted=unlisted)
+    outcomes, left_out, rows = results["listed"]
+    assert outcomes == results["reference"][0] == [("ok", 32, 32), ("ok", 33, 1)]
+    assert left_out == [0, 32] and results["reference"][1] == [0, 0]
+    assert rows == results["reference"][2] and len(rows[0]) == 33

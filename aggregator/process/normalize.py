@@ -28,7 +28,7 @@ from aggregator.process.sanitize import (
     text_of_sanitized,
 )
 from aggregator.process.urls import absolute_http_url, canonical_url
-from aggregator.types import Category, Enclosure, Item, ParsedItem, UnchangedEntry
+from aggregator.types import DIGEST_SIZE, Category, Enclosure, Item, ParsedItem, UnchangedEntry
 
 UNTITLED = "(untitled)"
 TITLE_FROM_TEXT_CHARS = 100
@@ -68,20 +68,15 @@ def normalize_entries(
         if digest in listed and (found := _own_keys(entry, source_name)) is not None
     }
 
-    def made(positions: Iterable[int]) -> dict[int, Item]:
-        return {
-            p: normalize_item(
-                entries[p], source_name=source_name, now=now, split_categories=split_categories
-            )
-            for p in positions
-        }
-
-    normalized = made(p for p in range(len(entries)) if p not in own)
+    make = functools.partial(
+        normalize_item, source_name=source_name, now=now, split_categories=split_categories
+    )
+    normalized = {p: make(entry) for p, entry in enumerate(entries) if p not in own}
     every = range(len(entries))
     keys = Counter(own[p][0] if p in own else normalized[p].entry_key for p in every)
     identities = Counter(own[p][1] if p in own else normalized[p].identity for p in every)
     left_out = {p for p, (key, ident) in own.items() if keys[key] == identities[ident] == 1}
-    normalized |= made(p for p in own if p not in left_out)
+    normalized |= {p: make(entries[p]) for p in own if p not in left_out}
     positions = sorted(normalized)
     unique = _unique_keys([normalized[p] for p in positions], source_name)
     left_keys = {own[p][0] for p in left_out}
@@ -106,7 +101,9 @@ def entry_digest(entry: ParsedItem, context: bytes) -> bytes:
     """The entry as sent, in the context it is normalized in (``digest_context``), in 16
     bytes: equal digests, equal items. Pickled, every field is in, nested ones too;
     equal entries pickle the same but for shared objects, which only costs a miss."""
-    return hashlib.blake2b(pickle.dumps(entry, protocol=5), digest_size=16, key=context).digest()
+    return hashlib.blake2b(
+        pickle.dumps(entry, protocol=5), digest_size=DIGEST_SIZE, key=context
+    ).digest()
 
 
 def digest_context(source_name: str, split_categories: str | None) -> bytes:

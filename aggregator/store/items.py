@@ -124,7 +124,6 @@ def plan_writes(batch: Sequence[Item], snapshot: StoreSnapshot, source_id: int) 
 class SavedItems:
     new: int  # items new to the source
     touched: tuple[str, ...]  # identities of the items written: new, moved or changed
-    pruned: frozenset[str] = frozenset()  # entry keys left out: retention pruned them
     listed: tuple[bytes, ...] = ()  # entry digests the store now holds as sent
 
 
@@ -144,8 +143,10 @@ def save_items(
     entry keys to the series the item belongs to; ``unchanged``: the document's
     entries left out of the batch (``normalize_entries``).
     """
-    saved = _save_items(connection, source_id=source_id, batch=batch, series=series, now=now)
-    listed = _held_as_sent(connection, source_id, batch, saved.pruned, unchanged, now)
+    saved, pruned = _save_items(
+        connection, source_id=source_id, batch=batch, series=series, now=now
+    )
+    listed = _held_as_sent(connection, source_id, batch, pruned, unchanged, now)
     return replace(saved, listed=listed)
 
 
@@ -153,7 +154,7 @@ def _held_as_sent(
     connection: Connection,
     source_id: int,
     batch: Sequence[Item],
-    pruned: frozenset[str],
+    pruned: set[str],
     unchanged: Sequence[UnchangedEntry],
     now: datetime,
 ) -> tuple[bytes, ...]:
@@ -207,9 +208,10 @@ def _save_items(
     batch: Sequence[Item],
     series: Mapping[str, tuple[SeriesMembership, ...]],
     now: datetime,
-) -> SavedItems:
+) -> tuple[SavedItems, set[str]]:
+    """``save_items``' writes; also the batch's keys retention pruned, left out."""
     if not batch:
-        return SavedItems(new=0, touched=())
+        return SavedItems(new=0, touched=()), set()
     snapshot = _snapshot(connection, source_id, batch)
     # Only a key this source has no credit under can be one retention pruned (pruning
     # removes the credit): a poll of entries it knows asks nothing more.
@@ -218,7 +220,7 @@ def _save_items(
     if pruned:  # retention removed them: the feed lists them still
         batch = [item for item in batch if item.entry_key not in pruned]
         if not batch:
-            return SavedItems(new=0, touched=(), pruned=frozenset(pruned))
+            return SavedItems(new=0, touched=()), pruned
         snapshot = _snapshot(connection, source_id, batch)
     plan = plan_writes(batch, snapshot, source_id)
     _rename_items(connection, plan.renames, now)
@@ -241,11 +243,7 @@ def _save_items(
         *(item for _, item in plan.content_updates),
     ]
     _add_memberships(connection, touched, final_ids, series)
-    return SavedItems(
-        new=len(inserted),
-        touched=tuple(item.identity for item in touched),
-        pruned=frozenset(pruned),
-    )
+    return SavedItems(new=len(inserted), touched=tuple(item.identity for item in touched)), pruned
 
 
 def _snapshot(connection: Connection, source_id: int, batch: Sequence[Item]) -> StoreSnapshot:

@@ -13,7 +13,13 @@ from sqlalchemy import ColumnElement, Connection, bindparam, case, func, select,
 from aggregator.process.urls import host_of
 from aggregator.store.dialect import ADVISORY_KEYS, upsert, write_first
 from aggregator.store.schema import item_sources, sources
-from aggregator.types import SourceDefinition, SourceForPoll, SourceNotModified, SourceState
+from aggregator.types import (
+    DIGEST_SIZE,
+    SourceDefinition,
+    SourceForPoll,
+    SourceNotModified,
+    SourceState,
+)
 
 
 def sync_sources(
@@ -285,9 +291,6 @@ def _for_poll(row: Any) -> SourceForPoll:
         last_new_at=row.last_new_at,
         listed=listed_digests(row.listed_entries),
     )
-
-
-DIGEST_SIZE = 16  # bytes of each digest in sources.listed_entries
 
 
 def listed_digests(packed: bytes | None) -> frozenset[bytes]:
