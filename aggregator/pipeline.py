@@ -657,7 +657,7 @@ class Pipeline:
             per_host=len(names),  # one process: its host limiter keeps to per_host
             due_only=False,
         )
-        busy = len(self.store.sources_for_poll(names)) - len(leased)
+        busy = self.store.pollable_count(names) - len(leased)
         if busy:
             log.warning("%d sources are being polled by a running daemon; left to it", busy)
         if on_start is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -10,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from aggregator.exceptions import FetchError, HTTPStatusError
@@ -533,7 +535,9 @@ def test_sources_leased_while_the_poller_stops_are_given_back(tmp_path: Path) ->
         pipeline.store.close()
 
 
-def test_a_one_off_poll_leaves_alone_what_a_running_daemon_is_polling(tmp_path: Path) -> None:
+def test_a_one_off_poll_leaves_alone_what_a_running_daemon_is_polling(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     fetcher = FakeFetcher()
     pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
     try:
@@ -541,8 +545,10 @@ def test_a_one_off_poll_leaves_alone_what_a_running_daemon_is_polling(tmp_path: 
             ["npr"], T0, owner="daemon", lease=timedelta(minutes=5), limit=1, per_host=2
         )
         assert [s.name for s in leased] == ["npr"]
-        assert pipeline.poll_all() == ()
+        with caplog.at_level(logging.WARNING, logger="aggregator.pipeline"):
+            assert pipeline.poll_all() == ()
         assert fetcher.seen == []
+        assert "1 sources are being polled by a running daemon; left to it" in caplog.messages
     finally:
         pipeline.store.close()
 

@@ -442,6 +442,14 @@ def test_recording_a_poll_ends_its_lease_and_the_next_claim_waits_for_the_due_ti
     assert {s.name: s.consecutive_errors for s in store.source_states()}["npr"] == 1
 
 
+def test_the_pollable_count_is_of_the_named_sources_that_are_not_gone(store: Store) -> None:
+    _define(store, "bbc", "npr", "abc")
+    store.save_gone("abc", error="gone", http_status=410, now=T0)
+    names = ["bbc", "npr", "abc", "unknown"]
+    assert store.pollable_count(names) == len(store.sources_for_poll(names)) == 2
+    assert store.pollable_count(["abc"]) == 0
+
+
 def test_a_shortened_interval_brings_only_later_polls_forward(store: Store) -> None:
     """``poll_sooner`` (a reload shortened these intervals): a source due later than its
     last poll plus the new interval comes forward to it; one due sooner stays; a gone

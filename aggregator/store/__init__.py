@@ -223,6 +223,10 @@ class Store:
         with self._transaction() as connection:
             _sources.release_leases(connection, owner, keep)
 
+    def pollable_count(self, names: Sequence[str]) -> int:
+        with self._transaction() as connection:
+            return _sources.pollable_count(connection, names)
+
     def sources_for_poll(self, names: Sequence[str]) -> tuple[SourceForPoll, ...]:
         with self._transaction() as connection:
             return _sources.sources_for_poll(connection, names)

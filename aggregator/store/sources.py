@@ -269,6 +269,18 @@ def release_leases(connection: Connection, owner: str, keep: Sequence[str] = ())
     )
 
 
+def pollable_count(connection: Connection, names: Sequence[str]) -> int:
+    """How many of the named sources are not gone (what ``sources_for_poll`` would
+    return, counted without reading them)."""
+    count = connection.scalar(
+        select(func.count())
+        .select_from(sources)
+        .where(sources.c.name.in_(names))
+        .where(sources.c.gone_at.is_(None))
+    )
+    return int(count or 0)
+
+
 def sources_for_poll(connection: Connection, names: Sequence[str]) -> tuple[SourceForPoll, ...]:
     """Every named source that is not gone, due or not."""
     rows = connection.execute(
