@@ -54,7 +54,11 @@ def collector_paused() -> Iterator[None]:
 
     For building a large structure without reference cycles (the story index): each
     collection would walk every object built so far, which cost a fifth of rebuilding
-    the index at a million items and three quarters of loading it.
+    the index at a million items and three quarters of loading it. And for making many
+    short-lived objects (a feed page), which then go before any collection walks them.
+
+    When pauses overlap in several threads, the first one that began turns collection
+    back on as it ends: a pause may end early, collection never stays off.
     """
     enabled = gc.isenabled()
     gc.disable()

@@ -303,12 +303,25 @@ class Settings(_Frozen):
         default=None
     )
 
+    # The same for each source's polling interval (None: automatic), read per feed page.
+    _intervals: tuple[tuple[SourceSettings, ...], dict[str, timedelta | None]] | None = PrivateAttr(
+        default=None
+    )
+
     def source(self, name: str) -> SourceSettings | None:
         index = self._index
         if index is None or index[0] is not self.sources:
             index = (self.sources, {s.name: s for s in self.sources})
             self._index = index
         return index[1].get(name)
+
+    def intervals(self) -> dict[str, timedelta | None]:
+        """Each source's polling interval by name (``interval_for``); do not change it."""
+        cached = self._intervals
+        if cached is None or cached[0] is not self.sources:
+            cached = (self.sources, {s.name: self.interval_for(s) for s in self.sources})
+            self._intervals = cached
+        return cached[1]
 
     def retention_for(self, source: SourceSettings) -> timedelta | None:
         """How long the source's items are kept; None: forever."""

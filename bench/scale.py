@@ -1293,6 +1293,7 @@ def measure_render(
 ) -> RenderResult:
     """What the server does for a feed it has no copy of (FeedEndpoint._rendered): load
     the page through a fresh catalog, render it, hash it, gzip it."""
+    from aggregator.memory import collector_paused
     from aggregator.publish import FEED_FORMATS
     from aggregator.publish.catalog import StoreCatalog
     from aggregator.publish.etag import body_etag, page_last_modified
@@ -1310,18 +1311,22 @@ def measure_render(
     for kind, slug, number, fmt_name in plan:
         fmt = FEED_FORMATS[fmt_name]
         started = time.perf_counter()
-        catalog = StoreCatalog(settings, store)
-        page = catalog.feed_page(kind, slug, number)
-        loaded = time.perf_counter()
-        assert page is not None
-        body = fmt.render(page)
-        rendered(
-            etag=body_etag(body),
-            last_modified=page_last_modified(page),
-            body=body,
-            media_type=f"{fmt.media_type}; charset=utf-8",
-            max_age=page.max_age,
-        )
+        # As FeedEndpoint._rendered: the collector paused until the page is gone.
+        with collector_paused():
+            catalog = StoreCatalog(settings, store)
+            page = catalog.feed_page(kind, slug, number)
+            loaded = time.perf_counter()
+            assert page is not None
+            body = fmt.render(page)
+            rendered(
+                etag=body_etag(body),
+                last_modified=page_last_modified(page),
+                body=body,
+                media_type=f"{fmt.media_type}; charset=utf-8",
+                max_age=page.max_age,
+            )
+            entries = len(page.entries)
+            del page, catalog
         finished = time.perf_counter()
         samples.append(
             RenderSample(
@@ -1330,7 +1335,7 @@ def measure_render(
                 load_ms=1000 * (loaded - started),
                 render_ms=1000 * (finished - loaded),
                 total_ms=1000 * (finished - started),
-                entries=len(page.entries),
+                entries=entries,
                 body_bytes=len(body),
             )
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
@@ -89,6 +90,7 @@ class FakeCatalog:
         self.pages_loaded = 0
         self.hold: threading.Event | None = None
         self.versions_read = 0
+        self.collector_on_during_load: list[bool] = []
 
     # builders
 
@@ -154,6 +156,7 @@ class FakeCatalog:
 
     def feed_page(self, kind: FeedKind, slug: str, page: int = 1) -> FeedPage | None:
         self._note_thread()
+        self.collector_on_during_load.append(gc.isenabled())
         if self.hold is not None:  # a slow store: the test says when the load may end
             assert self.hold.wait(30)
         self.pages_loaded += 1
@@ -222,6 +225,18 @@ def client(catalog: FakeCatalog) -> TestClient:
 
 
 # --- feeds -----------------------------------------------------------------------
+
+
+def test_a_feed_is_loaded_and_rendered_with_the_collector_paused(
+    client: TestClient, catalog: FakeCatalog
+) -> None:
+    assert gc.isenabled()
+    assert client.get("/feeds/world.rss").status_code == 200
+    assert catalog.collector_on_during_load == [False]
+    assert gc.isenabled()  # on again after
+    assert client.get("/feeds/nowhere.rss").status_code == 404
+    assert catalog.collector_on_during_load == [False, False]
+    assert gc.isenabled()  # also after a load that found nothing
 
 
 @pytest.mark.parametrize("kind, slug", [("feeds", "world"), ("series", "vienna-talks")])

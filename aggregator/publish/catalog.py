@@ -114,11 +114,10 @@ class StoreCatalog:
         """Seconds until the feed may next change: the shortest polling interval of the
         sources it draws from (an automatic interval may go down to ``min_interval``)."""
         polling = self.settings.polling
+        by_name = self.settings.intervals()
         shortest = polling.max_interval
-        for source in self.settings.sources:
-            if source.name in names:
-                interval = self.settings.interval_for(source) or polling.min_interval
-                shortest = min(shortest, max(interval, polling.min_interval))
+        for interval in {by_name[name] for name in names if name in by_name}:
+            shortest = min(shortest, max(interval or polling.min_interval, polling.min_interval))
         return max(MIN_MAX_AGE, int(shortest.total_seconds()))
 
     def version(self) -> int:

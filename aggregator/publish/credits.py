@@ -37,7 +37,11 @@ def xml_safe(text: str) -> str:
 
 
 def is_web_url(url: str | None) -> TypeGuard[str]:
-    return url is not None and urlsplit(url).scheme in ("http", "https")
+    if url is None:
+        return False
+    # What urlsplit would say of a stored link, without splitting it (a page checks
+    # hundreds); other spellings ("HTTP:", leading blanks) go through urlsplit.
+    return url.startswith(("https://", "http://")) or urlsplit(url).scheme in ("http", "https")
 
 
 def outlet_names(credits: tuple[Credit, ...]) -> str:

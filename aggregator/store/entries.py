@@ -116,7 +116,7 @@ def _grouped_entries(
         query = select(*_REPORT_COLUMNS, grouping.key.label("entry_group"))
         query = query.where(grouping.members(connection, part))
         query = _filtered(query, source_filters, series_slugs, story_share)
-        for row in connection.execute(query):
+        for row in connection.execute(query).all():
             members[row.entry_group].append(row)
     for group_rows in members.values():
         group_rows.sort(key=lambda row: (row.sort_at, row.id))  # the lead first
@@ -136,7 +136,8 @@ def _grouped_entries(
 def _items_by_id(connection: Connection, ids: Sequence[int]) -> dict[int, Any]:
     found = {}
     for part in chunks(ids):
-        for row in connection.execute(select(items).where(any_of(connection, items.c.id, part))):
+        query = select(items).where(any_of(connection, items.c.id, part))
+        for row in connection.execute(query).all():
             found[row.id] = row
     return found
 
@@ -282,12 +283,11 @@ def _story_entry(
     entry = _entry(lead, credits.get(lead.id, ()), series.get(lead.id, ()))
     if len(rows) == 1:
         return entry
-    outlets: list[Credit] = []
+    outlets: dict[str, Credit] = {}  # each outlet's first credit, in order
     reports: list[Report] = []
     for row in rows:
         for credit in credits.get(row.id, ()):
-            if all(credit.source != known.source for known in outlets):
-                outlets.append(credit)
+            outlets.setdefault(credit.source, credit)
             reports.append(
                 Report(
                     title=row.title,
@@ -304,7 +304,7 @@ def _story_entry(
     return replace(
         entry,
         updated=max(max(row.changed_at, row.sort_at) for row in rows),
-        credits=tuple(outlets),
+        credits=tuple(outlets.values()),
         series=tuple(sorted(why)),
         why=tuple(why[slug] for slug in sorted(why)),
         reports=tuple(reports),
@@ -339,7 +339,7 @@ def _credits(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[Cred
             .join(sources, sources.c.id == item_sources.c.source_id)
             .where(any_of(connection, item_sources.c.item_id, part))
             .order_by(item_sources.c.first_seen, sources.c.name)
-        )
+        ).all()
         for row in rows:
             found[row.item_id].append(
                 Credit(
@@ -410,7 +410,7 @@ def story_series_why(
             )
             .join(item_series, item_series.c.item_id == items.c.id)
             .where(any_of(connection, items.c.story_id, part))
-        )
+        ).all()
         for row in matched:
             matches[(row.story_id, row.series_slug)].append(row)
         sized = connection.execute(
