@@ -68,6 +68,14 @@ def any_of(connection: Connection, column: Column[Any], values: Sequence[Any]) -
     return column.in_(list(values))
 
 
+def id_chunks(connection: Connection, values: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``values`` in parts, each for one ``any_of``: on PostgreSQL all in one (an array
+    is one parameter, and every part is a round trip), elsewhere ``CHUNK`` at a time."""
+    if connection.dialect.name == "postgresql":
+        return iter((values,) if values else ())
+    return chunks(values)
+
+
 def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
