@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Connection, Table, any_, literal, text
+from sqlalchemy import Column, ColumnElement, Connection, Table, any_, literal, text
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ def write_first(connection: Connection) -> None:
         connection.execute(text("UPDATE publication SET version = version WHERE 0"))
 
 
-def any_of(connection: Connection, column: Column[Any], values: Sequence[Any]) -> Any:
+def any_of(connection: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> Any:
     """``column IN (values)``. On PostgreSQL, ``column = ANY(array)`` with the list as
     one parameter: the statement's text is the same for every list, so the driver
     prepares it once, and neither SQLAlchemy nor the server parses hundreds of

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, or_, select, tuple_, union
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, tuple_, union
 
 from aggregator.store.dialect import any_of, id_chunks
 from aggregator.store.schema import item_series, item_sources, items, sources
@@ -230,11 +230,17 @@ class _Filters:
     series: Sequence[str] | None
 
     def applied(self, query: Any, story_share: float) -> Any:
+        source: ColumnElement[int] = item_sources.c.source_id
+        if self.connection.dialect.name == "sqlite":
+            # An expression, not the column: SQLite would otherwise look the item up in
+            # (item_id, source_id) once per listed source (100 outlets: 160 ms a page),
+            # where one look-up by item_id finds the sources in the index entries.
+            source = source + 0
         for ids in self.source_ids:
             query = query.where(
                 exists()
                 .where(item_sources.c.item_id == items.c.id)
-                .where(any_of(self.connection, item_sources.c.source_id, ids))
+                .where(any_of(self.connection, source, ids))
             )
         if self.series is not None:
             query = query.where(_in_series_by_row(list(self.series), story_share))

@@ -151,10 +151,12 @@ item_sources = Table(
     metadata,
     Column("source_id", Integer, ForeignKey("sources.id"), primary_key=True),
     Column("entry_key", String(600), primary_key=True),
-    Column("item_id", Integer, ForeignKey("items.id"), nullable=False, index=True),
+    Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
     Column("guid", Text),
     Column("link", Text),
     Column("first_seen", UTCDateTime, nullable=False),
+    # An item's credits, and whether a source credits it (read from the index alone).
+    Index("ix_item_sources_item_id_source_id", "item_id", "source_id"),
 )
 
 # What retention pruned: an outlet's entry by its key, so that a feed still listing it
