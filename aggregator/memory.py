@@ -6,8 +6,11 @@ import ctypes
 import ctypes.util
 import gc
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
@@ -67,3 +70,10 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def without_collection(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` with the collector paused until it has returned (and its
+    frame's objects are gone)."""
+    with collector_paused():
+        return function(*args)

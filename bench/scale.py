@@ -1311,7 +1311,7 @@ def measure_render(
     for kind, slug, number, fmt_name in plan:
         fmt = FEED_FORMATS[fmt_name]
         started = time.perf_counter()
-        # As FeedEndpoint._rendered: the collector paused until the page is gone.
+        # As FeedEndpoint renders a page: the collector paused until the page is gone.
         with collector_paused():
             catalog = StoreCatalog(settings, store)
             page = catalog.feed_page(kind, slug, number)

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from aggregator.exceptions import StoreError
-from aggregator.memory import collector_paused
+from aggregator.memory import without_collection
 from aggregator.publish import FEED_FORMATS, FeedFormat
 from aggregator.publish.etag import body_etag, page_last_modified
 from aggregator.publish.feed_cache import CacheKey, FeedCache, Headers, RenderedFeed, rendered
@@ -153,28 +153,19 @@ class FeedEndpoint:
         number: int,
     ) -> RenderedFeed | None:
         previous = self._cache.previous(key)
-        feed = await run_in_threadpool(self._rendered, kind, slug, fmt, number, previous)
+        # A page makes some 100,000 short-lived objects (rows, entries, markup). A
+        # collection in the middle would walk them all and move the living ones up a
+        # generation, to be walked again: a full collection took 20-25 ms of a 35 ms
+        # page (bench/scale.py at a million items). With the collector paused until
+        # _rendered has returned, they are gone before any collection sees them.
+        feed = await run_in_threadpool(
+            without_collection, self._rendered, kind, slug, fmt, number, previous
+        )
         if feed is not None:
             self._cache.put(key, feed, version)
         return feed
 
     def _rendered(
-        self,
-        kind: FeedKind,
-        slug: str,
-        fmt: FeedFormat,
-        number: int,
-        previous: RenderedFeed | None,
-    ) -> RenderedFeed | None:
-        # A page makes some 100,000 short-lived objects (rows, entries, markup). A
-        # collection in the middle would walk them all and move the living ones up a
-        # generation, to be walked again: a full collection took 20-25 ms of a 35 ms
-        # page (bench/scale.py at a million items). Paused until _render_page has
-        # returned, they are gone before any collection sees them.
-        with collector_paused():
-            return self._render_page(kind, slug, fmt, number, previous)
-
-    def _render_page(
         self,
         kind: FeedKind,
         slug: str,
