@@ -644,3 +644,27 @@ def test_a_busy_host_does_not_hide_other_hosts_due_sources(store: Store) -> None
     )
     assert len(_claim(store, "one", limit=2)) == 2  # one.example is at per_host now
     assert _claim(store, "two", limit=1) == {"zzz"}  # due, and its host is idle
+
+
+def test_postgresql_sessions_are_in_utc_whatever_the_server_says(postgres_url: str) -> None:
+    """A server in another time zone changes nothing: dates come back in UTC (as
+    datetime.UTC itself, not a ZoneInfo converted on every read)."""
+    from datetime import UTC
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url)
+    options = f"{url.query.get('options', '')} -ctimezone=Asia/Kolkata".strip()
+    elsewhere = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    store = Store.open(elsewhere)
+    try:
+        _define(store, "bbc")
+        save_batch(store, "bbc", [make_item("a")])
+        (entry,) = store.feed_entries(series_slugs=None, limit=1)
+        assert entry.published is not None and entry.published.tzinfo is UTC
+        assert entry.published == make_item("a").published
+        with store.engine.connect() as connection:
+            assert connection.execute(text("SHOW timezone")).scalar_one() == "UTC"
+    finally:
+        store.close()

@@ -81,6 +81,9 @@ def _postgresql_settings(dbapi_connection: Any, _record: Any) -> None:
     other cores are busy polling anyway."""
     cursor = dbapi_connection.cursor()
     try:
+        # Dates in and out of the store are UTC. The server's own time zone would only
+        # make psycopg hand every timestamp back in a ZoneInfo, converted again here.
+        cursor.execute("SET TIME ZONE 'UTC'")
         cursor.execute("SET jit = off")
         cursor.execute("SET max_parallel_workers_per_gather = 0")
     finally:

@@ -54,6 +54,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if not isinstance(value, datetime):
             raise TypeError(f"unexpected datetime value from the database: {value!r}")
+        if value.tzinfo is UTC:  # PostgreSQL's, its session being in UTC
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
