@@ -306,25 +306,35 @@ def _story_entry(
         return entry
     outlets: dict[str, Credit] = {}  # each outlet's first credit, in order
     reports: list[Report] = []
-    for row in rows:
-        for credit in credits.get(row.id, ()):
-            outlets.setdefault(credit.source, credit)
+    why: dict[str, StorySeries] = {}
+    updated = entry.updated
+    for row in rows:  # oldest first: the story's own reasons are every member's
+        row_id, title, link, sort_at, changed_at = (
+            row.id,
+            row.title,
+            row.link,
+            row.sort_at,
+            row.changed_at,
+        )
+        updated = max(updated, changed_at, sort_at)
+        for credit in credits.get(row_id, ()):
+            source = credit.source
+            if source not in outlets:
+                outlets[source] = credit
             reports.append(
                 Report(
-                    title=row.title,
-                    link=credit.link or row.link,
-                    source=credit.source,
+                    title=title,
+                    link=credit.link or link,
+                    source=source,
                     source_title=credit.source_title,
-                    published=row.sort_at,
+                    published=sort_at,
                 )
             )
-    why: dict[str, StorySeries] = {}
-    for row in rows:  # oldest first: the story's own reasons are every member's
-        for found in series.get(row.id, ()):
+        for found in series.get(row_id, ()):
             why.setdefault(found.slug, found)
     return replace(
         entry,
-        updated=max(max(row.changed_at, row.sort_at) for row in rows),
+        updated=updated,
         credits=tuple(outlets.values()),
         series=tuple(sorted(why)),
         why=tuple(why[slug] for slug in sorted(why)),
@@ -346,7 +356,8 @@ def entries_of(
 
 
 def _credits(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[Credit, ...]]:
-    found: dict[int, list[Credit]] = defaultdict(list)
+    """Each item's outlets, first credited first; a page reads hundreds."""
+    found: dict[int, dict[str, Credit]] = defaultdict(dict)
     for part in id_chunks(connection, ids):
         rows = connection.execute(
             select(
@@ -361,28 +372,13 @@ def _credits(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[Cred
             .where(any_of(connection, item_sources.c.item_id, part))
             .order_by(item_sources.c.first_seen, sources.c.name)
         ).all()
-        for row in rows:
-            found[row.item_id].append(
-                Credit(
-                    source=row.name,
-                    source_title=row.title,
-                    link=row.link,
-                    guid=row.guid,
-                    first_seen=row.first_seen,
+        for item_id, guid, link, first_seen, name, title in rows:
+            by_outlet = found[item_id]
+            if name not in by_outlet:  # an outlet listing it under two entries: once
+                by_outlet[name] = Credit(
+                    source=name, source_title=title, link=link, guid=guid, first_seen=first_seen
                 )
-            )
-    return {item_id: tuple(_one_per_outlet(c)) for item_id, c in found.items()}
-
-
-def _one_per_outlet(credits: list[Credit]) -> list[Credit]:
-    """An outlet listing the same article under two entries is credited once."""
-    seen: set[str] = set()
-    kept = []
-    for credit in credits:
-        if credit.source not in seen:
-            seen.add(credit.source)
-            kept.append(credit)
-    return kept
+    return {item_id: tuple(by_outlet.values()) for item_id, by_outlet in found.items()}
 
 
 def _series(
@@ -397,10 +393,21 @@ def _series(
     found: dict[int, dict[str, StorySeries]] = defaultdict(dict)
     story_of = {row.id: row.story_id for row in rows if row.story_id is not None}
     if by_story is None:
-        by_story = story_series_why(connection, sorted(set(story_of.values())), story_share)
+        # The memberships of every item of these stories come with their series: only
+        # the items without a story are read for their own.
+        matched = _story_memberships(connection, sorted(set(story_of.values())))
+        by_story = _stories_series(connection, matched, story_share)
+        own = memberships_of(connection, [row.id for row in rows if row.story_id is None])
+        for row in matched:
+            if row.id in story_of:
+                own[row.id].append(
+                    SeriesMembership(slug=row.series_slug, reason=row.reason, tagged=row.tagged)
+                )
+    else:
+        own = memberships_of(connection, [row.id for row in rows])
     for item_id, story_id in story_of.items():
         found[item_id].update(by_story.get(story_id, {}))
-    for item_id, memberships in memberships_of(connection, [row.id for row in rows]).items():
+    for item_id, memberships in own.items():
         for membership in memberships:
             found[item_id].setdefault(
                 membership.slug,
@@ -417,10 +424,14 @@ def story_series_why(
     """The series each story belongs to: those an outlet tagged one of its items for,
     and those at least ``story_share`` of its items are in; each with the member that
     brought the story in, the earliest an outlet tagged, else the earliest that matched."""
-    matches: dict[tuple[int, str], list[Any]] = defaultdict(list)
-    sizes: dict[int, int] = {}
+    return _stories_series(connection, _story_memberships(connection, story_ids), story_share)
+
+
+def _story_memberships(connection: Connection, story_ids: Sequence[int]) -> list[Any]:
+    """The series memberships of every item of these stories, with the item's story."""
+    found: list[Any] = []
     for part in id_chunks(connection, story_ids):
-        matched = connection.execute(
+        found += connection.execute(
             select(
                 items.c.story_id,
                 items.c.id,
@@ -432,8 +443,16 @@ def story_series_why(
             .join(item_series, item_series.c.item_id == items.c.id)
             .where(any_of(connection, items.c.story_id, part))
         ).all()
-        for row in matched:
-            matches[(row.story_id, row.series_slug)].append(row)
+    return found
+
+
+def _stories_series(
+    connection: Connection, matched: Sequence[Any], story_share: float
+) -> dict[int, dict[str, StorySeries]]:
+    matches: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    sizes: dict[int, int] = {}
+    for row in matched:
+        matches[(row.story_id, row.series_slug)].append(row)
     # Sizes only where a share decides: most pages' stories are in no series at all.
     shared = sorted({story for (story, _), rows in matches.items() if not _tagged(rows)})
     for part in id_chunks(connection, shared):
