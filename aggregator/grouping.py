@@ -21,7 +21,8 @@ from aggregator.exceptions import StoreError
 from aggregator.memory import collector_paused
 from aggregator.process import index_snapshot
 from aggregator.process.duplicates import DuplicateIndex, DuplicateRules
-from aggregator.process.stories import GroupingRules, StoryIndex, terms, window_start
+from aggregator.process.moments import window_start
+from aggregator.process.stories import GroupingRules, StoryIndex, terms
 from aggregator.store import Store
 from aggregator.store.roles import Role, Tenure
 from aggregator.types import StoryAssignment, StoryMember

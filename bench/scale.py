@@ -1455,7 +1455,7 @@ class PlanReport:
 
 def query_plans(ctx: Context, backend: Backend, store: Any, settings: Any) -> list[PlanReport]:
     from aggregator.process.document import process_document
-    from aggregator.process.stories import window_start
+    from aggregator.process.moments import window_start
     from aggregator.store import entries as store_entries
     from aggregator.store import items as store_items
     from aggregator.store import sources as store_sources

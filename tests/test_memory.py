@@ -17,3 +17,30 @@ def test_freed_memory_can_be_given_back() -> None:
     block = [bytes(1000) for _ in range(20_000)]  # ~20 MB in small allocations
     del block
     assert release_free_memory() is True
+
+
+def test_a_parse_worker_imports_only_what_parsing_and_normalizing_need() -> None:
+    """Every module a parse worker imports is held by each worker (two of them beside
+    the daemon): the story index's code, importlib.metadata (4 MB) and rnc2rng (which
+    lxml imports whenever it is installed: 10 MB) stay out."""
+    import subprocess
+
+    probe = (
+        "import sys, aggregator.workers, aggregator.process.document\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+        ).stdout.split()
+    )
+    assert "aggregator.process.normalize" in loaded  # the probe imported what a worker does
+    unwanted = {
+        "aggregator.process.stories",
+        "aggregator.grouping",
+        "aggregator.store",
+        "sqlalchemy",
+        "importlib.metadata",
+        "rnc2rng",
+    }
+    assert loaded & unwanted == set()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aggregator.process.stories import at_micros, micros, window_start
+from aggregator.process.moments import at_micros, micros, window_start
 
 # A sketch: its hashes in ascending order, 4 bytes each, big-endian; b"" for none. Kept
 # packed, here and in the store: a window's worth of originals as tuples of Python ints

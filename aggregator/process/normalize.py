@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import pickle
 import re
 import sys
@@ -17,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+import nh3
 
 import aggregator
 from aggregator.process.duplicates import fingerprint
@@ -118,13 +119,22 @@ def _code_revision() -> str:
     versions: urllib.parse and html change in patch releases too): an entry
     stored by other code is normalized again, so an upgrade applies to what feeds send
     next, with no revision number to remember to bump."""
-    versions = f"{aggregator.__version__}|{importlib.metadata.version('nh3')}|{sys.version}"
+    versions = f"{aggregator.__version__}|{_nh3_version()}|{sys.version}"
     digest = hashlib.blake2b(versions.encode())
     for name in (__name__, *_NORMALIZING_MODULES):
         path = getattr(sys.modules.get(name), "__file__", None)
         if path is not None:
             digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _nh3_version() -> str:
+    version = getattr(nh3, "__version__", None)
+    if isinstance(version, str):
+        return version
+    from importlib.metadata import version as installed_version  # 4 MB more per worker
+
+    return installed_version("nh3")
 
 
 _NORMALIZING_MODULES = (

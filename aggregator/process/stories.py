@@ -25,8 +25,10 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from aggregator.process.moments import at_micros, micros, window_end, window_start
 
 Vector = Mapping[str, float]
 
@@ -277,23 +279,6 @@ class Candidate:
     # terms its headlines wrote in lower case: a name that is never one of them is only
     # a name (ICE, the agency, is not "ice")
     words: AbstractSet[str] = frozenset()
-
-
-def window_start(moment: datetime, window: timedelta) -> datetime:
-    """``moment - window``, or the earliest datetime when that is before year 1 (feeds
-    date items in year 1)."""
-    try:
-        return moment - window
-    except OverflowError:
-        return datetime.min.replace(tzinfo=moment.tzinfo)
-
-
-def window_end(moment: datetime, window: timedelta) -> datetime:
-    """``moment + window``, or the latest datetime when that is past year 9999."""
-    try:
-        return moment + window
-    except OverflowError:
-        return datetime.max.replace(tzinfo=moment.tzinfo)
 
 
 def decide(
@@ -747,19 +732,6 @@ class StoryIndex:
             )
             for i in seen
         ]
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def micros(when: datetime) -> int:
-    """A UTC time as microseconds since 1970: exact, and a plain number."""
-    return (when - _EPOCH) // _MICROSECOND
-
-
-def at_micros(count: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=count)
 
 
 def _words_of(headline: Counter[str]) -> frozenset[str]:
