@@ -148,6 +148,28 @@ def test_connection_refused_is_a_fetch_error() -> None:
         _fetcher(handler).fetch(SourceForPoll(name="a", url="https://a.example/feed"))
 
 
+def test_a_refused_or_unresolvable_host_reads_plainly() -> None:
+    """What a source's status says: the reason, not urllib3's connection repr."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on (bound, then let go)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fetcher = Fetcher(FetchLimits(allow_networks=("127.0.0.1/32",)))
+    try:
+        with pytest.raises(FetchError) as refused:
+            fetcher.fetch(SourceForPoll(name="a", url=f"http://127.0.0.1:{port}/feed"))
+        assert refused.value.message == "cannot connect: Connection refused"
+        with pytest.raises(FetchError) as unresolvable:
+            fetcher.fetch(SourceForPoll(name="b", url="http://no-such-host.invalid/feed"))
+        assert unresolvable.value.message.startswith(
+            "cannot connect: cannot resolve no-such-host.invalid: "
+        )
+        assert "Connection(" not in unresolvable.value.message
+    finally:
+        fetcher.close()
+
+
 def test_304s_and_error_pages_leave_the_connection_open_for_the_next_poll() -> None:
     """A response closed unread takes its connection with it; a poller that drains the
     empty 304 (or a short error page) polls a host's feeds over one connection."""

@@ -52,7 +52,7 @@ class _GuardedConnection(HTTPConnection):
                 self, f"connecting to {self.host} timed out after {self.timeout}s"
             ) from exc
         except OSError as exc:
-            raise NewConnectionError(self, f"cannot connect: {exc}") from exc
+            raise NewConnectionError(self, str(exc)) from exc
 
 
 class _GuardedTLSConnection(_GuardedConnection, HTTPSConnection):
@@ -108,8 +108,19 @@ def _httpx_errors() -> Iterator[None]:
     except URLLib3Error as exc:
         for theirs, ours in _ERRORS:
             if isinstance(exc, theirs):
-                raise ours(str(exc)) from exc
+                raise ours(_reason(exc)) from exc
         raise
+
+
+def _reason(exc: URLLib3Error) -> str:
+    """What went wrong, for a source's status: urllib3 puts the connection's repr
+    ("_GuardedTLSConnection(host=..., port=443): Failed to resolve ...") before it."""
+    cause = exc.__cause__
+    if isinstance(exc, NewConnectionError) and isinstance(cause, OSError):
+        if isinstance(cause, UnresolvableHostError):
+            return str(cause)  # "cannot resolve rss.example: [Errno -2] Name or ..."
+        return cause.strerror or str(cause)  # "Connection refused"
+    return str(exc)
 
 
 class _Body(httpx.SyncByteStream):
