@@ -672,11 +672,8 @@ def test_postgresql_sessions_are_in_utc_whatever_the_server_says(postgres_url: s
         store.close()
 
 
-def test_a_sources_filter_probes_each_item_once_on_sqlite(tmp_path: Path) -> None:
-    """The query plan of a filtered feed page: each walked item is looked up once by
-    item_id in (item_id, source_id), its sources read from the index. With the bare
-    column in ``source_id IN (...)`` SQLite looked it up once per listed source: 160 ms
-    a page at a million items, with nothing wrong in the results."""
+def _plans_of_a_feed_page(tmp_path: Path, **page: Any) -> list[str]:
+    """EXPLAIN QUERY PLAN of every statement one feed page runs, on a small SQLite store."""
     from sqlalchemy import event
 
     store = Store.open(f"sqlite:///{tmp_path / 'plan.db'}")
@@ -684,25 +681,49 @@ def test_a_sources_filter_probes_each_item_once_on_sqlite(tmp_path: Path) -> Non
         names = [f"s{n}" for n in range(12)]
         _define(store, *names)
         for n, name in enumerate(names):
-            _save(store, name, [make_item(f"i{n}")])
-        statements: list[tuple[str, object]] = []
+            _save(store, name, [make_item(f"i{n}"), make_item(f"j{n}")])
+        statements: list[tuple[str, Any]] = []
 
         def seen(*args: Any) -> None:  # before_cursor_execute(conn, cursor, statement, ...)
-            statement, parameters = args[2], args[3]
-            if "EXISTS" in statement and "item_sources" in statement:
-                statements.append((statement, parameters))
+            statements.append((args[2], args[3]))
 
         event.listen(store.engine, "before_cursor_execute", seen)
-        entries = store.feed_entries(source_filters=[names[:10]], series_slugs=None, limit=5)
+        entries = store.feed_entries(series_slugs=None, limit=5, **page)
         event.remove(store.engine, "before_cursor_execute", seen)
         assert len(entries) == 5 and statements
         with store.engine.connect() as connection:
-            for statement, parameters in statements:
-                cursor = connection.connection.cursor()
-                plan = " | ".join(
-                    row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
-                )
-                assert "ix_item_sources_item_id_source_id (item_id=?)" in plan, plan
-                assert "source_id=?" not in plan, plan
+            cursor = connection.connection.cursor()
+            return [
+                " | ".join(row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+                for sql, params in statements
+                if sql.lstrip().upper().startswith("SELECT")
+            ]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "page", [{}, {"source_filters": [[f"s{n}" for n in range(10)]]}], ids=["all", "sources"]
+)
+def test_a_feed_page_reads_through_indexes_on_sqlite(tmp_path: Path, page: dict[str, Any]) -> None:
+    """The hot queries of a feed page (docs/design.md): the items are walked down
+    (sort_at, id) with no sort of their own, and nothing else is scanned whole."""
+    plans = _plans_of_a_feed_page(tmp_path, **page)
+    walks = [plan for plan in plans if "ix_items_sort_at_id" in plan]
+    assert walks and all("TEMP B-TREE" not in plan for plan in walks), walks
+    for plan in plans:
+        scans = [step for step in plan.split(" | ") if step.startswith("SCAN ")]
+        assert all("ix_items_sort_at_id" in step for step in scans), plan
+
+
+def test_a_sources_filter_probes_each_item_once_on_sqlite(tmp_path: Path) -> None:
+    """The query plan of a filtered feed page: each walked item is looked up once by
+    item_id in (item_id, source_id), its sources read from the index. With the bare
+    column in ``source_id IN (...)`` SQLite looked it up once per listed source: 160 ms
+    a page at a million items, with nothing wrong in the results."""
+    plans = _plans_of_a_feed_page(tmp_path, source_filters=[[f"s{n}" for n in range(10)]])
+    probes = [plan for plan in plans if "EXISTS" in plan or "CORRELATED" in plan]
+    assert probes, plans
+    for plan in probes:
+        assert "ix_item_sources_item_id_source_id (item_id=?)" in plan, plan
+        assert "source_id=?" not in plan, plan
