@@ -280,6 +280,14 @@ class FeedSettings(_Frozen):
     merge: FeedMerge = "story"
 
 
+@dataclass(frozen=True, slots=True)
+class _SourceIndex:
+    sources: tuple[SourceSettings, ...]
+    default_interval: Interval
+    by_name: dict[str, SourceSettings]
+    intervals: dict[str, timedelta | None]
+
+
 class Settings(_Frozen):
     database: str = "sqlite:///aggregator.db"
     # Where `run` and `serve` write their process id, for `aggregator reload`.
@@ -297,31 +305,33 @@ class Settings(_Frozen):
     )
     feeds: tuple[FeedSettings, ...] = ()
 
-    # (the sources tuple it was built from, name -> source): model_copy() keeps private
-    # attributes, so the index is rebuilt whenever the tuple is not the one indexed.
-    _index: tuple[tuple[SourceSettings, ...], dict[str, SourceSettings]] | None = PrivateAttr(
-        default=None
-    )
+    # Sources by name, and their polling intervals (None: automatic), with what they
+    # were made from: model_copy() keeps private attributes, so they are made again
+    # whenever the sources tuple or the default interval is not the one indexed.
+    _index: _SourceIndex | None = PrivateAttr(default=None)
 
-    # The same for each source's polling interval (None: automatic), read per feed page.
-    _intervals: tuple[tuple[SourceSettings, ...], dict[str, timedelta | None]] | None = PrivateAttr(
-        default=None
-    )
+    def _indexed(self) -> _SourceIndex:
+        index = self._index
+        if (
+            index is None
+            or index.sources is not self.sources
+            or index.default_interval != self.polling.interval
+        ):
+            index = _SourceIndex(
+                sources=self.sources,
+                default_interval=self.polling.interval,
+                by_name={s.name: s for s in self.sources},
+                intervals={s.name: self.interval_for(s) for s in self.sources},
+            )
+            self._index = index
+        return index
 
     def source(self, name: str) -> SourceSettings | None:
-        index = self._index
-        if index is None or index[0] is not self.sources:
-            index = (self.sources, {s.name: s for s in self.sources})
-            self._index = index
-        return index[1].get(name)
+        return self._indexed().by_name.get(name)
 
-    def intervals(self) -> dict[str, timedelta | None]:
-        """Each source's polling interval by name (``interval_for``); do not change it."""
-        cached = self._intervals
-        if cached is None or cached[0] is not self.sources:
-            cached = (self.sources, {s.name: self.interval_for(s) for s in self.sources})
-            self._intervals = cached
-        return cached[1]
+    def intervals(self) -> Mapping[str, timedelta | None]:
+        """Each source's polling interval by name (``interval_for``; None: automatic)."""
+        return self._indexed().intervals
 
     def retention_for(self, source: SourceSettings) -> timedelta | None:
         """How long the source's items are kept; None: forever."""

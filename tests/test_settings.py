@@ -313,3 +313,26 @@ def test_every_config_key_is_documented() -> None:
 
     missing = [path for path, key in _keys(Settings) if not shown(key)]
     assert missing == [], f"keys docs/configuration.md does not describe: {missing}"
+
+
+def test_sources_by_name_and_their_intervals_follow_a_copy_with_other_settings(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "polling: {interval: 2h}\n"
+        "sources:\n"
+        "  - {name: own, url: 'https://a.example/feed', interval: 1h}\n"
+        "  - {name: default, url: 'https://b.example/feed'}\n"
+        "  - {name: auto, url: 'https://c.example/feed', interval: auto}\n"
+    )
+    settings = load_settings(_write(tmp_path, text), environ={})
+    hour = timedelta(hours=1)
+    assert settings.intervals() == {"own": hour, "default": 2 * hour, "auto": None}
+    assert settings.source("own") is settings.sources[0] and settings.source("nope") is None
+    # model_copy keeps private attributes: what was indexed must not outlive a change.
+    faster = settings.model_copy(
+        update={"polling": settings.polling.model_copy(update={"interval": 3 * hour})}
+    )
+    assert faster.intervals()["default"] == 3 * hour
+    fewer = settings.model_copy(update={"sources": settings.sources[1:]})
+    assert fewer.source("own") is None and "own" not in fewer.intervals()

@@ -68,6 +68,14 @@ def any_of(connection: Connection, column: ColumnElement[Any], values: Sequence[
     return column.in_(list(values))
 
 
+def not_a_key(connection: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """``column`` for a test SQLite must not look it up by: on SQLite an expression
+    (``column + 0``), which it then reads from the index entry it found by the others.
+    SQLite would otherwise search ``(item_id, source_id)`` once per value of
+    ``source_id IN (...)`` (100 values: 160 ms a feed page at a million items)."""
+    return column + 0 if connection.dialect.name == "sqlite" else column
+
+
 def id_chunks(connection: Connection, values: Sequence[T]) -> Iterator[Sequence[T]]:
     """``values`` in parts, each for one ``any_of``: on PostgreSQL all in one (an array
     is one parameter, and every part is a round trip), elsewhere ``CHUNK`` at a time."""

@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, select, tuple_, union
+from sqlalchemy import Connection, and_, exists, func, or_, select, tuple_, union
 
-from aggregator.store.dialect import any_of, id_chunks
+from aggregator.store.dialect import any_of, id_chunks, not_a_key
 from aggregator.store.schema import item_series, item_sources, items, sources
 from aggregator.types import (
     SERIES_STORY_SHARE,
@@ -108,13 +108,15 @@ def _grouped_entries(
     """One entry per group among the selected items, newest group first (by its latest
     item): the group's earliest report, crediting every outlet and listing every
     report."""
-    filters = _Filters(connection, _source_ids(connection, source_filters), series_slugs)
-    order = _newest_groups(connection, grouping, filters, limit, offset, story_share)
+    filters = _Filters(
+        connection, _source_ids(connection, source_filters), series_slugs, story_share
+    )
+    order = _newest_groups(connection, grouping, filters, limit, offset)
     members: dict[int, list[Any]] = defaultdict(list)
     for part in id_chunks(connection, order):
         query = select(*_REPORT_COLUMNS, grouping.key.label("entry_group"))
         query = query.where(grouping.members(connection, part))
-        query = filters.applied(query, story_share)
+        query = filters.applied(query)
         for row in connection.execute(query).all():
             members[row.entry_group].append(row)
     for group_rows in members.values():
@@ -147,7 +149,6 @@ def _newest_groups(
     filters: _Filters,
     limit: int,
     offset: int,
-    story_share: float,
 ) -> list[int]:
     """The groups of one page, newest first. The selected items are read newest first
     down the (sort_at, id) index, a batch at a time, and a group takes its place at its
@@ -162,7 +163,7 @@ def _newest_groups(
         if after is not None:
             query = query.where(tuple_(items.c.sort_at, items.c.id) < tuple_(*after))
         query = query.order_by(items.c.sort_at.desc(), items.c.id.desc()).limit(batch)
-        rows = connection.execute(filters.applied(query, story_share)).all()
+        rows = connection.execute(filters.applied(query)).all()
         for row in rows:
             found.setdefault(row.entry_group)
         if len(rows) < batch:
@@ -194,7 +195,7 @@ def outlet_entries(
     )
     for names in source_filters:
         query = query.where(sources.c.name.in_(list(names)))
-    filtered = _Filters(connection, (), series_slugs).applied(query, story_share)
+    filtered = _Filters(connection, (), series_slugs, story_share).applied(query)
     rows = connection.execute(filtered.limit(limit).offset(offset)).all()
     credits = _credits(connection, sorted({row.id for row in rows}))
     series = _series(connection, rows, story_share)
@@ -228,14 +229,10 @@ class _Filters:
     connection: Connection
     source_ids: Sequence[Sequence[int]]
     series: Sequence[str] | None
+    story_share: float  # see in_series
 
-    def applied(self, query: Any, story_share: float) -> Any:
-        source: ColumnElement[int] = item_sources.c.source_id
-        if self.connection.dialect.name == "sqlite":
-            # An expression, not the column: SQLite would otherwise look the item up in
-            # (item_id, source_id) once per listed source (100 outlets: 160 ms a page),
-            # where one look-up by item_id finds the sources in the index entries.
-            source = source + 0
+    def applied(self, query: Any) -> Any:
+        source = not_a_key(self.connection, item_sources.c.source_id)
         for ids in self.source_ids:
             query = query.where(
                 exists()
@@ -243,7 +240,7 @@ class _Filters:
                 .where(any_of(self.connection, source, ids))
             )
         if self.series is not None:
-            query = query.where(_in_series_by_row(list(self.series), story_share))
+            query = query.where(_in_series_by_row(list(self.series), self.story_share))
         return query
 
 
@@ -309,28 +306,19 @@ def _story_entry(
     why: dict[str, StorySeries] = {}
     updated = entry.updated
     for row in rows:  # oldest first: the story's own reasons are every member's
-        row_id, title, link, sort_at, changed_at = (
-            row.id,
-            row.title,
-            row.link,
-            row.sort_at,
-            row.changed_at,
-        )
-        updated = max(updated, changed_at, sort_at)
-        for credit in credits.get(row_id, ()):
-            source = credit.source
-            if source not in outlets:
-                outlets[source] = credit
+        updated = max(updated, row.changed_at, row.sort_at)
+        for credit in credits.get(row.id, ()):
+            outlets.setdefault(credit.source, credit)
             reports.append(
                 Report(
-                    title=title,
-                    link=credit.link or link,
-                    source=source,
+                    title=row.title,
+                    link=credit.link or row.link,
+                    source=credit.source,
                     source_title=credit.source_title,
-                    published=sort_at,
+                    published=row.sort_at,
                 )
             )
-        for found in series.get(row_id, ()):
+        for found in series.get(row.id, ()):
             why.setdefault(found.slug, found)
     return replace(
         entry,

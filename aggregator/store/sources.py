@@ -269,26 +269,20 @@ def release_leases(connection: Connection, owner: str, keep: Sequence[str] = ())
     )
 
 
+def _pollable(names: Sequence[str]) -> tuple[ColumnElement[bool], ...]:
+    """The named sources that are not gone, due or not."""
+    return sources.c.name.in_(names), sources.c.gone_at.is_(None)
+
+
 def pollable_count(connection: Connection, names: Sequence[str]) -> int:
-    """How many of the named sources are not gone (what ``sources_for_poll`` would
-    return, counted without reading them)."""
-    count = connection.scalar(
-        select(func.count())
-        .select_from(sources)
-        .where(sources.c.name.in_(names))
-        .where(sources.c.gone_at.is_(None))
-    )
+    """How many ``sources_for_poll`` would return, counted without reading them."""
+    count = connection.scalar(select(func.count()).select_from(sources).where(*_pollable(names)))
     return int(count or 0)
 
 
 def sources_for_poll(connection: Connection, names: Sequence[str]) -> tuple[SourceForPoll, ...]:
     """Every named source that is not gone, due or not."""
-    rows = connection.execute(
-        select(*_FOR_POLL)
-        .where(sources.c.name.in_(names))
-        .where(sources.c.gone_at.is_(None))
-        .order_by(sources.c.name)
-    )
+    rows = connection.execute(select(*_FOR_POLL).where(*_pollable(names)).order_by(sources.c.name))
     return tuple(_for_poll(row) for row in rows)
 
 
