@@ -77,6 +77,12 @@ def main() -> int:
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--py-spy", default=shutil.which("py-spy"), help="the py-spy executable")
+    p.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="sample every thread that is not idle (one root per thread), not only the GIL holder:"
+        " shows time in native code that releases the GIL (SQLite, sockets)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--hosts", type=int, default=16)
     p.add_argument("--code", type=Path, help="directory holding the aggregator package to run")
@@ -129,7 +135,8 @@ def main() -> int:
             progress(f"{len(changed)} feeds gained {args.added} items; reloaded {server.reload()}")
         raw = DEFAULT_OUT / f"profile-{args.phase}-{stamp}.txt"
         progress(f"{args.phase} poll of {len(refs)} feeds under py-spy ...")
-        spy = [args.py_spy, "record", "-r", str(args.rate), "-f", "raw", "--nolineno", "--gil"]
+        spy = [args.py_spy, "record", "-r", str(args.rate), "-f", "raw", "--nolineno"]
+        spy += ["--threads"] if args.all_threads else ["--gil"]
         spy.append("--subprocesses")  # parse workers, if the poll uses processes
         started = time.perf_counter()
         done = subprocess.run(

@@ -182,6 +182,24 @@ def test_sanitize_html_is_idempotent(markup: str, base: str | None) -> None:
         assert unsafe_markup(once) == []
 
 
+# Text with none of the characters sanitize_html's shortcut looks for: any code point
+# (controls too, which are stripped first), whitespace of every kind, quotes, '=' ...
+PLAIN_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_characters="<>&\r\xa0\ufeff"), max_size=300
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(PLAIN_TEXT, st.sampled_from([None, BASE]))
+def test_text_without_markup_is_what_nh3_makes_of_it(text: str, base: str | None) -> None:
+    """sanitize_html gives text that holds no markup back without calling nh3: it must
+    be exactly what nh3 would have made of it."""
+    from aggregator.process.sanitize import _ABSOLUTE_ONLY, _nh3_fixpoint, strip_control_chars
+
+    through_nh3 = _nh3_fixpoint(strip_control_chars(text), _ABSOLUTE_ONLY)
+    assert sanitize_html(text, base) == (through_nh3 if through_nh3.strip() else None)
+
+
 # --- plain text (titles, authors, categories) -----------------------------------
 
 

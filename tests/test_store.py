@@ -391,6 +391,31 @@ def test_concurrent_polls_of_overlapping_items_all_land(database_url: str) -> No
         store.close()
 
 
+def test_a_process_sqlite_writers_take_turns_without_the_busy_timeout(tmp_path) -> None:
+    """With no busy timeout at all (?timeout=0), SQLite refuses a second writer at once:
+    eight threads saving polls together land only because the store lets one write at a
+    time (not SQLite's busy handler, which sleeps while the lock may be free)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = Store.open(f"sqlite:///{tmp_path / 'busy.db'}?timeout=0")
+    try:
+        names = [f"s{i}" for i in range(8)]
+        _define(store, *names)
+
+        def poll(name: str) -> int:
+            return sum(
+                _save(store, name, [make_item(f"{name}-{round_}-{n}") for n in range(50)])
+                for round_ in range(5)
+            )
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(poll, names))
+        assert results == [250] * 8
+        assert _count(store, items) == 8 * 250
+    finally:
+        store.close()
+
+
 def test_the_publication_counter_moves_with_what_feeds_show_and_only_then(
     store: Store,
 ) -> None:

@@ -49,6 +49,10 @@ _LINK_REL = "noopener noreferrer nofollow"
 # C0 controls except tab/LF/CR, DEL, C1 controls, lone surrogates (unencodable),
 # and the two non-characters XML forbids.
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# What an HTML parser reads as more than text (tags, references) or changes on the way
+# through (CR to LF, a BOM dropped; nh3 writes U+00A0 as &nbsp;): text without any of
+# these comes out of nh3 as it went in (tests/test_normalize.py, property test).
+_MARKUP_OR_CHANGED = re.compile("[<>&\r\xa0\ufeff]")
 _WHITESPACE_RUN = re.compile(r"\s+")
 _TAG_LIKE = re.compile(r"<[A-Za-z/!?]")
 _TAG_OPENERS = re.compile(r"<+(?=[A-Za-z/!?])")
@@ -68,7 +72,15 @@ def sanitize_html(markup: str | None, base_url: str | None) -> str | None:
     if markup is None:
         return None
     cleaned = strip_control_chars(markup)
-    cleaner = _html_cleaner(base_url) if _RELATIVE_URL.search(cleaned) else _ABSOLUTE_ONLY
+    if _MARKUP_OR_CHANGED.search(cleaned):
+        cleaner = _html_cleaner(base_url) if _RELATIVE_URL.search(cleaned) else _ABSOLUTE_ONLY
+        cleaned = _nh3_fixpoint(cleaned, cleaner)
+    # else: text nh3 would give back unchanged (a plain-text summary, say), at a
+    # hundredth of the cost of parsing it twice.
+    return cleaned if cleaned.strip() else None
+
+
+def _nh3_fixpoint(cleaned: str, cleaner: nh3.Cleaner) -> str:
     for _ in range(_MAX_SANITIZE_ROUNDS):
         again = cleaner.clean(cleaned)
         if "&#" in cleaned:  # only a numeric reference can put a control back
@@ -76,7 +88,7 @@ def sanitize_html(markup: str | None, base_url: str | None) -> str | None:
         if again == cleaned:
             break
         cleaned = again
-    return cleaned if cleaned.strip() else None
+    return cleaned
 
 
 def plain_text(value: str | None, *, is_html: bool) -> str:

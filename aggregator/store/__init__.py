@@ -8,9 +8,10 @@ go in and come out.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
@@ -67,6 +68,13 @@ __all__ = ["Store", "create_store_engine", "ensure_schema", "migrate"]
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time, and a writer that finds the file locked
+        # sleeps in its busy handler (1, 2, 5 ... 100 ms) while the lock may long be
+        # free: this process's writers take turns here instead, and the busy timeout is
+        # left to other processes'. PostgreSQL locks rows, not the database.
+        self._writing: AbstractContextManager[object] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -92,6 +100,12 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {describe(exc)}") from exc
 
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Connection]:
+        """A transaction that writes: this process's SQLite writers one at a time."""
+        with self._writing, self._transaction() as connection:
+            yield connection
+
     # --- series ------------------------------------------------------------------
 
     def item_texts(self, after_id: int, limit: int) -> tuple[StoredItemText, ...]:
@@ -109,7 +123,7 @@ class Store:
         same item at once decide in turn, and the later one sees both credits."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self._transaction() as connection:
+                with self._write_transaction() as connection:
                     write_first(connection)
                     texts = _series.item_texts_of(connection, identities, lock=True)
                     _series.replace_memberships(
@@ -125,7 +139,7 @@ class Store:
     def replace_series_memberships(
         self, item_ids: Sequence[int], memberships: Sequence[tuple[int, SeriesMembership]]
     ) -> None:
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _series.replace_memberships(connection, item_ids, memberships)
             _publication.count_change(connection)
 
@@ -139,7 +153,7 @@ class Store:
             return _series.tag_uses(connection, since)
 
     def clear_series_memberships(self) -> None:
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _series.clear_memberships(connection)
             _publication.count_change(connection)
 
@@ -150,7 +164,7 @@ class Store:
     def set_state(self, key: str, value: str, *, changes_feeds: bool = True) -> None:
         """Keep a fact; ``changes_feeds``: it changes what feeds show (the series
         series.auto made, say), which every server learns."""
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _series.write_state(connection, key, value)
             if changes_feeds:
                 _publication.count_change(connection)
@@ -167,7 +181,7 @@ class Store:
     # --- sources ---------------------------------------------------------------
 
     def sync_sources(self, definitions: Sequence[SourceDefinition], now: datetime) -> None:
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _sources.sync_sources(connection, definitions, now)
             _publication.count_change(connection)  # outlets' titles
 
@@ -189,7 +203,7 @@ class Store:
         """Lease due sources to ``owner`` (see ``sources.claim_due_sources``)."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self._transaction() as connection:
+                with self._write_transaction() as connection:
                     return _sources.claim_due_sources(
                         connection,
                         names,
@@ -212,7 +226,7 @@ class Store:
         return now - oldest if oldest is not None else timedelta(0)
 
     def poll_sooner(self, intervals: Mapping[str, timedelta], now: datetime) -> None:
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _sources.poll_sooner(connection, intervals, now)
 
     def lease_owners(self, now: datetime) -> list[str]:
@@ -220,7 +234,7 @@ class Store:
             return _sources.lease_owners(connection, now)
 
     def release_leases(self, owner: str, *, keep: Sequence[str] = ()) -> None:
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _sources.release_leases(connection, owner, keep)
 
     def pollable_count(self, names: Sequence[str]) -> int:
@@ -264,7 +278,7 @@ class Store:
         """
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self._transaction() as connection:
+                with self._write_transaction() as connection:
                     saved = _items.save_items(
                         connection,
                         source_id=_sources.source_id(connection, name),
@@ -302,7 +316,7 @@ class Store:
         """Record any number of 304s in one transaction (they change no items)."""
         if not records:
             return
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _sources.record_not_modified(connection, records)
 
     def save_gone(
@@ -314,7 +328,7 @@ class Store:
         now: datetime,
         lease_owner: str | None = None,
     ) -> None:
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _sources.record_gone(
                 connection,
                 name,
@@ -335,7 +349,7 @@ class Store:
         lease_owner: str | None = None,
     ) -> int:
         """Record a failed poll; ``next_poll_at`` maps the new error count to the retry time."""
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             return _sources.record_failure(
                 connection,
                 name,
@@ -369,7 +383,7 @@ class Store:
         removed, stories, credits, dry_stories = 0, 0, Counter[int](), Counter[int]()
         after: tuple[datetime, int] | None = None
         while True:
-            with self._transaction() as connection:
+            with self._write_transaction() as connection:
                 found = _retention.expired_batch(
                     connection, source_cutoffs, default_cutoff, after=after, limit=batch
                 )
@@ -383,7 +397,7 @@ class Store:
             if found.resume_after is None:
                 break
             after = found.resume_after
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             if dry_run:
                 stories = _retention.stories_emptied(connection, dry_stories)
             forgotten = _retention.forget_pruned(
@@ -422,7 +436,7 @@ class Store:
         nothing to write)."""
         if not assignments:
             return None
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             _stories.save_assignments(connection, assignments)
             written = _stories.count_assignment_write(connection)
             _publication.count_change(connection)
@@ -439,7 +453,7 @@ class Store:
     ) -> bool:
         """Keep the story assigner's indexes, made after the ``version``-th assignment
         write, for the next process; False when a later write made them stale."""
-        with self._transaction() as connection:
+        with self._write_transaction() as connection:
             return _stories.save_index(
                 connection, version=version, fingerprint=fingerprint, snapshot=snapshot, now=now
             )

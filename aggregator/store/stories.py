@@ -71,7 +71,12 @@ def save_assignments(connection: Connection, assignments: Sequence[StoryAssignme
         update(items)
         .where(items.c.id == bindparam("item"))
         .values(story_id=bindparam("story"), duplicate_of=bindparam("original")),
-        [{"item": a.item_id, "story": a.story, "original": a.duplicate_of} for a in assignments],
+        # In row order: a batch is decided in date order, and its rows (several KB each,
+        # rewritten whole) are then far apart in the table.
+        [
+            {"item": a.item_id, "story": a.story, "original": a.duplicate_of}
+            for a in sorted(assignments, key=lambda a: a.item_id)
+        ],
     )
     latest = {a.story: a.last_seen for a in assignments}
     connection.execute(
