@@ -752,3 +752,20 @@ def test_a_sources_filter_probes_each_item_once_on_sqlite(tmp_path: Path) -> Non
     for plan in probes:
         assert "ix_item_sources_item_id_source_id (item_id=?)" in plan, plan
         assert "source_id=?" not in plan, plan
+
+
+def test_sqlite_connections_log_ahead_and_checkpoint_every_64_mb(tmp_path) -> None:
+    """WAL (readers never wait for the writer), foreign keys enforced, and a checkpoint
+    per 64 MB of log rather than SQLite's 4 MB (a cold poll writes hundreds of MB)."""
+    store = Store.open(f"sqlite:///{tmp_path / 'pragmas.db'}")
+    try:
+        with store.engine.connect() as connection:
+            pragma = connection.exec_driver_sql
+            assert pragma("PRAGMA journal_mode").scalar() == "wal"
+            assert pragma("PRAGMA foreign_keys").scalar() == 1
+            pages = pragma("PRAGMA wal_autocheckpoint").scalar()
+            page_size = pragma("PRAGMA page_size").scalar()
+            assert pages * page_size == 64 * 1024 * 1024
+            assert pragma("PRAGMA journal_size_limit").scalar() == 64 * 1024 * 1024
+    finally:
+        store.close()

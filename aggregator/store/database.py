@@ -46,6 +46,8 @@ def is_transient(exc: BaseException | None) -> bool:
 
 
 SQLITE_BUSY_SECONDS = 30
+SQLITE_WAL_LIMIT_BYTES = 64 * 1024 * 1024
+SQLITE_CHECKPOINT_PAGES = SQLITE_WAL_LIMIT_BYTES // 4096  # of SQLite's default page size
 
 
 def create_store_engine(url: str) -> Engine:
@@ -96,6 +98,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint (the WAL copied into the file, two fsyncs) every 64 MB of log, not
+        # SQLite's 4 MB: a cold poll writes hundreds of MB, and rows it rewrites (a
+        # source's, the counters, a story's items) are copied once per checkpoint.
+        # The log file is cut back to that size after each one.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT_BYTES}")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
