@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from aggregator.exceptions import StoreError
@@ -67,22 +68,25 @@ class StoryAssigner:
             if tenure is Tenure.ELSEWHERE:
                 return 0
             index = self._index if self._index is not None else self._warm_start(now)
-            assigned = 0
-            while ids := self.store.unassigned_ids():  # again: polls go on meanwhile
-                for start in range(0, len(ids), BATCH):
-                    pending = self.store.unassigned_members(ids[start : start + BATCH])
-                    decided = [self._place(index, m) for m in pending]
-                    if self.role is not None and self.role.claim() is not Tenure.KEPT:
-                        # The role went with its session: another process may assign
-                        # now, and this index may miss its stories.
-                        self._index = None
-                        return assigned
-                    self._version = self.store.save_story_assignments(decided) or self._version
-                    if self.on_assigned is not None:
-                        self.on_assigned(decided)
-                    assigned += len(pending)
+            with _Writer(self._write) as writer:
+                while ids := self.store.unassigned_ids():  # again: polls go on meanwhile
+                    for start in range(0, len(ids), BATCH):
+                        pending = self.store.unassigned_members(ids[start : start + BATCH])
+                        decided = [self._place(index, m) for m in pending]
+                        if self.role is not None and self.role.claim() is not Tenure.KEPT:
+                            # The role went with its session: another process may assign
+                            # now, and this index may miss its stories.
+                            self._index = None
+                            return writer.finish()
+                        writer.write(decided)
+                    writer.finish()  # the next read of unassigned items must see these
             self._duplicates.prune(now)
-            return assigned
+            return writer.assigned
+
+    def _write(self, decided: Sequence[StoryAssignment]) -> None:
+        self._version = self.store.save_story_assignments(decided) or self._version
+        if self.on_assigned is not None:
+            self.on_assigned(decided)
 
     def prepare(self, now: datetime) -> None:
         """Take the role and have the index ready for the next ``assign_pending``: what a
@@ -233,6 +237,41 @@ class StoryAssigner:
             when=member.when,
             last_seen=placement.last_seen,
         )
+
+
+class _Writer:
+    """Writes each batch of decisions in another thread while the next one is decided:
+    writing (SQLite rewrites each item's row whole) costs about half as much as
+    deciding, and runs outside the GIL. One batch is in flight at most; ``write`` and
+    ``finish`` raise what the write before them raised. A failed write leaves the index
+    ahead of the store, so the caller forgets the index on a StoreError
+    (``Pipeline.assign_stories``), as it did when it wrote in turn."""
+
+    def __init__(self, write: Callable[[Sequence[StoryAssignment]], None]) -> None:
+        self._write = write
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="stories-write")
+        self._pending: Future[None] | None = None
+        self._pending_count = 0
+        self.assigned = 0  # items whose decisions are written
+
+    def write(self, decided: Sequence[StoryAssignment]) -> None:
+        self.finish()
+        self._pending = self._thread.submit(self._write, decided)
+        self._pending_count = len(decided)
+
+    def finish(self) -> int:
+        """Wait for the write in flight; the items written so far."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+            self.assigned += self._pending_count
+        return self.assigned
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._thread.shutdown(wait=True)  # never still writing once the caller is back
 
 
 def _terms(member: StoryMember, rules: GroupingRules) -> Counter[str]:

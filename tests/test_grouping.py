@@ -518,3 +518,109 @@ def test_a_page_of_stories_reads_on_past_one_story_with_many_newer_reports(
     entries = store.feed_entries(series_slugs=None, limit=3, merge="story")
     assert len(entries) == 3 and len(entries[0].reports) == 120
     assert [e.title for e in entries[1:]] == [OTHERS[1][1], OTHERS[0][1]]
+
+
+def _assigned_rows(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Items' stories and the stories' rows, as stored (dates as the column holds them)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            placed = connection.execute(
+                text("SELECT id, story_id, duplicate_of FROM items ORDER BY id")
+            )
+            made = connection.execute(
+                text(
+                    "SELECT id, CAST(first_seen AS TEXT), CAST(last_seen AS TEXT), merged_into"
+                    " FROM stories ORDER BY id"
+                )
+            )
+            return [tuple(r) for r in placed], [tuple(r) for r in made]
+    finally:
+        engine.dispose()
+
+
+def _store_merges_and_copies(store: Store) -> None:
+    """Reports of one event, two stories a later report merges, and a wire copy."""
+    define_outlets(store, "bbc", "npr", "abc")
+    save_titled(store, "bbc", "g1", "Talks on the Iran nuclear deal resume in Geneva", T0)
+    save_titled(store, "npr", "g2", "Envoys meet in Geneva over Iran nuclear deal", T0)
+    StoryAssigner(store, GroupingRules(threshold=0.99)).assign_pending(T0)  # two stories
+    for n, (source, title) in enumerate(JACKSON + OTHERS):
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    save_titled(
+        store, "abc", "g3", "Geneva talks on Iran nuclear deal: envoys meet", T0 + timedelta(1)
+    )
+    for n, source in enumerate(("npr", "abc")):
+        title = "Australia won't repatriate 34 women and children from Syria"
+        copy = make_item(
+            f"w{n}",
+            title=title,
+            link=f"https://{source}.example/w{n}",
+            fingerprint=fingerprint(title, WIRE),
+        )
+        save_batch(store, source, [copy], now=T0 + timedelta(hours=2, minutes=n))
+
+
+def test_batches_written_in_one_statement_each_store_what_row_by_row_writes_store(
+    tmp_path, monkeypatch
+) -> None:
+    """SQLite 3.38 and later get each batch's rows as one JSON parameter per statement
+    (written while the next batch is decided); older SQLite and PostgreSQL row by row.
+    Both store the same rows, dates in the same form, over several batches."""
+    from aggregator import grouping
+    from aggregator.store import stories as store_stories
+
+    monkeypatch.setattr(grouping, "BATCH", 2)
+    rules = GroupingRules(threshold=0.3, merge_threshold=0.2)
+    found = {}
+    for one_statement in (True, False):
+        monkeypatch.setattr(store_stories, "has_json_rows", lambda _c, on=one_statement: on)
+        url = f"sqlite:///{tmp_path / f'{one_statement}.db'}"
+        with Store.open(url) as store:
+            _store_merges_and_copies(store)
+            assert StoryAssigner(store, rules).assign_pending(T0 + timedelta(hours=3)) == 8
+        found[one_statement] = _assigned_rows(url)
+    placed, made = found[True]
+    assert found[True] == found[False]
+    assert all(story is not None for _, story, _ in placed)
+    assert any(original is not None for _, _, original in placed)  # the wire copy
+    assert any(merged is not None for *_, merged in made)  # the Geneva stories
+
+
+def test_a_failed_write_leaves_its_items_to_the_next_assignment(
+    store: Store, database_url: str, monkeypatch
+) -> None:
+    """Batches are written while the next is decided: a write that fails stops the
+    assignment with its error, its items and the later ones stay unassigned, and the
+    next assignment (the index forgotten, as the pipeline does) places them all."""
+    from aggregator import grouping
+    from aggregator.exceptions import StoreError
+
+    monkeypatch.setattr(grouping, "BATCH", 2)
+    define_outlets(store, "bbc", "npr", "abc")
+    for n, (source, title) in enumerate(JACKSON + OTHERS):
+        save_titled(store, source, f"i{n}", title, T0 + timedelta(minutes=n))
+    assigner = StoryAssigner(store, RULES)
+    save = store.save_story_assignments
+    calls = []
+
+    def second_fails(decided):
+        calls.append(len(decided))
+        if len(calls) == 2:
+            raise StoreError("database error: disk I/O error")
+        return save(decided)
+
+    monkeypatch.setattr(store, "save_story_assignments", second_fails)
+    try:
+        assigner.assign_pending(T0 + timedelta(hours=1))
+    except StoreError as exc:
+        assert "disk I/O error" in str(exc)
+    else:
+        raise AssertionError("the failed write was not reported")
+    assert list(story_ids_by_title(database_url).values()).count(None) == 3
+    monkeypatch.setattr(store, "save_story_assignments", save)
+    assigner.forget()
+    assert assigner.assign_pending(T0 + timedelta(hours=1)) == 3
+    ids = story_ids_by_title(database_url)
+    assert None not in ids.values()
+    assert len({ids[title] for _, title in JACKSON}) == 1

@@ -3,10 +3,13 @@ and lists of values as one array parameter on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, any_, literal, text
+from sqlalchemy import Column, ColumnElement, Connection, Table, any_, func, literal, text
+from sqlalchemy.sql.functions import Function
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 T = TypeVar("T")
 
@@ -87,3 +90,27 @@ def id_chunks(connection: Connection, values: Sequence[T]) -> Iterator[Sequence[
 def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+# json_each and json_extract are built into SQLite from 3.38 on (optional before), and
+# UPDATE ... FROM came in 3.33. Python links the system's SQLite.
+SQLITE_JSON_ROWS = (3, 38)
+
+
+def has_json_rows(connection: Connection) -> bool:
+    """Whether ``json_rows`` and UPDATE ... FROM it run here (SQLite 3.38 or later)."""
+    if connection.dialect.name != "sqlite":
+        return False
+    version: tuple[int, ...] = connection.dialect.dbapi.sqlite_version_info  # type: ignore[union-attr]
+    return version >= SQLITE_JSON_ROWS
+
+
+def json_rows(rows: Sequence[Sequence[Any]]) -> TableValuedAlias:
+    """SQLite's ``json_each`` over these rows (one JSON array each), as a table whose
+    ``value`` column holds each row: many rows in one parameter of one statement."""
+    return func.json_each(json.dumps(rows)).table_valued("value")
+
+
+def field(rows: TableValuedAlias, position: int) -> Function[Any]:
+    """The value at ``position`` of a row of ``json_rows``."""
+    return func.json_extract(rows.c.value, f"$[{position}]")

@@ -7,13 +7,13 @@ writes what it decided, merges included, in one transaction per batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, case, func, select, update
 
-from aggregator.store.dialect import chunks, count_up, upsert
+from aggregator.store.dialect import chunks, count_up, field, has_json_rows, json_rows, upsert
 from aggregator.store.entries import entries_of, story_series_why
 from aggregator.store.schema import item_sources, items, sources, stories, story_index
 from aggregator.types import (
@@ -61,30 +61,31 @@ def save_assignments(connection: Connection, assignments: Sequence[StoryAssignme
     """Write a batch of decisions, in bulk: new stories, items' stories, stories' latest
     item, then the merges in the order they were decided (each moves every item of the
     merged stories, those of this batch included)."""
-    created = [a for a in assignments if a.created]
-    if created:
+    created = [(a.story, a.when, a.last_seen) for a in assignments if a.created]
+    # In row order: a batch is decided in date order, and its rows (several KB each,
+    # rewritten whole) are then far apart in the table.
+    placed = [(a.item_id, a.story, a.duplicate_of) for a in sorted(assignments, key=_item_id)]
+    latest = list({a.story: a.last_seen for a in assignments}.items())
+    if has_json_rows(connection):
+        _save_in_one_statement_each(connection, created, placed, latest)
+    else:
+        if created:
+            connection.execute(
+                stories.insert(),
+                [{"id": i, "first_seen": first, "last_seen": last} for i, first, last in created],
+            )
         connection.execute(
-            stories.insert(),
-            [{"id": a.story, "first_seen": a.when, "last_seen": a.last_seen} for a in created],
+            update(items)
+            .where(items.c.id == bindparam("item"))
+            .values(story_id=bindparam("story"), duplicate_of=bindparam("original")),
+            [{"item": i, "story": story, "original": of} for i, story, of in placed],
         )
-    connection.execute(
-        update(items)
-        .where(items.c.id == bindparam("item"))
-        .values(story_id=bindparam("story"), duplicate_of=bindparam("original")),
-        # In row order: a batch is decided in date order, and its rows (several KB each,
-        # rewritten whole) are then far apart in the table.
-        [
-            {"item": a.item_id, "story": a.story, "original": a.duplicate_of}
-            for a in sorted(assignments, key=lambda a: a.item_id)
-        ],
-    )
-    latest = {a.story: a.last_seen for a in assignments}
-    connection.execute(
-        update(stories)
-        .where(stories.c.id == bindparam("story"))
-        .values(last_seen=bindparam("latest")),
-        [{"story": story, "latest": when} for story, when in latest.items()],
-    )
+        connection.execute(
+            update(stories)
+            .where(stories.c.id == bindparam("story"))
+            .values(last_seen=bindparam("latest")),
+            [{"story": story, "latest": when} for story, when in latest],
+        )
     for assignment in assignments:
         if not assignment.merged:
             continue
@@ -95,6 +96,49 @@ def save_assignments(connection: Connection, assignments: Sequence[StoryAssignme
         connection.execute(
             update(stories).where(stories.c.id.in_(merged)).values(merged_into=assignment.story)
         )
+
+
+def _item_id(assignment: StoryAssignment) -> int:
+    return assignment.item_id
+
+
+def _save_in_one_statement_each(
+    connection: Connection,
+    created: list[tuple[int, datetime, datetime]],
+    placed: list[tuple[int, int, int | None]],
+    latest: list[tuple[int, datetime]],
+) -> None:
+    """The batch's rows go to SQLite as one JSON array per statement, not one execution
+    per row: the driver lets go of the GIL for each execution and must win it back, and
+    while the story assigner decides the next batch in another thread (``_Writer`` in
+    grouping.py) each win waits out its switch interval. One statement runs whole
+    outside the GIL."""
+    stamp = _stamper(connection)
+    if created:
+        rows = json_rows([[i, stamp(first), stamp(last)] for i, first, last in created])
+        connection.execute(
+            stories.insert().from_select(
+                ["id", "first_seen", "last_seen"],
+                select(field(rows, 0), field(rows, 1), field(rows, 2)),
+            )
+        )
+    rows = json_rows([list(row) for row in placed])
+    connection.execute(
+        update(items)
+        .where(items.c.id == field(rows, 0))
+        .values(story_id=field(rows, 1), duplicate_of=field(rows, 2))
+    )
+    rows = json_rows([[story, stamp(when)] for story, when in latest])
+    connection.execute(
+        update(stories).where(stories.c.id == field(rows, 0)).values(last_seen=field(rows, 1))
+    )
+
+
+def _stamper(connection: Connection) -> Callable[[datetime], Any]:
+    """A date as the column stores it (what SQLAlchemy would bind for it)."""
+    process = stories.c.last_seen.type._cached_bind_processor(connection.dialect)
+    assert process is not None
+    return process
 
 
 _INDEX_ROW = 1
