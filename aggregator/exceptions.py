@@ -95,6 +95,11 @@ class ParseError(AggregatorError):
     """The fetched bytes are not a feed we can read."""
 
 
+class ParserDied(ParseError):
+    """The parser's process ended on the document (killed, out of memory): not known
+    to happen again with the same bytes, unlike any other ParseError."""
+
+
 class StoreError(AggregatorError):
     """The database refused an operation or cannot be reached."""
 

@@ -31,6 +31,7 @@ from aggregator.exceptions import (
     FetchError,
     HTTPStatusError,
     ParseError,
+    ParserDied,
     SourceGone,
     StoreError,
 )
@@ -49,6 +50,7 @@ from aggregator.process.schedule import (
 )
 from aggregator.process.series import SeriesRule
 from aggregator.process.stories import GroupingRules
+from aggregator.process.unreadable import document_digest
 from aggregator.series import (
     redecide,
     refresh_auto_series,
@@ -128,7 +130,7 @@ class PooledProcessor:
         except WorkTimeout as exc:
             raise ParseError(f"parsing was stopped: it {exc}") from exc
         except WorkerDied as exc:
-            raise ParseError(f"the parser failed on this document: {exc}") from exc
+            raise ParserDied(f"the parser failed on this document: {exc}") from exc
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:
@@ -391,7 +393,13 @@ class Pipeline:
             now = self.clock.now()
             settings = self.settings.source(source.name)
             started = time.perf_counter()
+            # Only a source whose last document could not be read has its bytes digested.
+            digest = document_digest(result.content) if source.unreadable is not None else None
             try:
+                if digest is not None and digest == source.unreadable:
+                    # The same bytes as last time: they fail the same way, unread.
+                    message = source.last_error or UNREADABLE_AGAIN
+                    return self._failed(source, message, None, unreadable=digest)
                 document = self.processor(
                     result.content,
                     content_type=result.content_type,
@@ -402,6 +410,11 @@ class Pipeline:
                     split_categories=settings.split_categories if settings else None,
                     listed=source.listed,
                 )
+            except ParseError as exc:
+                if isinstance(exc, ParserDied):  # not known to happen again
+                    return self._failed(source, str(exc), None)
+                digest = digest or document_digest(result.content)
+                return self._failed(source, str(exc), None, unreadable=digest)
             finally:
                 timings["parse"] = time.perf_counter() - started
             batch = document.items
@@ -466,7 +479,11 @@ class Pipeline:
         message: str,
         http_status: int | None,
         hints: PollHints = NO_HINTS,
+        *,
+        unreadable: bytes | None = None,
     ) -> PollOutcome:
+        """Record a failed poll; ``unreadable``: the digest of the document that could not
+        be read (``process/unreadable.py``)."""
         now = self.clock.now()
         self.store.save_failure(
             source.name,
@@ -475,6 +492,7 @@ class Pipeline:
             now=now,
             next_poll_at=lambda errors: self._next_poll(source, now, hints=hints, errors=errors),
             lease_owner=source.lease_owner,
+            unreadable=unreadable,
         )
         return PollOutcome(
             source=source.name, status="error", http_status=http_status, error=message
@@ -663,6 +681,9 @@ class Pipeline:
         if on_start is not None:
             on_start(len(leased))
         return self.poll_many(leased, on_done)
+
+
+UNREADABLE_AGAIN = "not a feed: the same document that could not be read last time"
 
 
 def instance_name() -> str:

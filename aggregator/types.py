@@ -44,6 +44,9 @@ class SourceForPoll:
     # Digests (normalize.entry_digest) of the entries its last stored document listed
     # as the store holds them: the same entries sent again need no normalizing.
     listed: frozenset[bytes] = frozenset()
+    # The digest of the last document it sent that could not be read, and why not.
+    unreadable: bytes | None = None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

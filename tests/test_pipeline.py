@@ -641,3 +641,84 @@ def test_after_polls_runs_once_the_polls_are_done_and_before_stories_are_assigne
     assert pipeline.store.unassigned_ids() == []
     pipeline.stories.close()
     pipeline.store.close()
+
+
+def _page(body: bytes) -> Fetched:
+    return Fetched(
+        url="https://npr.example/feed", status_code=200, content=body, content_type="text/html"
+    )
+
+
+class CountingProcessor:
+    """The real processor, counting the documents it was given."""
+
+    def __init__(self) -> None:
+        self.documents: list[bytes] = []
+
+    def __call__(self, content: bytes, **arguments):
+        from aggregator.pipeline import process_here
+
+        self.documents.append(content)
+        return process_here(content, **arguments)
+
+
+def test_a_document_that_could_not_be_read_is_not_parsed_again_while_it_stays_the_same(
+    tmp_path: Path,
+) -> None:
+    """An HTML page where the feed was: the same bytes fail the same way at the next
+    polls without being parsed; other bytes are read, a feed clears the failure."""
+    page = b"<html><body>We moved our feeds. " + b"x" * 5000 + b"</body></html>"
+    fetcher = FakeFetcher().answers(
+        "npr", _page(page), _page(page), _page(page), _page(page + b" "), _rss_answer()
+    )
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    processor = pipeline.processor = CountingProcessor()
+    first = _poll(pipeline)
+    assert first.error is not None and first.error.startswith("not a feed")
+    for _ in range(2):
+        again = _poll(pipeline)
+        assert (again.status, again.error) == ("error", first.error)
+    assert processor.documents == [page]
+    assert _state(pipeline).consecutive_errors == 3  # still failing, still backing off
+    assert _poll(pipeline).error == first.error
+    assert processor.documents == [page, page + b" "]  # other bytes: read again
+    assert _poll(pipeline).items_new == 10
+    (source,) = pipeline.store.sources_for_poll(["npr"])
+    assert source.unreadable is None
+    pipeline.store.close()
+
+
+def test_a_document_is_read_again_by_other_reading_code(tmp_path: Path, monkeypatch) -> None:
+    """The digest is keyed by the code that reads documents: after an upgrade (another
+    parser, another version of it) the same bytes are parsed again."""
+    from aggregator.process import unreadable
+
+    page = b"<html><body>Not a feed</body></html>"
+    fetcher = FakeFetcher().answers("npr", _page(page), _page(page))
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    processor = pipeline.processor = CountingProcessor()
+    _poll(pipeline)
+    monkeypatch.setattr(unreadable, "_code_key", lambda: b"the next release")
+    _poll(pipeline)
+    assert processor.documents == [page, page]
+    pipeline.store.close()
+
+
+def test_a_document_the_parser_died_on_is_tried_again(tmp_path: Path) -> None:
+    """A worker killed on a document (out of memory, say) says nothing about the bytes."""
+    from aggregator.exceptions import ParserDied
+
+    page = b"<rss><channel><title>t</title></channel></rss>"
+    fetcher = FakeFetcher().answers("npr", _page(page), _page(page))
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    tried: list[bytes] = []
+
+    def dies(content: bytes, **_arguments):
+        tried.append(content)
+        raise ParserDied("the parser failed on this document: worker process died")
+
+    pipeline.processor = dies
+    assert _poll(pipeline).status == "error"
+    assert _poll(pipeline).status == "error"
+    assert tried == [page, page]
+    pipeline.store.close()

@@ -347,8 +347,10 @@ class Store:
         now: datetime,
         next_poll_at: Callable[[int], datetime],
         lease_owner: str | None = None,
+        unreadable: bytes | None = None,
     ) -> int:
-        """Record a failed poll; ``next_poll_at`` maps the new error count to the retry time."""
+        """Record a failed poll; ``next_poll_at`` maps the new error count to the retry time.
+        ``unreadable``: the digest of a document that could not be read."""
         with self._write_transaction() as connection:
             return _sources.record_failure(
                 connection,
@@ -358,6 +360,7 @@ class Store:
                 now=now,
                 next_poll_at=next_poll_at,
                 lease_owner=lease_owner,
+                unreadable=unreadable,
             )
 
     # --- retention -----------------------------------------------------------------

@@ -101,6 +101,9 @@ sources = Table(
     # The 16-byte digests (normalize.entry_digest) of the entries that document listed,
     # concatenated: sent again, they are stored as they are. NULL: none are known so.
     Column("listed_entries", LargeBinary),
+    # The digest (process/unreadable.py) of the last document that could not be read;
+    # the same bytes again fail the same way, unread. NULL once a document was read.
+    Column("unreadable_digest", LargeBinary),
 )
 
 stories = Table(

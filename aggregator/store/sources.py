@@ -86,6 +86,8 @@ _FOR_POLL = (
     sources.c.new_item_gap,
     sources.c.last_new_at,
     sources.c.listed_entries,
+    sources.c.unreadable_digest,
+    sources.c.last_error,
 )
 
 
@@ -296,6 +298,8 @@ def _for_poll(row: Any) -> SourceForPoll:
         new_item_gap=timedelta(seconds=gap) if gap is not None else None,
         last_new_at=row.last_new_at,
         listed=listed_digests(row.listed_entries),
+        unreadable=row.unreadable_digest,
+        last_error=row.last_error,
     )
 
 
@@ -331,6 +335,7 @@ def record_success(
         "last_status": status,
         "last_http_status": http_status,
         "last_error": None,
+        "unreadable_digest": None,
         "consecutive_errors": 0,
         **_released(lease_owner),
     }
@@ -415,11 +420,15 @@ def record_failure(
     now: datetime,
     next_poll_at: Callable[[int], datetime],
     lease_owner: str | None = None,
+    unreadable: bytes | None = None,
 ) -> int:
     """Count the failure and schedule the retry from the new count; return that count.
+    ``unreadable``: the digest of the document that could not be read (else the one of
+    an earlier document stays: a server error in between changes nothing about it).
 
     The validators are kept: the next poll must still be able to get a 304.
     """
+    remembered = {"unreadable_digest": unreadable} if unreadable is not None else {}
     errors = connection.execute(
         update(sources)
         .where(sources.c.name == name)
@@ -429,6 +438,7 @@ def record_failure(
             last_http_status=http_status,
             last_error=error,
             consecutive_errors=sources.c.consecutive_errors + 1,
+            **remembered,
         )
         .returning(sources.c.consecutive_errors)
     ).scalar_one()
