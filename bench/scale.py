@@ -1672,26 +1672,61 @@ def run_backend(ctx: Context, backend: Backend) -> BackendResult:
             backend.drop()
 
 
+def kept_backend(ctx: Context, kind: str) -> Backend:
+    """The store a ``--keep`` run left, migrated to this code's schema."""
+    from aggregator.store import create_store_engine, migrate
+
+    backend: Backend
+    if kind == "sqlite":
+        backend = SqliteBackend(ctx.run_dir)
+        if not backend.path.exists():
+            raise SystemExit(f"no kept SQLite store at {backend.path}: run with --keep first")
+    else:
+        if not ctx.args.postgres_schema:
+            raise SystemExit("a kept PostgreSQL store needs --postgres-schema scale_...")
+        backend = PostgresBackend(ctx.args.postgres_url, schema=ctx.args.postgres_schema)
+    engine = create_store_engine(backend.url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    return backend
+
+
+def poll_only(ctx: Context, kinds: Sequence[str], polls: int) -> int:
+    """Ingest polls alone, on the stores a ``--keep`` run left: for trying a change to
+    ingest at size without filling a million items again. Each poll brings new items
+    (a cycle of its own), so the store grows by one poll's items each time."""
+    for kind in kinds:
+        backend = kept_backend(ctx, kind)
+        work = ctx.run_dir / backend.name
+        work.mkdir(parents=True, exist_ok=True)
+        config = work / "aggregator.yaml"
+        write_config(config, backend.url, ctx.poll_urls)
+        engine = create_engine(backend.url)
+        first_cycle = int(time.time())  # new guids and links: every item new to the store
+        try:
+            for n in range(polls):
+                label = f"poll-only {n + 1}"
+                result = run_poll(ctx, backend, engine, config, first_cycle + n, label)
+                print(
+                    f"{backend.name} poll {n + 1}: {result.items_before:,} items before, "
+                    f"{result.wall_s:.2f}s wall, {result.items_per_s:.0f} items/s, "
+                    f"to index {result.to_index_s}s, assign {result.assign_s}s, "
+                    f"others {result.other_cores}c"
+                )
+        finally:
+            engine.dispose()
+    return 0
+
+
 def render_only(ctx: Context, kinds: Sequence[str]) -> int:
     """Feed rendering alone, on the stores a ``--keep`` run left: for trying a change to
     the feed pages without filling a million items again."""
-    from aggregator.store import Store, create_store_engine, migrate
+    from aggregator.store import Store
 
     for kind in kinds:
-        backend: Backend
-        if kind == "sqlite":
-            backend = SqliteBackend(ctx.run_dir)
-            if not backend.path.exists():
-                raise SystemExit(f"no kept SQLite store at {backend.path}: run with --keep first")
-        else:
-            if not ctx.args.postgres_schema:
-                raise SystemExit("--render-only on PostgreSQL needs --postgres-schema scale_...")
-            backend = PostgresBackend(ctx.args.postgres_url, schema=ctx.args.postgres_schema)
-        engine = create_store_engine(backend.url)
-        try:
-            migrate(engine)
-        finally:
-            engine.dispose()
+        backend = kept_backend(ctx, kind)
         store = Store.open(backend.url)
         try:
             result = measure_render(
@@ -2026,7 +2061,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only the feed rendering, on the stores a --keep run left (migrated first)",
     )
     p.add_argument(
-        "--postgres-schema", help="with --render-only: the kept schema (scale_...) to use"
+        "--poll-only",
+        type=int,
+        metavar="N",
+        help="only N ingest polls (whole aggregator poll processes, every item new), on the "
+        "stores a --keep run left (migrated first); each adds --poll-feeds x --poll-items items",
+    )
+    p.add_argument(
+        "--postgres-schema",
+        help="with --render-only or --poll-only: the kept schema (scale_...) to use",
     )
     p.add_argument("--live", action="store_true", help="run the working tree, not a snapshot")
     p.add_argument(
@@ -2118,6 +2161,8 @@ def main(argv: list[str] | None = None) -> int:
         kinds = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
         if args.render_only:
             return render_only(ctx, kinds)
+        if args.poll_only:
+            return poll_only(ctx, kinds, args.poll_only)
         results = []
         for kind in kinds:
             backend: Backend = (
