@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -698,11 +699,15 @@ def test_postgresql_sessions_are_in_utc_whatever_the_server_says(postgres_url: s
         store.close()
 
 
-def _plans_of_a_feed_page(tmp_path: Path, **page: Any) -> list[str]:
-    """EXPLAIN QUERY PLAN of every statement one feed page runs, on a small SQLite store."""
+@contextmanager
+def _small_store_running(
+    url: str, action: Callable[[Store], object]
+) -> Iterator[tuple[Store, list[tuple[str, Any]]]]:
+    """A store of 24 items from 12 outlets at ``url``, and the SELECTs (statement and
+    parameters) that ``action`` ran on it."""
     from sqlalchemy import event
 
-    store = Store.open(f"sqlite:///{tmp_path / 'plan.db'}")
+    store = Store.open(url)
     try:
         names = [f"s{n}" for n in range(12)]
         _define(store, *names)
@@ -711,21 +716,31 @@ def _plans_of_a_feed_page(tmp_path: Path, **page: Any) -> list[str]:
         statements: list[tuple[str, Any]] = []
 
         def seen(*args: Any) -> None:  # before_cursor_execute(conn, cursor, statement, ...)
-            statements.append((args[2], args[3]))
+            if args[2].lstrip().upper().startswith("SELECT"):
+                statements.append((args[2], args[3]))
 
         event.listen(store.engine, "before_cursor_execute", seen)
-        entries = store.feed_entries(series_slugs=None, limit=5, **page)
+        action(store)
         event.remove(store.engine, "before_cursor_execute", seen)
-        assert len(entries) == 5 and statements
-        with store.engine.connect() as connection:
-            cursor = connection.connection.cursor()
-            return [
-                " | ".join(row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params))
-                for sql, params in statements
-                if sql.lstrip().upper().startswith("SELECT")
-            ]
+        assert statements
+        yield store, statements
     finally:
         store.close()
+
+
+def _plans_of_a_feed_page(tmp_path: Path, **page: Any) -> list[str]:
+    """EXPLAIN QUERY PLAN of every statement one feed page runs, on a small SQLite store."""
+
+    def load(store: Store) -> None:
+        assert len(store.feed_entries(series_slugs=None, limit=5, **page)) == 5
+
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    with _small_store_running(url, load) as (store, statements), store.engine.connect() as db:
+        cursor = db.connection.cursor()
+        return [
+            " | ".join(row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            for sql, params in statements
+        ]
 
 
 @pytest.mark.parametrize(
@@ -760,38 +775,19 @@ NO_SEQSCAN_NOR_SORT = ("enable_seqscan", "enable_sort", "enable_hashagg")
 
 
 def _postgres_plans(url: str, action: Callable[[Store], object], off: tuple[str, ...]) -> list[str]:
-    """EXPLAIN of every SELECT ``action`` runs on a small PostgreSQL store of 24 items from
-    12 outlets, with the planner settings ``off`` priced out: a plan that still has a
-    sequential scan (or, with sorts off, a sort) has no index to serve it instead."""
-    from sqlalchemy import event
-
-    store = Store.open(url)
-    try:
-        names = [f"s{n}" for n in range(12)]
-        _define(store, *names)
-        for n, name in enumerate(names):
-            _save(store, name, [make_item(f"i{n}"), make_item(f"j{n}")])
-        statements: list[tuple[str, Any]] = []
-
-        def seen(*args: Any) -> None:  # before_cursor_execute(conn, cursor, statement, ...)
-            statements.append((args[2], args[3]))
-
-        event.listen(store.engine, "before_cursor_execute", seen)
-        action(store)
-        event.remove(store.engine, "before_cursor_execute", seen)
+    """EXPLAIN of every SELECT ``action`` runs on a small PostgreSQL store, with the
+    planner settings ``off`` priced out: a plan that still has a sequential scan (or,
+    with sorts off, a sort) has no index to serve it instead."""
+    with _small_store_running(url, action) as (store, statements):
         plans = []
         with store.engine.connect() as connection:
             for setting in off:
                 connection.exec_driver_sql(f"SET {setting} = off")
             cursor = connection.connection.cursor()
             for sql, params in statements:
-                if sql.lstrip().upper().startswith("SELECT"):
-                    cursor.execute(f"EXPLAIN {sql}", params)
-                    plans.append("\n".join(row[0] for row in cursor.fetchall()))
-        assert plans
+                cursor.execute(f"EXPLAIN {sql}", params)
+                plans.append("\n".join(row[0] for row in cursor.fetchall()))
         return plans
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize(
