@@ -722,3 +722,25 @@ def test_a_document_the_parser_died_on_is_tried_again(tmp_path: Path) -> None:
     assert _poll(pipeline).status == "error"
     assert tried == [page, page]
     pipeline.store.close()
+
+
+def test_an_unreadable_document_after_another_failure_is_read_again(tmp_path: Path) -> None:
+    """The status says why the last poll failed: after a server error, the same
+    unreadable bytes are read again, so that their own reason is shown, not the error's."""
+    page = b"<html><body>Not a feed</body></html>"
+    fetcher = FakeFetcher().answers(
+        "npr",
+        _page(page),
+        HTTPStatusError("https://npr.example/feed", 503, "HTTP 503 Service Unavailable"),
+        _page(page),
+    )
+    pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
+    processor = pipeline.processor = CountingProcessor()
+    first = _poll(pipeline)
+    assert _poll(pipeline).error == "HTTP 503 Service Unavailable"
+    third = _poll(pipeline)
+    assert third.error == first.error and third.error is not None
+    assert third.error.startswith("not a feed")
+    assert processor.documents == [page, page]
+    assert _state(pipeline).last_error == first.error
+    pipeline.store.close()

@@ -423,12 +423,11 @@ def record_failure(
     unreadable: bytes | None = None,
 ) -> int:
     """Count the failure and schedule the retry from the new count; return that count.
-    ``unreadable``: the digest of the document that could not be read (else the one of
-    an earlier document stays: a server error in between changes nothing about it).
+    ``unreadable``: the digest of the document that could not be read; None forgets an
+    earlier one, whose reason ``last_error`` no longer holds.
 
     The validators are kept: the next poll must still be able to get a 304.
     """
-    remembered = {"unreadable_digest": unreadable} if unreadable is not None else {}
     errors = connection.execute(
         update(sources)
         .where(sources.c.name == name)
@@ -438,7 +437,7 @@ def record_failure(
             last_http_status=http_status,
             last_error=error,
             consecutive_errors=sources.c.consecutive_errors + 1,
-            **remembered,
+            unreadable_digest=unreadable,
         )
         .returning(sources.c.consecutive_errors)
     ).scalar_one()
