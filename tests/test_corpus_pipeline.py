@@ -110,3 +110,53 @@ def _states(tmp_path: Path):
         return store.source_states()
     finally:
         store.close()
+
+
+def test_a_real_file_that_is_no_feed_goes_to_the_parse_workers_once(tmp_path: Path) -> None:
+    """Dave Winer's RSS-in-JSON from the corpus, served over loopback HTTP twice and read
+    by the daemon's parse workers: the second poll fails as the first did, with the same
+    message, without sending the unchanged bytes to a worker again."""
+    from aggregator.pipeline import PooledProcessor, parse_pool
+
+    corpus = corpus_dir()
+    path = corpus / "realworld" / "netnewswire" / "ScriptingNews.json"
+    with serve_directory(corpus) as server:
+        url = server.url(str(path.relative_to(corpus)))
+        settings = Settings.model_validate(
+            {
+                "database": f"sqlite:///{tmp_path / 'winer.db'}",
+                "sources": [{"name": "winer", "url": url}],
+            }
+        )
+        store = Store.open(settings.database)
+        fetcher = Fetcher(FetchLimits(timeout=60, allow_networks=("127.0.0.1/32",)))
+        pool = parse_pool(settings)
+        sent: list[bytes] = []
+
+        def parse_in_workers(content: bytes, **arguments: object) -> object:
+            sent.append(content)
+            return PooledProcessor(pool)(content, **arguments)
+
+        try:
+            pipeline = Pipeline(
+                settings=settings,
+                store=store,
+                fetcher=fetcher,
+                clock=SystemClock(),
+                processor=parse_in_workers,  # type: ignore[arg-type]
+            )
+            pipeline.sync_sources()
+            outcomes = []
+            for _ in range(2):
+                (source,) = store.sources_for_poll(["winer"])
+                outcomes.append(pipeline.poll_source(source))
+        finally:
+            pool.close()
+            fetcher.close()
+            store.close()
+        requested = server.arrivals[f"/{path.relative_to(corpus)}"]
+    first, second = outcomes
+    assert first.status == second.status == "error"
+    assert first.error is not None and first.error.startswith("not a feed")
+    assert second.error == first.error
+    assert len(requested) == 2 and sent == [path.read_bytes()]

@@ -102,8 +102,7 @@ def due_sources(
     """Sources whose time has come, most overdue first; gone sources never are."""
     rows = connection.execute(
         select(*_FOR_POLL)
-        .where(sources.c.name.in_(names))
-        .where(sources.c.gone_at.is_(None))
+        .where(*_pollable(names))
         .where((sources.c.next_poll_at.is_(None)) | (sources.c.next_poll_at <= now))
         .order_by(sources.c.next_poll_at, sources.c.name)
     )
@@ -126,7 +125,7 @@ _RELEASED: dict[str, object] = {"lease_owner": None, "lease_until": None}
 def _waiting(names: Sequence[str], now: datetime, *, due_only: bool) -> list[ColumnElement[bool]]:
     """Named sources that are not gone, nobody is polling, and (``due_only``) are due:
     what a claim takes and what the scheduling lag measures."""
-    conditions = [sources.c.name.in_(names), sources.c.gone_at.is_(None), _lease_free(now)]
+    conditions = [*_pollable(names), _lease_free(now)]
     if due_only:
         conditions.append(sources.c.next_poll_at.is_(None) | (sources.c.next_poll_at <= now))
     return conditions

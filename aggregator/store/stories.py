@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, case, func, select, update
@@ -66,7 +67,8 @@ def save_assignments(connection: Connection, assignments: Sequence[StoryAssignme
     created = [(a.story, a.when, a.last_seen) for a in assignments if a.created]
     # In row order: a batch is decided in date order, and its rows (several KB each,
     # rewritten whole) are then far apart in the table.
-    placed = [(a.item_id, a.story, a.duplicate_of) for a in sorted(assignments, key=_item_id)]
+    in_row_order = sorted(assignments, key=attrgetter("item_id"))
+    placed = [(a.item_id, a.story, a.duplicate_of) for a in in_row_order]
     latest = list({a.story: a.last_seen for a in assignments}.items())
     if has_json_rows(connection):
         _save_in_one_statement_each(connection, created, placed, latest)
@@ -98,10 +100,6 @@ def save_assignments(connection: Connection, assignments: Sequence[StoryAssignme
         connection.execute(
             update(stories).where(stories.c.id.in_(merged)).values(merged_into=assignment.story)
         )
-
-
-def _item_id(assignment: StoryAssignment) -> int:
-    return assignment.item_id
 
 
 def _save_in_one_statement_each(
@@ -138,7 +136,8 @@ def _save_in_one_statement_each(
 
 def _stamper(connection: Connection) -> Callable[[datetime], Any]:
     """A date as the column stores it (what SQLAlchemy would bind for it)."""
-    process = stories.c.last_seen.type._cached_bind_processor(connection.dialect)
+    dialect = connection.dialect
+    process = stories.c.last_seen.type.dialect_impl(dialect).bind_processor(dialect)
     assert process is not None
     return process
 
