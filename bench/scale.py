@@ -15,11 +15,11 @@ PostgreSQL schema ``scale_<random>``, dropped at the end unless ``--keep``):
      from the items of the window, then ``--assign-items`` items as the feeds date them,
      over the week before, then as many dated in the last hour, with a warm index);
    - a baseline of the feed rendering below (the ``all`` feed only).
-2. Bulk fill: ``--items`` items over the last 90 days from ``--sources`` generated sources
-   (``s0001``...; not polled, next poll in the future), written straight into the tables
-   (SQLite: executemany with SQLAlchemy's own bind processors; PostgreSQL: COPY), then
-   ANALYZE (PostgreSQL: VACUUM ANALYZE, so autovacuum does not start mid-measurement).
-   Its time is printed, but it is no figure.
+2. Bulk fill: ``--items`` items over the last 90 days (``--span-days``) from ``--sources``
+   generated sources (``s0001``...; not polled, next poll in the future), written
+   straight into the tables (SQLite: executemany with SQLAlchemy's own bind processors;
+   PostgreSQL: COPY), then ANALYZE (PostgreSQL: VACUUM ANALYZE, so autovacuum does not
+   start mid-measurement). Its time is printed, but it is no figure.
 3. At that size, again: the ingest poll (the same feeds, all items new: new guids and
    links), story assignment, and feed rendering: ``--samples`` loads and renders of a
    ``merge: story``, ``limit: 100`` feed page (several feeds, series and pages; RSS, Atom,
@@ -87,7 +87,6 @@ from synthetic import _WORDS, FeedFactory  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_OUT = BENCH / "out"
-SPAN = timedelta(days=90)  # the filled items' dates
 FILL_BATCH = 20_000  # items per write transaction of the fill
 ASSIGN_BASE = 9000  # assignment feeds are f9001...: never the poll's f0001...
 MULTI_SHARE = 0.20  # of the items, those in stories of 2-8 items
@@ -835,6 +834,7 @@ def generate(
     first_item: int,
     first_story: int,
     stats: Counter[str],
+    span: timedelta,
 ) -> Iterator[_Batch]:
     """The items of the fill, in batches, each with its stories, credits and series."""
     rng = random.Random(f"scale-fill:{seed}")
@@ -845,8 +845,8 @@ def generate(
     for w in weights:
         total += w
         cumulative.append(total)
-    start = now - SPAN
-    span_s = SPAN.total_seconds()
+    start = now - span
+    span_s = span.total_seconds()
     # Stories of 2-8 items (5 on average) hold MULTI_SHARE of the items.
     p_multi = (MULTI_SHARE / 5) / (MULTI_SHARE / 5 + (1 - MULTI_SHARE))
     item_id, story_id, made = first_item, first_story, 0
@@ -1070,7 +1070,7 @@ def bulk_fill(ctx: Context, backend: Backend, now: datetime) -> FillResult:
                 "last_status": "ok",
                 "last_http_status": 200,
                 "consecutive_errors": 0,
-                "created_at": now - SPAN - timedelta(days=1),
+                "created_at": now - timedelta(days=args.span_days + 1),
             }
             for n in range(1, args.sources + 1)
         ]
@@ -1101,6 +1101,7 @@ def bulk_fill(ctx: Context, backend: Backend, now: datetime) -> FillResult:
                 first_item=int(first_item) + 1,
                 first_story=int(first_story) + 1,
                 stats=stats,
+                span=timedelta(days=args.span_days),
             ):
                 writer.write(batch)
                 done += len(batch.items)
@@ -2030,6 +2031,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=1_000_000, help="items of the fill")
     p.add_argument("--sources", type=int, default=2000, help="sources of the fill")
+    p.add_argument(
+        "--span-days",
+        type=float,
+        default=90,
+        help="the fill's items are dated over this many days before now (3: all in the window)",
+    )
     p.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     p.add_argument("--postgres-url", default=DEFAULT_POSTGRES, help="a fresh schema is made in it")
     p.add_argument("--poll-feeds", type=int, default=200, help="feeds of the ingest poll")
