@@ -51,6 +51,7 @@ from aggregator.process.schedule import (
 from aggregator.process.series import SeriesRule
 from aggregator.process.stories import GroupingRules
 from aggregator.process.unreadable import document_digest
+from aggregator.reading_code import reading_code_key
 from aggregator.series import (
     redecide,
     refresh_auto_series,
@@ -100,6 +101,7 @@ class DocumentProcessor(Protocol):
         source_name: str,
         now: datetime,
         rules: Sequence[SeriesRule],
+        code_key: bytes,
         split_categories: str | None,
         listed: frozenset[bytes],
     ) -> ProcessedDocument: ...
@@ -279,6 +281,9 @@ class Pipeline:
     random: Random = field(default_factory=Random)
     hosts: HostLimiter | None = None
     processor: DocumentProcessor = process_here
+    # The key of the code that reads documents: their digests and those of their
+    # entries are made under it (reading_code.py).
+    reading_code: bytes = field(default_factory=reading_code_key)
     stories: StoryAssigner | None = None  # None: items are not assigned to stories
     hub: HubNotifier | None = None  # None: no WebSub hub to tell of changed feeds
     static_copy: Callable[[], object] | None = None  # rewrites server.static_dir's files
@@ -394,7 +399,10 @@ class Pipeline:
             settings = self.settings.source(source.name)
             started = time.perf_counter()
             # Only a source whose last document could not be read has its bytes digested.
-            digest = document_digest(result.content) if source.unreadable is not None else None
+            code_key = self.reading_code
+            digest = (
+                document_digest(result.content, code_key) if source.unreadable is not None else None
+            )
             try:
                 if digest is not None and digest == source.unreadable:
                     # The same bytes as last time: they fail the same way, unread.
@@ -407,13 +415,14 @@ class Pipeline:
                     source_name=source.name,
                     now=now,
                     rules=rules_for_source(self.rules, self.settings, source.name),
+                    code_key=code_key,
                     split_categories=settings.split_categories if settings else None,
                     listed=source.listed,
                 )
             except ParseError as exc:
                 if isinstance(exc, ParserDied):  # not known to happen again
                     return self._failed(source, str(exc), None)
-                digest = digest or document_digest(result.content)
+                digest = digest or document_digest(result.content, code_key)
                 return self._failed(source, str(exc), None, unreadable=digest)
             finally:
                 timings["parse"] = time.perf_counter() - started

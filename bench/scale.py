@@ -561,6 +561,7 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
     from aggregator.grouping import StoryAssigner
     from aggregator.process.document import process_document
     from aggregator.process.stories import GroupingRules
+    from aggregator.reading_code import reading_code_key
     from aggregator.types import PollSchedule, SourceDefinition
 
     args = ctx.args
@@ -589,6 +590,7 @@ def measure_assignment(ctx: Context, backend: Backend, store: Any, cycle: int) -
                     source_name=name,
                     now=now,
                     rules=(),
+                    code_key=reading_code_key(),
                 ),
             )
         )
@@ -1457,6 +1459,7 @@ class PlanReport:
 def query_plans(ctx: Context, backend: Backend, store: Any, settings: Any) -> list[PlanReport]:
     from aggregator.process.document import process_document
     from aggregator.process.moments import window_start
+    from aggregator.reading_code import reading_code_key
     from aggregator.store import entries as store_entries
     from aggregator.store import items as store_items
     from aggregator.store import sources as store_sources
@@ -1469,7 +1472,7 @@ def query_plans(ctx: Context, backend: Backend, store: Any, settings: Any) -> li
     ((name, (filename, body)),) = feed.items()
     document = process_document(
         body, content_type=None, url=f"http://plan.invalid/{filename}", source_name=name,
-        now=now, rules=(),
+        now=now, rules=(), code_key=reading_code_key(),
     )  # fmt: skip
     with engine.connect() as connection:
         some_source = connection.exec_driver_sql("SELECT min(id) FROM sources").scalar_one()

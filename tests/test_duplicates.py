@@ -134,7 +134,13 @@ def test_normalized_items_carry_the_fingerprint_of_their_text() -> None:
         "<description>few words</description></item></channel></rss>"
     ).encode()
     document = process_document(
-        feed, content_type=None, url="https://a.example/f", source_name="a", now=T0, rules=()
+        feed,
+        content_type=None,
+        url="https://a.example/f",
+        source_name="a",
+        now=T0,
+        rules=(),
+        code_key=b"",
     )
     long, short = document.items
     assert long.fingerprint == fingerprint("A title", body)

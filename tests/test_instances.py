@@ -75,11 +75,25 @@ def _start(config: Path) -> tuple[subprocess.Popen[str], LogWatcher]:
     return process, LogWatcher(process)
 
 
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
+def _log_tails(instances: list[tuple[subprocess.Popen[str], LogWatcher]], lines: int = 15) -> str:
+    return "\n".join(
+        f"--- instance {index} (pid {process.pid}, exit {process.poll()}):\n"
+        + "".join(watcher.lines[-lines:])
+        for index, (process, watcher) in enumerate(instances)
+    )
+
+
+def _wait(
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = 90,
+    state: Callable[[], str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            found = f" ({state()})" if state is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{found}")
         time.sleep(0.1)  # polling a condition with a deadline, not hiding a race
 
 
@@ -111,6 +125,11 @@ def _run(tmp_path: Path, www: Path, engine, scalar, postgres_url: str) -> None:
             capture_output=True,
         )
         instances = [_start(config) for _ in range(3)]
+
+        def stored(expected: int) -> str:
+            placed = scalar("SELECT count(*) FROM items WHERE story_id IS NOT NULL")
+            return f"{scalar('SELECT count(*) FROM items')} stored, {placed} placed of {expected}"
+
         try:
             everything = FEEDS * ITEMS
             _wait(
@@ -118,6 +137,7 @@ def _run(tmp_path: Path, www: Path, engine, scalar, postgres_url: str) -> None:
                     scalar("SELECT count(*) FROM items WHERE story_id IS NOT NULL") == everything
                 ),
                 "every item stored and put in a story",
+                state=lambda: stored(everything),
             )
             _wait(
                 lambda: all(len(server.arrivals.get(f"/f{n}.xml", ())) >= 3 for n in range(FEEDS)),
@@ -163,11 +183,14 @@ def _run(tmp_path: Path, www: Path, engine, scalar, postgres_url: str) -> None:
                     scalar("SELECT count(*) FROM items WHERE story_id IS NOT NULL") == everything
                 ),
                 "the new items stored and put in stories after the kill",
+                state=lambda: stored(everything),
             )
             for process, _ in instances[1:]:
                 process.send_signal(signal.SIGTERM)
             for process, _ in instances[1:]:
                 assert process.wait(timeout=30) == 0
+        except AssertionError as exc:  # a rare failure, under load: say what each was doing
+            raise AssertionError(f"{exc}\n{_log_tails(instances)}") from exc
         finally:
             server.release.set()
             for process, watcher in instances:

@@ -688,17 +688,15 @@ def test_a_document_that_could_not_be_read_is_not_parsed_again_while_it_stays_th
     pipeline.store.close()
 
 
-def test_a_document_is_read_again_by_other_reading_code(tmp_path: Path, monkeypatch) -> None:
+def test_a_document_is_read_again_by_other_reading_code(tmp_path: Path) -> None:
     """The digest is keyed by the code that reads documents: after an upgrade (another
     parser, another version of it) the same bytes are parsed again."""
-    from aggregator.process import unreadable
-
     page = b"<html><body>Not a feed</body></html>"
     fetcher = FakeFetcher().answers("npr", _page(page), _page(page))
     pipeline = _pipeline(tmp_path, fetcher, FixedClock(T0))
     processor = pipeline.processor = CountingProcessor()
     _poll(pipeline)
-    monkeypatch.setattr(unreadable, "_code_key", lambda: b"the next release")
+    pipeline.reading_code = b"the next release"
     _poll(pipeline)
     assert processor.documents == [page, page]
     pipeline.store.close()

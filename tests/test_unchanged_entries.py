@@ -29,6 +29,8 @@ from aggregator.store.schema import item_sources, items, pruned_entries, sources
 from aggregator.types import Category, Enclosure, ParsedItem, ProcessedDocument
 from tests.builders import T0, define_outlets, make_parsed, save_batch
 
+CODE = b"the reading code"  # reading_code.reading_code_key() in the daemon
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -39,7 +41,7 @@ def _entry(n: int, **overrides: object) -> ParsedItem:
 
 
 def _digests(entries: list[ParsedItem], listed: frozenset[bytes] = frozenset()) -> set[bytes]:
-    made = normalize_entries(entries, source_name="s", now=T0, listed=listed)
+    made = normalize_entries(entries, source_name="s", now=T0, code_key=CODE, listed=listed)
     return {item.digest for item in made.items} | _left_out(made)
 
 
@@ -55,7 +57,7 @@ def test_entries_sent_again_are_left_out_and_changed_ones_normalized() -> None:
     listed = frozenset(_digests(first))
     assert len(listed) == 5
     again = [first[4], replace(first[1], title="Story 1, updated"), first[0], first[2], _entry(9)]
-    made = normalize_entries(again, source_name="s", now=T0, listed=listed)
+    made = normalize_entries(again, source_name="s", now=T0, code_key=CODE, listed=listed)
     assert [item.title for item in made.items] == ["Story 1, updated", "Story 9"]
     assert len(made.unchanged) == 3 and _left_out(made) <= listed
     # What is normalized is what normalize_items makes, digest aside.
@@ -80,12 +82,12 @@ FEEDS = _feeds()
 
 @pytest.mark.parametrize("entries", [f[1] for f in FEEDS], ids=[f[0] for f in FEEDS])
 def test_real_feeds_sent_again_normalize_to_nothing_new(entries: list[ParsedItem]) -> None:
-    first = normalize_entries(entries, source_name="s", now=T0)
+    first = normalize_entries(entries, source_name="s", now=T0, code_key=CODE)
     assert first.unchanged == ()
     expected = normalize_items(entries, source_name="s", now=T0)
     assert [replace(item, digest=b"") for item in first.items] == list(expected)
     listed = frozenset(item.digest for item in first.items if item.digest)
-    again = normalize_entries(entries, source_name="s", now=T0, listed=listed)
+    again = normalize_entries(entries, source_name="s", now=T0, code_key=CODE, listed=listed)
     assert _left_out(again) == listed
     assert [replace(item, digest=b"") for item in again.items] == [
         item
@@ -98,24 +100,24 @@ def test_the_corpus_of_this_suite_holds_feeds_of_every_kind() -> None:
     """The test above must see entries left out and entries made again."""
     kinds = Counter()
     for _, entries in FEEDS:
-        made = normalize_entries(entries, source_name="s", now=T0)
+        made = normalize_entries(entries, source_name="s", now=T0, code_key=CODE)
         kinds.update("listed" if item.digest else "made again" for item in made.items)
     assert len(FEEDS) >= 10 and kinds["listed"] >= 100 and kinds["made again"] >= 20
 
 
 @pytest.mark.parametrize(
     "context",
-    [{"source_name": "other"}, {"split_categories": ","}],
-    ids=["another source", "split categories"],
+    [{"source_name": "other"}, {"split_categories": ","}, {"code_key": b"the next release"}],
+    ids=["another source", "split categories", "other reading code"],
 )
-def test_a_digest_holds_only_in_the_context_it_was_made_in(context: dict[str, str]) -> None:
+def test_a_digest_holds_only_in_the_context_it_was_made_in(context: dict[str, Any]) -> None:
     entries = [_entry(n) for n in range(3)]
     listed = frozenset(_digests(entries))
     made = normalize_entries(
         entries,
-        **{"source_name": "s", **context},
+        **{"source_name": "s", "code_key": CODE, **context},
         now=T0,
-        listed=listed,  # type: ignore[arg-type]
+        listed=listed,
     )
     assert made.unchanged == () and len(made.items) == 3
 
@@ -138,7 +140,7 @@ def test_every_field_of_an_entry_bears_on_its_digest() -> None:
         "base": "https://outlet.example/",
     }
     assert set(other) == {f.name for f in fields(ParsedItem)}  # a new field needs a line
-    context = digest_context("s", None)
+    context = digest_context(CODE, "s", None)
     digests = {
         entry_digest(replace(entry, **{name: value}), context) for name, value in other.items()
     }  # type: ignore[arg-type]
@@ -149,19 +151,21 @@ def test_every_field_of_an_entry_bears_on_its_digest() -> None:
 def test_entries_keyed_by_their_content_are_always_normalized() -> None:
     entries = [replace(_entry(n), guid=None, link=None) for n in range(3)]
     assert _digests(entries) == {b""}  # none is listed
-    assert normalize_entries(entries, source_name="s", now=T0).items[0].digest == b""
+    assert normalize_entries(entries, source_name="s", now=T0, code_key=CODE).items[0].digest == b""
 
 
 def test_entries_sharing_a_key_or_an_identity_are_made_again_and_not_listed() -> None:
     twins = [_entry(1), replace(_entry(2), guid="g1"), _entry(3)]  # one guid, two articles
     same_link = [_entry(4), replace(_entry(5), link="https://outlet.example/4"), _entry(6)]
     for document in (twins, same_link):
-        made = normalize_entries(document, source_name="s", now=T0)
+        made = normalize_entries(document, source_name="s", now=T0, code_key=CODE)
         assert [bool(item.digest) for item in made.items] == [False, False, True]
     # Listed alone once, an entry whose key another entry comes to share is made again
     # (its key is qualified now); the entry sharing nothing is still left out.
     listed = _digests([_entry(1), _entry(3)])
-    made = normalize_entries(twins, source_name="s", now=T0, listed=frozenset(listed))
+    made = normalize_entries(
+        twins, source_name="s", now=T0, code_key=CODE, listed=frozenset(listed)
+    )
     assert _left_out(made) == _digests([_entry(3)])
     assert [u.entry_key for u in made.unchanged] == ["guid:g3"]
     expected = normalize_items(twins, source_name="s", now=T0)[:2]
@@ -193,6 +197,7 @@ def _poll(
         source_name="s",
         now=now,
         rules=(),
+        code_key=CODE,
         listed=source.listed if listed else frozenset(),
     )
     assert not processed.series  # no series rules: nothing but the items to save

@@ -20,17 +20,21 @@ def process_document(
     source_name: str,
     now: datetime,
     rules: Sequence[SeriesRule],
+    code_key: bytes,
     split_categories: str | None = None,
     listed: frozenset[bytes] = frozenset(),
 ) -> ProcessedDocument:
     """Raises ParseError when the bytes are not a feed. ``rules``: the series rules
-    that apply to this source; ``listed``: what its last stored document listed
-    (``SourceForPoll.listed``), left out of the items when sent again as it was."""
+    that apply to this source; ``code_key``: the reading code's
+    (``reading_code.reading_code_key``), which the entries' digests are made under;
+    ``listed``: what its last stored document listed (``SourceForPoll.listed``), left
+    out of the items when sent again as it was."""
     parsed = parse_feed(content, content_type=content_type, url=url)
     entries = normalize_entries(
         parsed.items,
         source_name=source_name,
         now=now,
+        code_key=code_key,
         split_categories=split_categories,
         listed=listed,
     )

@@ -10,16 +10,11 @@ import functools
 import hashlib
 import pickle
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 
-import nh3
-
-import aggregator
 from aggregator.process.duplicates import fingerprint
 from aggregator.process.identity import content_hash, entry_key, identity, sha256_hex
 from aggregator.process.sanitize import (
@@ -50,6 +45,7 @@ def normalize_entries(
     *,
     source_name: str,
     now: datetime,
+    code_key: bytes,
     split_categories: str | None = None,
     listed: frozenset[bytes] = frozenset(),
 ) -> NormalizedEntries:
@@ -61,7 +57,7 @@ def normalize_entries(
     of the document has that key or the same identity: then nothing else bears on its
     key or on what the store writes for it (``store.items.plan_writes``). Items carry
     their digest on the same terms, for the next poll to find them listed."""
-    context = digest_context(source_name, split_categories)
+    context = digest_context(code_key, source_name, split_categories)
     digests = [entry_digest(entry, context) for entry in entries]
     own = {
         position: found
@@ -83,7 +79,11 @@ def normalize_entries(
     left_keys = {own[p][0] for p in left_out}
     if any(item.entry_key in left_keys for item in unique):  # a qualified key met one
         return normalize_entries(
-            entries, source_name=source_name, now=now, split_categories=split_categories
+            entries,
+            source_name=source_name,
+            now=now,
+            code_key=code_key,
+            split_categories=split_categories,
         )
     final = Counter(item.identity for item in unique)
     final.update(own[p][1] for p in left_out)
@@ -107,43 +107,13 @@ def entry_digest(entry: ParsedItem, context: bytes) -> bytes:
     ).digest()
 
 
-def digest_context(source_name: str, split_categories: str | None) -> bytes:
-    """What else an item depends on: its source, its settings, the code."""
-    context = f"{_code_revision()}|{source_name}|{split_categories!r}"
-    return hashlib.blake2b(context.encode(), digest_size=32).digest()
-
-
-@functools.cache
-def _code_revision() -> str:
-    """A digest of the code that makes items of entries (and of nh3's and Python's
-    versions: urllib.parse and html change in patch releases too): an entry
-    stored by other code is normalized again, so an upgrade applies to what feeds send
-    next, with no revision number to remember to bump."""
-    versions = f"{aggregator.__version__}|{_nh3_version()}|{sys.version}"
-    digest = hashlib.blake2b(versions.encode())
-    for name in (__name__, *_NORMALIZING_MODULES):
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path is not None:
-            digest.update(Path(path).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _nh3_version() -> str:
-    version = getattr(nh3, "__version__", None)
-    if isinstance(version, str):
-        return version
-    from importlib.metadata import version as installed_version  # 4 MB more per worker
-
-    return installed_version("nh3")
-
-
-_NORMALIZING_MODULES = (
-    "aggregator.process.duplicates",
-    "aggregator.process.identity",
-    "aggregator.process.sanitize",
-    "aggregator.process.urls",
-    "aggregator.types",
-)
+def digest_context(code_key: bytes, source_name: str, split_categories: str | None) -> bytes:
+    """What else an item depends on: the code that makes it (``code_key``, see
+    ``reading_code``: an entry stored by other code is normalized again, so an upgrade
+    applies to what feeds send next), its source, its settings."""
+    digest = hashlib.blake2b(digest_size=32, key=code_key)
+    digest.update(f"{source_name}|{split_categories!r}".encode())
+    return digest.digest()
 
 
 def _own_keys(entry: ParsedItem, source_name: str) -> tuple[str, str] | None:

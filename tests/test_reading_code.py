@@ -1,0 +1,60 @@
+"""The reading code's key: it changes with what reads documents, and only with that."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aggregator.reading_code import PACKAGE, code_key, reading_code_key
+
+VERSIONS = {"feedparser": "6.0.12", "lxml": "6.0.2", "nh3": "0.3.2"}
+
+
+def _package(root: Path) -> Path:
+    for name, text in {
+        "parse/xml_feed.py": "PARSER = 1\n",
+        "process/normalize.py": "NORMALIZER = 1\n",
+        "types.py": "ITEM = 1\n",
+        "publish/rss.py": "RENDERER = 1\n",
+        "cli.py": "MAIN = 1\n",
+    }.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_the_key_changes_with_the_code_that_reads_documents(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    before = code_key(package, VERSIONS, python="3.11.7")
+    assert code_key(package, VERSIONS, python="3.11.7") == before  # the same code, the same key
+    for name in ("parse/xml_feed.py", "process/normalize.py", "types.py"):
+        path = package / name
+        text = path.read_text()
+        path.write_text(text + "# changed\n")
+        assert code_key(package, VERSIONS, python="3.11.7") != before, name
+        path.write_text(text)
+    (package / "parse" / "json_feed.py").write_text("")  # a new reading module, even empty
+    assert code_key(package, VERSIONS, python="3.11.7") != before
+
+
+def test_the_key_changes_with_the_libraries_and_python_that_read(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    before = code_key(package, VERSIONS, python="3.11.7")
+    assert code_key(package, {**VERSIONS, "nh3": "0.3.3"}, python="3.11.7") != before
+    assert code_key(package, {**VERSIONS, "lxml": "?"}, python="3.11.7") != before
+    assert code_key(package, VERSIONS, python="3.11.8") != before
+
+
+def test_code_that_reads_no_documents_leaves_the_key_alone(tmp_path: Path) -> None:
+    """Changing a renderer or the command line does not renormalize every stored entry."""
+    package = _package(tmp_path)
+    before = code_key(package, VERSIONS, python="3.11.7")
+    (package / "publish" / "rss.py").write_text("RENDERER = 2\n")
+    (package / "cli.py").write_text("MAIN = 2\n")
+    assert code_key(package, VERSIONS, python="3.11.7") == before
+
+
+def test_the_installed_key_covers_the_installed_reading_modules() -> None:
+    assert (PACKAGE / "parse" / "xml_feed.py").is_file()
+    assert (PACKAGE / "process" / "normalize.py").is_file()
+    assert len(reading_code_key()) == 32
