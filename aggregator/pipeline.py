@@ -64,6 +64,7 @@ from aggregator.store import Store
 from aggregator.store.roles import Role
 from aggregator.types import (
     NO_HINTS,
+    Fetched,
     FetchResult,
     NotModified,
     PollHints,
@@ -380,91 +381,16 @@ class Pipeline:
             finally:
                 timings["fetch"] = time.perf_counter() - started
             if isinstance(result, NotModified):
-                now = self.clock.now()
-                record = SourceNotModified(
-                    name=source.name,
-                    etag=result.etag,
-                    last_modified=result.last_modified,
-                    polled_at=now,
-                    next_poll_at=self._next_poll(source, now, hints=result.hints),
-                    moved_to=_moved(source, result.moved_to),
-                    lease_owner=source.lease_owner,
-                )
-                if self.not_modified_batch is not None:
-                    self.not_modified_batch.append(record)
-                else:
-                    self.store.save_not_modified([record])
-                return PollOutcome(source=source.name, status="not_modified", http_status=304)
+                return self._not_modified(source, result)
             now = self.clock.now()
-            settings = self.settings.source(source.name)
             started = time.perf_counter()
-            # Only a source whose last document could not be read has its bytes digested.
-            code_key = self.reading_code
-            digest = (
-                document_digest(result.content, code_key) if source.unreadable is not None else None
-            )
             try:
-                if digest is not None and digest == source.unreadable:
-                    # The same bytes as last time: they fail the same way, unread.
-                    message = source.last_error or UNREADABLE_AGAIN
-                    return self._failed(source, message, None, unreadable=digest)
-                document = self.processor(
-                    result.content,
-                    content_type=result.content_type,
-                    url=result.url,
-                    source_name=source.name,
-                    now=now,
-                    rules=rules_for_source(self.rules, self.settings, source.name),
-                    code_key=code_key,
-                    split_categories=settings.split_categories if settings else None,
-                    listed=source.listed,
-                )
-            except ParseError as exc:
-                if isinstance(exc, ParserDied):  # not known to happen again
-                    return self._failed(source, str(exc), None)
-                digest = digest or document_digest(result.content, code_key)
-                return self._failed(source, str(exc), None, unreadable=digest)
+                document = self._read(source, result, now)
             finally:
                 timings["parse"] = time.perf_counter() - started
-            batch = document.items
-            hints = replace(result.hints, ttl=document.ttl)
-
-            def schedule(new_items: int) -> PollSchedule:
-                seen = ItemRate(gap=source.new_item_gap, last_new_at=source.last_new_at)
-                rate = observe_new_items(seen, now=now, new_items=new_items)
-                return PollSchedule(
-                    next_poll_at=self._next_poll(source, now, hints=hints, rate=rate),
-                    new_item_gap=rate.gap,
-                    last_new_at=rate.last_new_at,
-                )
-
-            saved = self.store.save_poll(
-                source.name,
-                batch=batch,
-                series=document.series,
-                http_status=result.status_code,
-                etag=result.etag,
-                last_modified=result.last_modified,
-                now=now,
-                schedule=schedule,
-                moved_to=_moved(source, result.moved_to),
-                lease_owner=source.lease_owner,
-                unchanged=document.unchanged,
-            )
-            if document.warning:
-                log.info("%s: feed has errors but was read: %s", source.name, document.warning)
-            new = saved.new
-            if saved.touched and self.rules:
-                self._decide_series(saved.touched)
-            return PollOutcome(
-                source=source.name,
-                status="ok",
-                http_status=result.status_code,
-                items_seen=len(batch) + len(document.unchanged),
-                items_new=new,
-                items_updated=max(0, len(saved.touched) - new),
-                bytes=len(result.content),
-            )
+            if isinstance(document, PollOutcome):
+                return document  # not read: the failure is recorded
+            return self._save(source, result, document, now)
         except SourceGone as exc:
             self.store.save_gone(
                 source.name,
@@ -481,6 +407,99 @@ class Pipeline:
             hints = exc.hints if isinstance(exc, HTTPStatusError) else NO_HINTS
             message = exc.message if isinstance(exc, FetchError) else str(exc)
             return self._failed(source, message, http_status, hints)
+
+    def _not_modified(self, source: SourceForPoll, result: NotModified) -> PollOutcome:
+        now = self.clock.now()
+        record = SourceNotModified(
+            name=source.name,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            polled_at=now,
+            next_poll_at=self._next_poll(source, now, hints=result.hints),
+            moved_to=_moved(source, result.moved_to),
+            lease_owner=source.lease_owner,
+        )
+        if self.not_modified_batch is not None:
+            self.not_modified_batch.append(record)
+        else:
+            self.store.save_not_modified([record])
+        return PollOutcome(source=source.name, status="not_modified", http_status=304)
+
+    def _read(
+        self, source: SourceForPoll, result: Fetched, now: datetime
+    ) -> ProcessedDocument | PollOutcome:
+        """The fetched document's items, or the outcome of a poll whose document could
+        not be read (recorded, with the document's digest when the same bytes would
+        fail the same way: ``process/unreadable.py``)."""
+        code_key = self.reading_code
+        # Only a source whose last document could not be read has its bytes digested.
+        known = source.unreadable
+        digest = document_digest(result.content, code_key) if known is not None else None
+        if digest is not None and digest == known:
+            # The same bytes as last time: they fail the same way, unread.
+            message = source.last_error or UNREADABLE_AGAIN
+            return self._failed(source, message, None, unreadable=digest)
+        settings = self.settings.source(source.name)
+        try:
+            return self.processor(
+                result.content,
+                content_type=result.content_type,
+                url=result.url,
+                source_name=source.name,
+                now=now,
+                rules=rules_for_source(self.rules, self.settings, source.name),
+                code_key=code_key,
+                split_categories=settings.split_categories if settings else None,
+                listed=source.listed,
+            )
+        except ParserDied as exc:  # not known to happen again
+            return self._failed(source, str(exc), None)
+        except ParseError as exc:
+            digest = digest or document_digest(result.content, code_key)
+            return self._failed(source, str(exc), None, unreadable=digest)
+
+    def _save(
+        self, source: SourceForPoll, result: Fetched, document: ProcessedDocument, now: datetime
+    ) -> PollOutcome:
+        batch = document.items
+        hints = replace(result.hints, ttl=document.ttl)
+
+        def schedule(new_items: int) -> PollSchedule:
+            seen = ItemRate(gap=source.new_item_gap, last_new_at=source.last_new_at)
+            rate = observe_new_items(seen, now=now, new_items=new_items)
+            return PollSchedule(
+                next_poll_at=self._next_poll(source, now, hints=hints, rate=rate),
+                new_item_gap=rate.gap,
+                last_new_at=rate.last_new_at,
+            )
+
+        saved = self.store.save_poll(
+            source.name,
+            batch=batch,
+            series=document.series,
+            http_status=result.status_code,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            now=now,
+            schedule=schedule,
+            moved_to=_moved(source, result.moved_to),
+            lease_owner=source.lease_owner,
+            unchanged=document.unchanged,
+        )
+        if document.warning:
+            log.info("%s: feed has errors but was read: %s", source.name, document.warning)
+        new = saved.new
+        if saved.touched and self.rules:
+            self._decide_series(saved.touched)
+        return PollOutcome(
+            source=source.name,
+            status="ok",
+            http_status=result.status_code,
+            items_seen=len(batch) + len(document.unchanged),
+            items_new=new,
+            items_updated=max(0, len(saved.touched) - new),
+            bytes=len(result.content),
+        )
 
     def _failed(
         self,

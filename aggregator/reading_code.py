@@ -27,7 +27,9 @@ KEY_SIZE = 32
 PACKAGE = Path(aggregator.__file__).resolve().parent
 READING_FOLDERS = ("parse", "process")
 READING_FILES = ("types.py",)
-LIBRARIES = ("feedparser", "lxml", "nh3")
+# feedparser reads loose documents with feedparser-sgmllib, and guesses encodings with
+# chardet or cchardet when either is installed.
+LIBRARIES = ("feedparser", "feedparser-sgmllib", "chardet", "cchardet", "lxml", "nh3")
 
 
 @functools.cache
@@ -43,7 +45,7 @@ def code_key(package: Path, versions: Mapping[str, str], *, python: str) -> byte
     digest.update(f"{python}|{aggregator.__version__}".encode())
     for library in sorted(versions):
         digest.update(f"|{library}={versions[library]}".encode())
-    files = sorted(p for folder in READING_FOLDERS for p in (package / folder).glob("*.py"))
+    files = sorted(p for folder in READING_FOLDERS for p in (package / folder).rglob("*.py"))
     for path in [*files, *(package / name for name in READING_FILES)]:
         content = path.read_bytes()
         digest.update(f"|{path.relative_to(package).as_posix()}|{len(content)}|".encode())

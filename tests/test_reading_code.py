@@ -34,7 +34,11 @@ def test_the_key_changes_with_the_code_that_reads_documents(tmp_path: Path) -> N
         assert code_key(package, VERSIONS, python="3.11.7") != before, name
         path.write_text(text)
     (package / "parse" / "json_feed.py").write_text("")  # a new reading module, even empty
-    assert code_key(package, VERSIONS, python="3.11.7") != before
+    after_new_module = code_key(package, VERSIONS, python="3.11.7")
+    assert after_new_module != before
+    (package / "process" / "formats").mkdir()
+    (package / "process" / "formats" / "opml.py").write_text("")  # in a subpackage too
+    assert code_key(package, VERSIONS, python="3.11.7") != after_new_module
 
 
 def test_the_key_changes_with_the_libraries_and_python_that_read(tmp_path: Path) -> None:
