@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from aggregator.process.document import process_document
 from aggregator.process.duplicates import (
     MAX_WORDS,
@@ -123,6 +125,48 @@ def test_an_item_dated_in_the_future_does_not_keep_older_ones_in_the_index() -> 
     assert len(index) == 1
     found = index.original_of(japan, T0 + timedelta(days=30))
     assert found is not None and found.item == 1
+
+
+def test_an_original_left_alone_on_its_hashes_is_still_found_after_the_others_go() -> None:
+    """Hashes two originals share, then one: found by each while it is there, by the
+    one left after the other is pruned, and the index empty once both are gone."""
+    items = _items()
+    japan = _sketch(items["japantoday-world.xml", "Australia won't repa"])
+    npr = _sketch(items["npr-world.xml", "Australia won't repa"])
+    other = _sketch(items["npr-world.xml", "Australia won't repa"].upper() + " and more")
+    index = DuplicateIndex(RULES)
+    index.add(1, japan, T0, story=10)
+    index.add(2, npr, T0 + timedelta(hours=30), story=11)
+    index.add(3, other, T0 + timedelta(hours=31), story=12)
+    later = T0 + RULES.window + timedelta(hours=2)  # item 1 is past the window, 2 is not
+    index.prune(later)
+    assert len(index) == 2
+    found = index.original_of(japan, later)
+    assert found is not None and (found.item, found.story) == (2, 11)
+    index.prune(later + timedelta(hours=40))
+    assert len(index) == 0 and index.state()[1] == {}  # no posting outlives its originals
+
+
+def test_a_saved_duplicate_index_is_taken_up_whichever_way_its_postings_were_kept() -> None:
+    """A snapshot from before postings of one original were kept as plain ids holds
+    lists of one: it is read, and finds as the index that saved it did."""
+    items = _items()
+    japan = _sketch(items["japantoday-world.xml", "Australia won't repa"])
+    npr = _sketch(items["npr-world.xml", "Australia won't repa"])
+    index = DuplicateIndex(RULES)
+    index.add(1, japan, T0, story=10)
+    originals, postings, by_date = index.state()
+    as_lists = {
+        key: found if isinstance(found, list) else [found] for key, found in postings.items()
+    }
+    for saved in (postings, as_lists):
+        taken_up = DuplicateIndex.from_state(RULES, (originals, saved, by_date))
+        assert taken_up.state() == index.state()
+        found = taken_up.original_of(npr, T0 + timedelta(hours=1))
+        assert found is not None and found.item == 1
+    broken = {key: [] for key in postings}
+    with pytest.raises(ValueError):
+        DuplicateIndex.from_state(RULES, (originals, broken, by_date))
 
 
 def test_normalized_items_carry_the_fingerprint_of_their_text() -> None:
