@@ -222,6 +222,29 @@ def test_a_report_an_outlet_tagged_takes_its_whole_story_into_the_series(store: 
     assert all(entry.series == ("rights",) for entry in copies)
 
 
+PERU = [
+    "Peru's Congress removes interim President Jerí amid corruption probe",
+    "Peru Congress votes to remove interim President Jerí over corruption",
+    "Peru ousts interim President Jerí over corruption probe",
+    "Interim President Jerí removed by Peru's Congress in corruption probe",
+]
+
+
+def test_a_series_page_of_stories_lists_every_report_of_each_story(store: Store) -> None:
+    """Two stories in the series through one tagged report each: each entry of the
+    ``merge: story`` page lists all four of its reports, not only the member (the
+    reports of a page's stories are tested against the series for those stories)."""
+    _two_sources(store)
+    for prefix, titles in (("j", JACKSON), ("p", PERU)):
+        for n, title in enumerate(titles):
+            series = {f"guid:{prefix}{n}": ("rights",)} if n == 0 else None
+            item = make_item(f"{prefix}{n}", title=title)
+            save_batch(store, "ab"[n % 2], [item], series=series, tagged=True)
+    StoryAssigner(store, GroupingRules()).assign_pending(T0)
+    stories = store.feed_entries(series_slugs=["rights"], limit=10, merge="story", story_share=0.9)
+    assert sorted(len(entry.reports) for entry in stories) == [4, 4]
+
+
 def test_series_counts_are_what_the_series_feed_shows(store: Store) -> None:
     _story_of_four(store, tagged=True)
     save_batch(store, "a", [make_item("other", title="Lufthansa pilots strike on Thursday")])

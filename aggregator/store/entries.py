@@ -65,6 +65,9 @@ class _Grouping:
 
     key: Any
     members: Callable[[Connection, Sequence[int]], Any]
+    # The stories some groups' items can be in (None: any): a page's series test of
+    # its groups' items looks at those stories alone, not at every story of the series.
+    stories: Callable[[Sequence[int]], list[int]] | None = None
 
 
 # An article and the near-duplicates that repeat its text (wire copy).
@@ -84,6 +87,7 @@ _BY_STORY = _Grouping(
             any_of(connection, items.c.id, [-k for k in keys if k < 0]),
         ),
     ),
+    stories=lambda keys: [k for k in keys if k > 0],
 )
 # What an entry shows of a report that is not its lead.
 _REPORT_COLUMNS = (
@@ -116,7 +120,8 @@ def _grouped_entries(
     for part in id_chunks(connection, order):
         query = select(*_REPORT_COLUMNS, grouping.key.label("entry_group"))
         query = query.where(grouping.members(connection, part))
-        query = filters.applied(query)
+        stories = grouping.stories(part) if grouping.stories is not None else None
+        query = filters.applied(query, among_stories=stories)
         for row in connection.execute(query).all():
             members[row.entry_group].append(row)
     for group_rows in members.values():
@@ -231,7 +236,9 @@ class _Filters:
     series: Sequence[str] | None
     story_share: float  # see in_series
 
-    def applied(self, query: Any) -> Any:
+    def applied(self, query: Any, *, among_stories: Sequence[int] | None = None) -> Any:
+        """``query`` with these filters; ``among_stories``: the only stories the query's
+        items can be in, when known (the series test then reads no other story)."""
         source = not_a_key(self.connection, item_sources.c.source_id)
         for ids in self.source_ids:
             query = query.where(
@@ -240,17 +247,24 @@ class _Filters:
                 .where(any_of(self.connection, source, ids))
             )
         if self.series is not None:
-            query = query.where(_in_series_by_row(list(self.series), self.story_share))
+            among = self._story_among(among_stories) if among_stories is not None else None
+            query = query.where(_in_series_by_row(list(self.series), self.story_share, among))
         return query
 
+    def _story_among(self, stories: Sequence[int]) -> Callable[[Any], Any]:
+        return lambda story_id: any_of(self.connection, story_id, stories)
 
-def _in_series_by_row(slugs: Sequence[str], story_share: float) -> Any:
+
+def _in_series_by_row(
+    slugs: Sequence[str], story_share: float, among: Callable[[Any], Any] | None = None
+) -> Any:
     """``in_series`` as a test of each row a page walks: its own membership, or its
     story's, each a set computed once (an IN over a union of ids would join every
-    item of those stories first)."""
+    item of those stories first); ``among``: a test of a story id that the stories
+    worth computing pass."""
     return or_(
         items.c.id.in_(_series_members(slugs)),
-        items.c.story_id.in_(_series_stories(slugs, story_share)),
+        items.c.story_id.in_(_series_stories(slugs, story_share, among)),
     )
 
 
@@ -258,9 +272,12 @@ def _series_members(slugs: Sequence[str]) -> Any:
     return select(item_series.c.item_id).where(item_series.c.series_slug.in_(slugs))
 
 
-def _series_stories(slugs: Sequence[str], story_share: float) -> Any:
+def _series_stories(
+    slugs: Sequence[str], story_share: float, among: Callable[[Any], Any] | None = None
+) -> Any:
     """Stories in these series: one a member an outlet tagged is in, or at least
-    ``story_share`` of whose items are members of one of them."""
+    ``story_share`` of whose items are members of one of them (of those passing
+    ``among``, a test of the story id, when given)."""
     member = items.alias("member")
     every = items.alias("every")
     size = select(func.count()).where(every.c.story_id == member.c.story_id).scalar_subquery()
@@ -270,6 +287,8 @@ def _series_stories(slugs: Sequence[str], story_share: float) -> Any:
         .where(item_series.c.series_slug.in_(slugs))
         .where(member.c.story_id.is_not(None))
     )
+    if among is not None:
+        members = members.where(among(member.c.story_id))
     tagged = members.where(item_series.c.tagged)
     shared = members.group_by(member.c.story_id, item_series.c.series_slug).having(
         func.count(func.distinct(member.c.id)) >= story_share * size
