@@ -63,6 +63,16 @@ class _Trap:
         return (print, ("this must never run",))
 
 
+def _with_a_listed_vector() -> bytes:
+    """A snapshot whose one story's vector is a list of pairs, not a dict."""
+    index = StoryIndex(RULES)
+    index.assign(terms("Fed official says weak data caused by weather"), T0)
+    stories, *rest = index.state()
+    (story_id, total, *story_rest), *_ = stories
+    stories = [(story_id, list(total.items()), *story_rest)]
+    return pickle.dumps((index_snapshot.FORMAT, (stories, *rest), DuplicateIndex().state()))
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -72,8 +82,17 @@ class _Trap:
         index_snapshot.dump(StoryIndex(RULES), DuplicateIndex())[:-40],  # cut short
         b"",
         b"not a pickle at all",
+        _with_a_listed_vector(),
     ],
-    ids=["foreign-global", "wrong-shape", "old-format", "truncated", "empty", "garbage"],
+    ids=[
+        "foreign-global",
+        "wrong-shape",
+        "old-format",
+        "truncated",
+        "empty",
+        "garbage",
+        "vector-not-a-dict",
+    ],
 )
 def test_bytes_that_are_not_our_indexes_are_refused(
     data: bytes, capsys: pytest.CaptureFixture[str]

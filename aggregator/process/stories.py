@@ -642,10 +642,11 @@ class StoryIndex:
         (stories, merged, postings, frequency, documents, hours, since_prune, next_id,
          as_name, as_word) = state  # fmt: skip
         index = cls(rules)
+        # The unpickled values are fresh and this index's own: checked, not copied.
         index._stories = {
             story_id: _Story(
-                dict(total),
-                dict(centroid),
+                _plain_dict(total),
+                _plain_dict(centroid),
                 at_micros(first),
                 at_micros(last),
                 frozenset(names),
@@ -732,6 +733,13 @@ class StoryIndex:
             )
             for i in seen
         ]
+
+
+def _plain_dict(value: Any) -> dict[str, float]:
+    """``value`` when it is a dict, as an index's state holds (a TypeError otherwise)."""
+    if type(value) is not dict:
+        raise TypeError(f"a story's vector is a dict, not {type(value).__name__}")
+    return value
 
 
 def _words_of(headline: Counter[str]) -> frozenset[str]:
