@@ -317,13 +317,12 @@ def _story_entry(
 ) -> PublishedEntry:
     """The entry of a group's reports (``rows``, oldest first), led by the earliest:
     ``lead``, the whole row of ``rows[0]``."""
-    entry = _entry(lead, credits.get(lead.id, ()), series.get(lead.id, ()))
     if len(rows) == 1:
-        return entry
+        return _entry(lead, credits.get(lead.id, ()), series.get(lead.id, ()))
     outlets: dict[str, Credit] = {}  # each outlet's first credit, in order
     reports: list[Report] = []
     why: dict[str, StorySeries] = {}
-    updated = entry.updated
+    updated = lead.changed_at
     for row in rows:  # oldest first: the story's own reasons are every member's
         updated = max(updated, row.changed_at, row.sort_at)
         for credit in credits.get(row.id, ()):
@@ -339,12 +338,11 @@ def _story_entry(
             )
         for found in series.get(row.id, ()):
             why.setdefault(found.slug, found)
-    return replace(
-        entry,
+    return _entry(
+        lead,
+        tuple(outlets.values()),
+        tuple(why[slug] for slug in sorted(why)),
         updated=updated,
-        credits=tuple(outlets.values()),
-        series=tuple(sorted(why)),
-        why=tuple(why[slug] for slug in sorted(why)),
         reports=tuple(reports),
     )
 
@@ -481,8 +479,18 @@ def _tagged(rows: Sequence[Any]) -> bool:
     return any(row.tagged for row in rows)
 
 
-def _entry(row: Any, credits: tuple[Credit, ...], why: tuple[StorySeries, ...]) -> PublishedEntry:
-    updated: datetime = row.changed_at
+def _entry(
+    row: Any,
+    credits: tuple[Credit, ...],
+    why: tuple[StorySeries, ...],
+    *,
+    updated: datetime | None = None,
+    reports: tuple[Report, ...] = (),
+) -> PublishedEntry:
+    """An item row as an entry; ``updated`` and ``reports``: a story entry's, when the
+    row leads one (``updated``: its latest report's change, else the row's own)."""
+    if updated is None:
+        updated = row.changed_at
     return PublishedEntry(
         id=row.id,
         identity=row.identity,
@@ -500,6 +508,7 @@ def _entry(row: Any, credits: tuple[Credit, ...], why: tuple[StorySeries, ...]) 
         series=tuple(found.slug for found in why),
         why=why,
         story=row.story_id,
+        reports=reports,
     )
 
 
