@@ -164,9 +164,10 @@ def test_a_saved_duplicate_index_is_taken_up_whichever_way_its_postings_were_kep
         assert taken_up.state() == index.state()
         found = taken_up.original_of(npr, T0 + timedelta(hours=1))
         assert found is not None and found.item == 1
-    broken = {key: [] for key in postings}
-    with pytest.raises(ValueError):
-        DuplicateIndex.from_state(RULES, (originals, broken, by_date))
+    for wrong in ([], True, "12", (4,), ["7"], [1, 2.5]):  # refused, not converted
+        broken = dict.fromkeys(postings, wrong)
+        with pytest.raises((TypeError, ValueError)):
+            DuplicateIndex.from_state(RULES, (originals, broken, by_date))
 
 
 def test_normalized_items_carry_the_fingerprint_of_their_text() -> None:

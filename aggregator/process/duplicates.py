@@ -214,9 +214,10 @@ class DuplicateIndex:
 def _posting(found: Any) -> int | list[int]:
     """A saved posting as the index holds it (a saving process may have held one
     original as a list of one); TypeError or ValueError for anything else."""
-    if isinstance(found, int):
-        return int(found)
-    originals = [int(item) for item in found]
-    if not originals:
+    if type(found) is int:
+        return found
+    if type(found) is not list or any(type(item) is not int for item in found):
+        raise TypeError(f"a posting is an id or a list of ids, not {found!r:.40}")
+    if not found:
         raise ValueError("an empty posting")
-    return originals[0] if len(originals) == 1 else originals
+    return found[0] if len(found) == 1 else found
