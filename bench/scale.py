@@ -1057,6 +1057,7 @@ def bulk_fill(ctx: Context, backend: Backend, now: datetime) -> FillResult:
     from aggregator.store.stories import count_assignment_write
 
     args = ctx.args
+    span = timedelta(days=args.span_days)  # the filled items' dates, before now
     engine = create_store_engine(backend.url)
     try:
         width = max(4, len(str(args.sources)))
@@ -1072,7 +1073,7 @@ def bulk_fill(ctx: Context, backend: Backend, now: datetime) -> FillResult:
                 "last_status": "ok",
                 "last_http_status": 200,
                 "consecutive_errors": 0,
-                "created_at": now - timedelta(days=args.span_days + 1),
+                "created_at": now - span - timedelta(days=1),
             }
             for n in range(1, args.sources + 1)
         ]
@@ -1103,7 +1104,7 @@ def bulk_fill(ctx: Context, backend: Backend, now: datetime) -> FillResult:
                 first_item=int(first_item) + 1,
                 first_story=int(first_story) + 1,
                 stats=stats,
-                span=timedelta(days=args.span_days),
+                span=span,
             ):
                 writer.write(batch)
                 done += len(batch.items)

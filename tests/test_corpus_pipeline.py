@@ -116,7 +116,7 @@ def test_a_real_file_that_is_no_feed_goes_to_the_parse_workers_once(tmp_path: Pa
     """Dave Winer's RSS-in-JSON from the corpus, served over loopback HTTP twice and read
     by the daemon's parse workers: the second poll fails as the first did, with the same
     message, without sending the unchanged bytes to a worker again."""
-    from aggregator.pipeline import PooledProcessor, parse_pool
+    from aggregator.pipeline import open_pipeline
 
     corpus = corpus_dir()
     path = corpus / "realworld" / "netnewswire" / "ScriptingNews.json"
@@ -125,35 +125,24 @@ def test_a_real_file_that_is_no_feed_goes_to_the_parse_workers_once(tmp_path: Pa
         settings = Settings.model_validate(
             {
                 "database": f"sqlite:///{tmp_path / 'winer.db'}",
+                "polling": {"allow_networks": ["127.0.0.1/32"]},
                 "sources": [{"name": "winer", "url": url}],
             }
         )
-        store = Store.open(settings.database)
-        fetcher = Fetcher(FetchLimits(timeout=60, allow_networks=("127.0.0.1/32",)))
-        pool = parse_pool(settings)
         sent: list[bytes] = []
+        with open_pipeline(settings) as pipeline:  # the daemon's own parse workers
+            in_workers = pipeline.processor
 
-        def parse_in_workers(content: bytes, **arguments: object) -> object:
-            sent.append(content)
-            return PooledProcessor(pool)(content, **arguments)
+            def counted(content: bytes, **arguments: object) -> object:
+                sent.append(content)
+                return in_workers(content, **arguments)  # type: ignore[arg-type]
 
-        try:
-            pipeline = Pipeline(
-                settings=settings,
-                store=store,
-                fetcher=fetcher,
-                clock=SystemClock(),
-                processor=parse_in_workers,  # type: ignore[arg-type]
-            )
+            pipeline.processor = counted  # type: ignore[assignment]
             pipeline.sync_sources()
             outcomes = []
             for _ in range(2):
-                (source,) = store.sources_for_poll(["winer"])
+                (source,) = pipeline.store.sources_for_poll(["winer"])
                 outcomes.append(pipeline.poll_source(source))
-        finally:
-            pool.close()
-            fetcher.close()
-            store.close()
         requested = server.arrivals[f"/{path.relative_to(corpus)}"]
     first, second = outcomes
     assert first.status == second.status == "error"

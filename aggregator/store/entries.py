@@ -77,17 +77,24 @@ _BY_ARTICLE = _Grouping(
         any_of(connection, items.c.id, keys), any_of(connection, items.c.duplicate_of, keys)
     ),
 )
+
+
+def _story_keys(keys: Sequence[int]) -> list[int]:
+    """The stories among ``_BY_STORY``'s group keys (an item alone is its id, negated)."""
+    return [k for k in keys if k > 0]
+
+
 # A story's reports; an item without a story alone (story ids are positive).
 _BY_STORY = _Grouping(
     key=func.coalesce(items.c.story_id, -items.c.id),
     members=lambda connection, keys: or_(
-        any_of(connection, items.c.story_id, [k for k in keys if k > 0]),
+        any_of(connection, items.c.story_id, _story_keys(keys)),
         and_(
             items.c.story_id.is_(None),
             any_of(connection, items.c.id, [-k for k in keys if k < 0]),
         ),
     ),
-    stories=lambda keys: [k for k in keys if k > 0],
+    stories=_story_keys,
 )
 # What an entry shows of a report that is not its lead.
 _REPORT_COLUMNS = (
