@@ -289,15 +289,17 @@ def decide(
     *,
     headline: Vector | None = None,
     words: frozenset[str] = frozenset(),
+    guessed: frozenset[str] = frozenset(),
 ) -> Decision:
     """The story an item joins, and the stories it bridges.
 
     The item joins the most similar candidate at or above ``threshold`` (for a story of
     one report, ``pair_threshold`` if higher; for an item that names no one, a story
-    that names someone only at ``unnamed_threshold``; for an item that names none of a
-    story's subject but someone the story never named, at ``subject_threshold``). Other
-    candidates it also reaches
-    are merged with that story when the stories are themselves similar
+    that names someone only at ``unnamed_threshold``, as for one whose names are all
+    ``guessed`` (first or Title Case words the stream usually capitalises) and give part
+    of the story's subject; for an item that names none of a story's subject but someone the
+    story never named, at ``subject_threshold``). Other candidates it also reaches are
+    merged with that story when the stories are themselves similar
     (``merge_threshold``): reports that started apart, before the vocabulary of the
     event settled, come together, in the largest of them.
     """
@@ -311,7 +313,7 @@ def decide(
             for c in candidates
             if _shares_enough(item, own, names, c, needed, words)
             and (not names or not c.names or not names.isdisjoint(c.names))
-            and (score := cosine(item, c.centroid)) >= _bar(c, names, rules)
+            and (score := cosine(item, c.centroid)) >= _bar(c, names, guessed, rules)
         ),
         key=lambda entry: (-entry[0], entry[1].story),
     )
@@ -361,17 +363,26 @@ def _shares_enough(
     return len(shared) + sum(t in centroid for t in item if t not in headline) >= needed
 
 
-def _bar(candidate: Candidate, names: frozenset[str], rules: GroupingRules) -> float:
-    named = bool(names)
+def _bar(
+    candidate: Candidate, names: frozenset[str], guessed: frozenset[str], rules: GroupingRules
+) -> float:
     """The similarity an item needs to join this candidate."""
+    named = bool(names)
+    subject = candidate.subject
     bar = rules.threshold
-    if candidate.subject and names.isdisjoint(candidate.subject) and not names <= candidate.names:
+    if subject and names.isdisjoint(subject) and not names <= candidate.names:
         # Another subject: "Ukraine updates: Peace talks in Geneva" has "talks" and
         # "Geneva" in common with Iran's talks there, but not Iran, and names Ukraine.
         bar = max(bar, rules.subject_threshold)
     if candidate.size <= 1:  # two headlines alone
         bar = max(bar, rules.pair_threshold)
     if not named and candidate.names:  # a headline naming no one, a story naming someone
+        bar = max(bar, rules.unnamed_threshold)
+    given = names & subject
+    if given and given < subject and names <= guessed:
+        # Names only guessed, giving part of the subject: "Botswana: Malaria Claims One
+        # As Cases Rise in North West District" is Title Case, so its "West" is a name
+        # only because the stream writes "West Bank" so.
         bar = max(bar, rules.unnamed_threshold)
     return bar
 
@@ -434,7 +445,7 @@ class StoryIndex:
         # The summary helps its own item find the story whose headlines say what its
         # headline does not; stories are made of headlines alone, so that the background
         # words of summaries (talks, Geneva, officials) do not pull stories together.
-        plain, headline_counts, names = self._observe(counts, when)
+        plain, headline_counts, (names, guessed) = self._observe(counts, when)
         weights = _weights(counts, self._idf(plain.values()), self.rules, plain)
         vector = _unit(weights)
         headline = vector
@@ -442,7 +453,9 @@ class StoryIndex:
             headline = _unit({plain[m]: weights[plain[m]] for m in headline_counts})
         candidates = self._candidates(headline, when)  # the gate needs a headline term
         words = _words_of(headline_counts)
-        decision = decide(vector, candidates, self.rules, names, headline=headline, words=words)
+        decision = decide(
+            vector, candidates, self.rules, names, headline=headline, words=words, guessed=guessed
+        )
         created = decision.story is None
         story_id = self._new_story(when) if decision.story is None else decision.story
         story = self._stories[story_id]
@@ -460,7 +473,7 @@ class StoryIndex:
 
     def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
         """Put back an item assigned before (by another run): no decision, no merge."""
-        plain, headline_counts, names = self._observe(counts, when)
+        plain, headline_counts, (names, _) = self._observe(counts, when)
         idf = self._idf(plain[m] for m in headline_counts)
         headline = weigh(headline_counts, idf, self.rules, plain)
         if story_id not in self._stories:
@@ -506,10 +519,10 @@ class StoryIndex:
 
     def _observe(
         self, counts: Counter[str], when: datetime
-    ) -> tuple[dict[str, str], Counter[str], frozenset[str]]:
+    ) -> tuple[dict[str, str], Counter[str], tuple[frozenset[str], frozenset[str]]]:
         """Count an item into the stream (document frequencies; how its headline
         capitalises words); each term without its mark, the headline's terms, and the
-        item's names."""
+        item's names with those of them that are guessed (see ``_names_of``)."""
         plain = {marked: _plain(marked) for marked in counts}
         self._count_document(set(plain.values()), when)
         headline = Counter({m: n for m, n in counts.items() if m[0] != "~"})
@@ -520,18 +533,19 @@ class StoryIndex:
                 self._as_word[marked] += 1
         return plain, headline, self._names_of(headline)
 
-    def _names_of(self, counts: Counter[str]) -> frozenset[str]:
+    def _names_of(self, counts: Counter[str]) -> tuple[frozenset[str], frozenset[str]]:
         """The item's names: what it capitalised mid-headline, and what it capitalised
-        at the start (or in Title Case) that headlines usually capitalise mid-headline."""
-        names = set()
+        at the start (or in Title Case) that headlines usually capitalise mid-headline;
+        and the second kind alone, the names guessed from the stream."""
+        marked_names, guessed = set(), set()
         for marked in counts:
             if marked[0] == "^":
-                names.add(_plain(marked))
+                marked_names.add(_plain(marked))
             elif marked[0] == "?":
                 term = _plain(marked)
                 if self._as_name[term] > self._as_word[term]:
-                    names.add(term)
-        return frozenset(names)
+                    guessed.add(term)
+        return frozenset(marked_names | guessed), frozenset(guessed - marked_names)
 
     def _new_story(self, when: datetime) -> int:
         story_id = self.alone(when).story
