@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, any_, func, literal, text
+from sqlalchemy import Column, ColumnElement, Connection, Select, Table, any_, func, literal, text
 from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.selectable import TableValuedAlias
 
@@ -69,6 +69,22 @@ def any_of(connection: Connection, column: ColumnElement[Any], values: Sequence[
 
         return column == any_(literal(list(values), ARRAY(column.type)))
     return column.in_(list(values))
+
+
+def first_row_binary(connection: Connection, statement: Select[Any]) -> Any:
+    """The first row of ``statement`` (None: no row). PostgreSQL sends it in binary: in
+    text, a bytea value comes as hex, twice its size, to be decoded again (the story
+    index's 52 MB snapshot at a million items: 0.47 s to read, against 0.2 s)."""
+    if connection.dialect.name != "postgresql":
+        return connection.execute(statement).first()
+    from psycopg.rows import namedtuple_row
+
+    compiled = statement.compile(dialect=connection.dialect)
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor(binary=True, row_factory=namedtuple_row) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchone()
 
 
 def not_a_key(connection: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:

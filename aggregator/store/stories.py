@@ -14,7 +14,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, case, func, select, update
 
-from aggregator.store.dialect import chunks, count_up, field, has_json_rows, json_rows, upsert
+from aggregator.store.dialect import (
+    chunks,
+    count_up,
+    field,
+    first_row_binary,
+    has_json_rows,
+    json_rows,
+    upsert,
+)
 from aggregator.store.entries import entries_of, story_series_why
 from aggregator.store.schema import item_sources, items, sources, stories, story_index
 from aggregator.types import (
@@ -154,14 +162,15 @@ def saved_index(connection: Connection) -> SavedStoryIndex:
     """The count of assignment writes, and the saved indexes when they are current (a
     stale snapshot is not worth reading)."""
     current = story_index.c.snapshot_version == story_index.c.version
-    row = connection.execute(
+    row = first_row_binary(
+        connection,
         select(
             story_index.c.version,
             story_index.c.snapshot_version,
             story_index.c.fingerprint,
             case((current, story_index.c.snapshot)).label("snapshot"),
-        ).where(story_index.c.id == _INDEX_ROW)
-    ).first()
+        ).where(story_index.c.id == _INDEX_ROW),
+    )
     if row is None:
         return SavedStoryIndex(version=0, snapshot_version=None, fingerprint=None, snapshot=None)
     return SavedStoryIndex(
