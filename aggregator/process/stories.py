@@ -346,7 +346,9 @@ def _shares_enough(
 ) -> bool:
     """Whether the item shares enough terms with the story to be the same event: its
     headline ``needed`` terms, or one name, and its summary the rest ("A New Chapter for
-    Bangladesh" / "... Bangladesh Nationalist Party claims victory in ... elections").
+    Bangladesh" / "... Bangladesh Nationalist Party claims victory in ... elections"),
+    or the story's subject alone, a name most of its reports give and the item gives too
+    ("SXSW 2014: 10 Artists to Watch"; one word is a topic, but not that one).
     A word the headline writes in lower case is not shared with a story that only ever
     wrote it as a name: Greenland's "piece of ice" has nothing in common with ICE."""
     centroid = story.centroid
@@ -360,6 +362,8 @@ def _shares_enough(
         return True
     if not shared or names.isdisjoint(shared):
         return False
+    if not story.subject.isdisjoint(shared):
+        return True
     return len(shared) + sum(t in centroid for t in item if t not in headline) >= needed
 
 
