@@ -418,6 +418,9 @@ class _Story:
     # each): most stories have one, and a Counter and a set each cost 30 MB over 57,000.
     named: Counter[str] | None = None
     words: AbstractSet[str] = frozenset()  # terms written in lower case
+    # ``_subject`` of the above, kept from one join to the next: a story is a candidate
+    # for many items, and a long-running one names hundreds of names.
+    subject: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -578,6 +581,7 @@ class StoryIndex:
         if len(story.total) > 3 * cap:  # bounded, so that a long story costs no more
             story.total = _top(story.total, 2 * cap)
         story.size += 1
+        story.subject = _subject(story)
         if index_all or story.size <= _EXACT_UP_TO or story.size % _REFRESH_EVERY == 0:
             # One more report moves a large story's centroid little: refreshed in steps.
             story.centroid = _unit(_top(story.total, cap))
@@ -674,6 +678,8 @@ class StoryIndex:
             )
             for story_id, total, centroid, first, last, names, size, named, words in stories
         }
+        for story in index._stories.values():
+            story.subject = _subject(story)
         index._merged_into = dict(merged)
         index._postings = defaultdict(
             dict, {term: dict.fromkeys(ids) for term, ids in postings.items()}
@@ -746,7 +752,7 @@ class StoryIndex:
                 stories[i].total,
                 stories[i].names,
                 stories[i].size,
-                _subject(stories[i]),
+                stories[i].subject,
                 stories[i].words,
             )
             for i in seen
