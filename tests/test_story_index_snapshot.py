@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
+from aggregator.exceptions import StoreError
 from aggregator.grouping import StoryAssigner
 from aggregator.grouping_eval import read_labelled
 from aggregator.process import index_snapshot
@@ -230,6 +231,25 @@ def test_postgresql_keeps_the_saved_index_uncompressed(postgres_url: str) -> Non
         " AND attname = 'snapshot'",
     )
     assert storage == "e"  # EXTERNAL: out of line, not compressed
+
+
+def test_postgresql_reading_the_saved_index_fails_as_a_store_error(postgres_url: str) -> None:
+    """It is read in binary, past SQLAlchemy (see ``first_row_binary``); a failure must
+    still be a StoreError, which the assigner retries, and leave the store usable."""
+    Store.open(postgres_url).close()  # migrated
+    url = make_url(postgres_url)
+    options = f"{url.query['options']} -cstatement_timeout=300"
+    store = Store.open(url.update_query_dict({"options": options}).render_as_string(False))
+    locker = create_engine(postgres_url)
+    try:
+        with locker.begin() as connection:
+            connection.execute(text("LOCK TABLE story_index IN ACCESS EXCLUSIVE MODE"))
+            with pytest.raises(StoreError, match="statement timeout"):
+                store.saved_story_index()
+        assert store.saved_story_index().version == 0  # the lock gone, read again
+    finally:
+        store.close()
+        locker.dispose()
 
 
 def test_a_prune_that_removes_stories_makes_the_saved_index_stale(

@@ -83,13 +83,16 @@ class GroupingRules:
     # and a story whose several reports have settled its vocabulary.
     pair_threshold: float = 0.25
     # ... for a headline that names no one, to join a story that names someone: sharing
-    # "strike", "kill" and "people" is not enough to be the same event.
+    # "strike", "kill" and "people" is not enough to be the same event. Also for one
+    # whose names are all guessed and give part of the story's subject (see _bar).
     unnamed_threshold: float = 0.18
     # ... for a headline that names none of the story's subject (the names most of its
     # reports give) and names someone the story never did.
     subject_threshold: float = 0.3
     merge_threshold: float = 0.3  # similarity of two stories an item bridges, to merge them
-    shared_terms: int = 2  # terms an item must share with a story (one word is a topic)
+    # terms an item must share with a story (one word is a topic, unless it is a name of
+    # the story's subject: see _shares_enough)
+    shared_terms: int = 2
     window: timedelta = timedelta(hours=72)  # stories older than this take no new items
     capital_boost: float = 1.0  # weight of a term the outlet capitalised mid-title
     max_candidates: int = 30  # stories scored per item, the most recent first
@@ -362,7 +365,7 @@ def _shares_enough(
         return True
     if not shared or names.isdisjoint(shared):
         return False
-    if not story.subject.isdisjoint(shared):
+    if any(term in story.subject and term in names for term in shared):
         return True
     return len(shared) + sum(t in centroid for t in item if t not in headline) >= needed
 
@@ -418,9 +421,9 @@ class _Story:
     # each): most stories have one, and a Counter and a set each cost 30 MB over 57,000.
     named: Counter[str] | None = None
     words: AbstractSet[str] = frozenset()  # terms written in lower case
-    # ``_subject`` of the above, kept from one join to the next: a story is a candidate
-    # for many items, and a long-running one names hundreds of names.
-    subject: frozenset[str] = frozenset()
+    # ``_subject`` of the above (None: not worked out since the last join). Kept: a
+    # story is a candidate for many items, and a long-running one names hundreds.
+    subject: frozenset[str] | None = None
 
 
 @dataclass
@@ -581,7 +584,7 @@ class StoryIndex:
         if len(story.total) > 3 * cap:  # bounded, so that a long story costs no more
             story.total = _top(story.total, 2 * cap)
         story.size += 1
-        story.subject = _subject(story)
+        story.subject = None
         if index_all or story.size <= _EXACT_UP_TO or story.size % _REFRESH_EVERY == 0:
             # One more report moves a large story's centroid little: refreshed in steps.
             story.centroid = _unit(_top(story.total, cap))
@@ -678,8 +681,6 @@ class StoryIndex:
             )
             for story_id, total, centroid, first, last, names, size, named, words in stories
         }
-        for story in index._stories.values():
-            story.subject = _subject(story)
         index._merged_into = dict(merged)
         index._postings = defaultdict(
             dict, {term: dict.fromkeys(ids) for term, ids in postings.items()}
@@ -752,7 +753,7 @@ class StoryIndex:
                 stories[i].total,
                 stories[i].names,
                 stories[i].size,
-                stories[i].subject,
+                _subject_of(stories[i]),
                 stories[i].words,
             )
             for i in seen
@@ -786,6 +787,13 @@ def _union(held: AbstractSet[str], more: AbstractSet[str]) -> AbstractSet[str]:
     grown = held if isinstance(held, set) else set(held)
     grown |= more
     return grown
+
+
+def _subject_of(story: _Story) -> frozenset[str]:
+    """The story's subject, worked out once between two joins."""
+    if story.subject is None:
+        story.subject = _subject(story)
+    return story.subject
 
 
 def _subject(story: _Story) -> frozenset[str]:
