@@ -58,7 +58,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -95,6 +95,7 @@ SERIES_SHARE = 0.05  # of the items, those in one of the series
 SERIES = ("series-1", "series-2", "series-3", "series-4", "series-5")
 SERIES_WEIGHTS = (40, 25, 15, 12, 8)
 FEED_LIMIT = 100
+PLAN_RUNS = 6  # timed runs of each call whose query plans are shown, after a first
 QUICK = 100_000  # items below which the defaults make a quick check
 TARGETS = {
     "ingest": ("ingest items/s, at size / empty", ">=", 0.8),
@@ -1403,20 +1404,30 @@ def indexes_used(backend: str, plan: str) -> tuple[list[str], list[str]]:
 
 
 @contextlib.contextmanager
-def captured_sql(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    statements: list[tuple[str, Any]] = []
+def captured_sql(engine: Engine) -> Iterator[list[tuple[str, Any, float]]]:
+    """Each statement the engine runs meanwhile: (text, parameters, milliseconds from
+    sending it to the driver having executed it, rows not yet fetched)."""
+    statements: list[tuple[str, Any, float]] = []
 
-    def listener(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+    def before(
+        conn: Any, _cursor: Any, _statement: str, _parameters: Any, _ctx: Any, _many: bool
+    ) -> None:
+        conn.info["scale_bench_sent"] = time.perf_counter()
+
+    def after(
+        conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
     ) -> None:
         if not many:
-            statements.append((statement, parameters))
+            elapsed = 1000 * (time.perf_counter() - conn.info.pop("scale_bench_sent"))
+            statements.append((statement, parameters, elapsed))
 
-    event.listen(engine, "before_cursor_execute", listener)
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
     try:
         yield statements
     finally:
-        event.remove(engine, "before_cursor_execute", listener)
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
 
 
 def explain(
@@ -1530,17 +1541,29 @@ def query_plans(ctx: Context, backend: Backend, store: Any, settings: Any) -> li
     ]  # fmt: skip
     reports = []
     for label, call in calls:
-        with engine.connect() as connection, captured_sql(engine) as statements:
-            transaction = connection.begin()
-            started = time.perf_counter()
-            try:
-                call(connection)
-            finally:
-                call_ms = 1000 * (time.perf_counter() - started)
-                transaction.rollback()
+        # As the application runs them: on one connection, again and again (psycopg
+        # prepares a statement from its fifth run on, and PostgreSQL may then keep a
+        # generic plan), each run rolled back. Timed: the runs after the first.
+        call_times: list[float] = []
+        in_app: dict[str, list[float]] = defaultdict(list)
+        with engine.connect() as connection:
+            for run in range(1 + PLAN_RUNS):
+                with captured_sql(engine) as statements:
+                    transaction = connection.begin()
+                    started = time.perf_counter()
+                    try:
+                        call(connection)
+                    finally:
+                        elapsed_ms = 1000 * (time.perf_counter() - started)
+                        transaction.rollback()
+                if run:
+                    call_times.append(elapsed_ms)
+                    for statement, _, ms in statements:
+                        in_app[statement].append(ms)
+        call_ms = statistics.median(call_times)
         seen: set[str] = set()
         queries = []
-        for statement, parameters in statements:
+        for statement, parameters, _ in statements:
             head = statement.lstrip().upper()
             if not head.startswith(("SELECT", "WITH")) or not re.search(r"\bFROM\b", head):
                 continue
@@ -1554,6 +1577,8 @@ def query_plans(ctx: Context, backend: Backend, store: Any, settings: Any) -> li
                 {
                     "sql": abbreviate(statement),
                     "ms": round(elapsed, 2),
+                    # per run of the call: a statement may run more than once in one
+                    "app_ms": round(sum(in_app[statement]) / PLAN_RUNS, 2),
                     "rows": rows,
                     "plan": [abbreviate_plan(line) for line in lines],
                     "indexes": used,
@@ -1938,9 +1963,15 @@ def render_report(ctx: Context, results: list[BackendResult], meta: dict[str, An
         add("")
         add(f"5. query plans at {r.items_at_end:,} items")
         for plan in r.plans:
-            add(f"-- {plan.label}: {plan.call_ms:.1f} ms for the whole call")
+            add(
+                f"-- {plan.label}: {plan.call_ms:.1f} ms for the whole call "
+                f"(median of {PLAN_RUNS} runs after a first)"
+            )
             for q in plan.queries:
-                add(f"   SQL ({q['ms']:.1f} ms alone, {q['rows']} rows): {q['sql']}")
+                add(
+                    f"   SQL ({q.get('app_ms', math.nan):.1f} ms in the call, "
+                    f"{q['ms']:.1f} ms alone, {q['rows']} rows): {q['sql']}"
+                )
                 for line in q["plan"]:
                     add(f"      | {line}")
                 add(f"      indexes: {', '.join(q['indexes']) or '-'}")
