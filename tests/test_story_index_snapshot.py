@@ -8,6 +8,7 @@ import logging
 import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -233,9 +234,36 @@ def test_postgresql_keeps_the_saved_index_uncompressed(postgres_url: str) -> Non
     assert storage == "e"  # EXTERNAL: out of line, not compressed
 
 
+def test_postgresql_sends_the_saved_index_in_binary(postgres_url: str) -> None:
+    """In text, its bytes would come as hex, twice their size (dialect.BINARY_RESULTS);
+    other statements stay in text."""
+    from psycopg import pq
+    from sqlalchemy import event
+
+    store = Store.open(postgres_url)
+    snapshot = bytes(range(256)) * 4096  # every byte value, 1 MB
+    formats: dict[str, pq.Format] = {}
+
+    def seen(_c: object, cursor: Any, statement: str, *_rest: object) -> None:
+        key = "index" if "story_index.snapshot" in statement else "other"
+        formats.setdefault(key, cursor.format)
+
+    try:
+        assert store.save_story_index(
+            version=0, fingerprint="f", snapshot=snapshot, now=datetime.now(UTC)
+        )
+        event.listen(store.engine, "after_cursor_execute", seen)
+        saved = store.saved_story_index()
+        store.next_story_id()
+    finally:
+        store.close()
+    assert saved.snapshot == snapshot and (saved.version, saved.fingerprint) == (0, "f")
+    assert formats == {"index": pq.Format.BINARY, "other": pq.Format.TEXT}
+
+
 def test_postgresql_reading_the_saved_index_fails_as_a_store_error(postgres_url: str) -> None:
-    """It is read in binary, past SQLAlchemy (see ``first_row_binary``); a failure must
-    still be a StoreError, which the assigner retries, and leave the store usable."""
+    """Read in binary (see the test above), a failure is still a StoreError, which the
+    assigner retries, and leaves the store usable."""
     Store.open(postgres_url).close()  # migrated
     url = make_url(postgres_url)
     options = f"{url.query['options']} -cstatement_timeout=300"

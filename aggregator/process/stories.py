@@ -455,7 +455,7 @@ class StoryIndex:
         # The summary helps its own item find the story whose headlines say what its
         # headline does not; stories are made of headlines alone, so that the background
         # words of summaries (talks, Geneva, officials) do not pull stories together.
-        plain, headline_counts, (names, guessed) = self._observe(counts, when)
+        plain, headline_counts, names, guessed = self._observe(counts, when)
         weights = _weights(counts, self._idf(plain.values()), self.rules, plain)
         vector = _unit(weights)
         headline = vector
@@ -483,7 +483,7 @@ class StoryIndex:
 
     def restore(self, counts: Counter[str], when: datetime, story_id: int) -> None:
         """Put back an item assigned before (by another run): no decision, no merge."""
-        plain, headline_counts, (names, _) = self._observe(counts, when)
+        plain, headline_counts, names, _ = self._observe(counts, when)
         idf = self._idf(plain[m] for m in headline_counts)
         headline = weigh(headline_counts, idf, self.rules, plain)
         if story_id not in self._stories:
@@ -529,7 +529,7 @@ class StoryIndex:
 
     def _observe(
         self, counts: Counter[str], when: datetime
-    ) -> tuple[dict[str, str], Counter[str], tuple[frozenset[str], frozenset[str]]]:
+    ) -> tuple[dict[str, str], Counter[str], frozenset[str], frozenset[str]]:
         """Count an item into the stream (document frequencies; how its headline
         capitalises words); each term without its mark, the headline's terms, and the
         item's names with those of them that are guessed (see ``_names_of``)."""
@@ -541,7 +541,7 @@ class StoryIndex:
                 self._as_name[plain[marked]] += 1
             elif marked[0] != "?":
                 self._as_word[marked] += 1
-        return plain, headline, self._names_of(headline)
+        return plain, headline, *self._names_of(headline)
 
     def _names_of(self, counts: Counter[str]) -> tuple[frozenset[str], frozenset[str]]:
         """The item's names: what it capitalised mid-headline, and what it capitalised

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.exceptions import SchemaOutdated, StoreError
-from aggregator.store.dialect import ADVISORY_KEYS
+from aggregator.store.dialect import ADVISORY_KEYS, binary_results
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def create_store_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         event.listen(engine, "connect", _postgresql_settings)
+        event.listen(engine, "before_cursor_execute", binary_results)
     return engine
 
 

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, Select, bindparam, case, func, select, update
 
 from aggregator.store.dialect import (
+    BINARY_RESULTS,
     chunks,
     count_up,
     field,
-    first_row_binary,
     has_json_rows,
     json_rows,
     upsert,
@@ -162,15 +162,16 @@ def saved_index(connection: Connection) -> SavedStoryIndex:
     """The count of assignment writes, and the saved indexes when they are current (a
     stale snapshot is not worth reading)."""
     current = story_index.c.snapshot_version == story_index.c.version
-    row = first_row_binary(
-        connection,
+    row = connection.execute(
         select(
             story_index.c.version,
             story_index.c.snapshot_version,
             story_index.c.fingerprint,
             case((current, story_index.c.snapshot)).label("snapshot"),
-        ).where(story_index.c.id == _INDEX_ROW),
-    )
+        )
+        .where(story_index.c.id == _INDEX_ROW)
+        .execution_options(**{BINARY_RESULTS: True})
+    ).first()
     if row is None:
         return SavedStoryIndex(version=0, snapshot_version=None, fingerprint=None, snapshot=None)
     return SavedStoryIndex(
