@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from aggregator.exceptions import StoreError
-from aggregator.memory import collector_paused
+from aggregator.memory import collector_paused, return_to_collection, spare_from_collection
 from aggregator.process import index_snapshot
 from aggregator.process.duplicates import DuplicateIndex, DuplicateRules
 from aggregator.process.moments import window_start
@@ -64,7 +64,7 @@ class StoryAssigner:
         with self._lock:
             tenure = self.role.claim() if self.role is not None else Tenure.KEPT
             if tenure is not Tenure.KEPT:
-                self._index = None  # another process assigned meanwhile, or does now
+                self._let_go()  # another process assigned meanwhile, or does now
             if tenure is Tenure.ELSEWHERE:
                 return 0
             index = self._index if self._index is not None else self._warm_start(now)
@@ -76,7 +76,7 @@ class StoryAssigner:
                         if self.role is not None and self.role.claim() is not Tenure.KEPT:
                             # The role went with its session: another process may assign
                             # now, and this index may miss its stories.
-                            self._index = None
+                            self._let_go()
                             return writer.finish()
                         writer.write(decided)
                     writer.finish()  # the next read of unassigned items must see these
@@ -117,8 +117,7 @@ class StoryAssigner:
             ):
                 return
             self.rules, self.standalone, self.duplicate_rules = rules, standalone, duplicates
-            self._index = None
-            self._duplicates = DuplicateIndex(duplicates)
+            self._let_go()
 
     def close(self) -> None:
         """Save the indexes for the next process, and give the role up for it to take."""
@@ -138,8 +137,7 @@ class StoryAssigner:
             snapshot = index_snapshot.dump(self._index, self._duplicates)
         # Let go before the write, so that the memory of the indexes does not add to
         # the bytes' and the database's; a later use takes up what is saved.
-        self._index = None
-        self._duplicates = DuplicateIndex(self.duplicate_rules)
+        self._let_go()
         try:
             kept = self.store.save_story_index(
                 version=self._version,
@@ -161,13 +159,20 @@ class StoryAssigner:
         failed write, say, or another process assigning in the same store), rebuilt
         from its items: a saved index may be what led to the failure."""
         with self._lock:
-            self._index = None
-            self._duplicates = DuplicateIndex(self.duplicate_rules)
+            self._let_go()
             self._rebuild_next = True
 
     def _warm_start(self, now: datetime) -> StoryIndex:
         with collector_paused():
-            return self._take_up(now)
+            index = self._take_up(now)
+            spare_from_collection()  # until the index is let go
+            return index
+
+    def _let_go(self) -> None:
+        """Drop the indexes (the next use takes them up or rebuilds them)."""
+        self._index = None
+        self._duplicates = DuplicateIndex(self.duplicate_rules)
+        return_to_collection()
 
     def _take_up(self, now: datetime) -> StoryIndex:
         saved = self.store.saved_story_index()

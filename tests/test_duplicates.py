@@ -155,19 +155,45 @@ def test_a_saved_duplicate_index_is_taken_up_whichever_way_its_postings_were_kep
     npr = _sketch(items["npr-world.xml", "Australia won't repa"])
     index = DuplicateIndex(RULES)
     index.add(1, japan, T0, story=10)
-    originals, postings, by_date = index.state()
+    originals, postings = index.state()
     as_lists = {
         key: found if isinstance(found, list) else [found] for key, found in postings.items()
     }
     for saved in (postings, as_lists):
-        taken_up = DuplicateIndex.from_state(RULES, (originals, saved, by_date))
+        taken_up = DuplicateIndex.from_state(RULES, (originals, saved))
         assert taken_up.state() == index.state()
         found = taken_up.original_of(npr, T0 + timedelta(hours=1))
         assert found is not None and found.item == 1
     for wrong in ([], True, "12", (4,), ["7"], [1, 2.5]):  # refused, not converted
         broken = dict.fromkeys(postings, wrong)
         with pytest.raises((TypeError, ValueError)):
-            DuplicateIndex.from_state(RULES, (originals, broken, by_date))
+            DuplicateIndex.from_state(RULES, (originals, broken))
+
+
+def test_a_taken_up_index_forgets_its_originals_as_the_saved_one_would() -> None:
+    """The saved state leaves out the heap by date: the index that takes it up makes
+    it again, and prunes the same originals at the same moments. Added out of date
+    order, as feeds list them, so that the originals' order is no heap."""
+    index = DuplicateIndex(RULES)
+    for n in range(40):
+        body = " ".join(f"word{n}x{k}" for k in range(40))
+        index.add(n, fingerprint(f"Story {n}", body), T0 + timedelta(hours=(n * 17) % 40), n)
+    taken_up = DuplicateIndex.from_state(RULES, index.state())
+    for hours in range(0, 30, 3):
+        now = T0 + RULES.window + timedelta(hours=hours)
+        index.prune(now)
+        taken_up.prune(now)
+        assert taken_up.state() == index.state()
+    assert 0 < len(index) < 40
+
+
+def test_a_saved_original_whose_sketch_is_not_bytes_is_refused() -> None:
+    index = DuplicateIndex(RULES)
+    index.add(1, fingerprint("Rates", "The bank raised its main rate. " * 8), T0, story=1)
+    (original, *_), postings = index.state()
+    for wrong in ("a sketch", 256, [1, 2]):
+        with pytest.raises(TypeError):
+            DuplicateIndex.from_state(RULES, ([(*original[:3], wrong)], postings))
 
 
 def test_normalized_items_carry_the_fingerprint_of_their_text() -> None:

@@ -4,6 +4,7 @@ falls back to the store whenever they may be stale or are not ours."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import pickle
 from datetime import UTC, datetime, timedelta
@@ -358,3 +359,21 @@ def test_a_closed_assigner_lets_go_of_its_index_and_takes_up_what_it_saved(
     ids = story_ids_by_title(database_url)
     assert ids[title] == ids[JACKSON[0][1]]
     assigner.close()
+
+
+def test_the_collector_leaves_a_held_index_alone_until_it_is_let_go(store: Store) -> None:
+    """A taken-up index is hundreds of thousands of objects without cycles: collections
+    pass them over while the assigner holds them (gc.freeze), and walk them again once
+    it lets go, so that cycles made meanwhile are not kept for good."""
+    define_outlets(store, "bbc", "npr", "abc")
+    save_titled(store, JACKSON[0][0], "j0", JACKSON[0][1], T0)
+    assigner = StoryAssigner(store, RULES)
+    assert gc.get_freeze_count() == 0
+    assert assigner.assign_pending(T0 + timedelta(hours=1)) == 1
+    assert gc.get_freeze_count() > 0
+    assigner.close()
+    assert gc.get_freeze_count() == 0
+    assigner.prepare(T0 + timedelta(hours=1))
+    assert assigner.ready and gc.get_freeze_count() > 0
+    assigner.forget()
+    assert gc.get_freeze_count() == 0

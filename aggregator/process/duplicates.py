@@ -189,35 +189,43 @@ class DuplicateIndex:
                         self._postings[key] = found[0]
 
     def state(self) -> tuple[Any, ...]:
-        """Everything this index holds but its rules, as plain values."""
+        """Everything this index holds but its rules, as plain values (the heap by date
+        is made again from the originals)."""
         originals = [(o.item, o.story, micros(o.when), o.sketch) for o in self._originals.values()]
-        by_date = [(micros(when), item) for when, item in self._by_date]
-        return originals, self._postings, by_date
+        return originals, self._postings
 
     @classmethod
     def from_state(cls, rules: DuplicateRules, state: tuple[Any, ...]) -> DuplicateIndex:
         """The index ``state`` was taken from, under these rules."""
-        originals, postings, by_date = state
+        originals, postings = state
         index = cls(rules)
         index._originals = {
-            item: Original(item, story, at_micros(when), bytes(sketch))
+            item: Original(item, story, at_micros(when), sketch)
             for item, story, when, sketch in originals
         }
-        index._postings = {int(key): _posting(found) for key, found in postings.items()}
-        index._by_date = [(at_micros(when), item) for when, item in by_date]  # a heap still
+        if not {type(original.sketch) for original in index._originals.values()} <= {bytes}:
+            raise TypeError("a sketch is bytes")
+        # Its pops come in the same order as the saved heap's: (date, item) pairs differ.
+        index._by_date = [(o.when, o.item) for o in index._originals.values()]
+        heapq.heapify(index._by_date)
+        index._postings = _checked_postings(postings)
         return index
 
     def __len__(self) -> int:
         return len(self._originals)
 
 
-def _posting(found: Any) -> int | list[int]:
-    """A saved posting as the index holds it (a saving process may have held one
-    original as a list of one); TypeError or ValueError for anything else."""
-    if type(found) is int:
-        return found
-    if type(found) is not list or any(type(item) is not int for item in found):
-        raise TypeError(f"a posting is an id or a list of ids, not {found!r:.40}")
-    if not found:
-        raise ValueError("an empty posting")
-    return found[0] if len(found) == 1 else found
+def _checked_postings(postings: Any) -> dict[int, int | list[int]]:
+    """Saved postings as the index holds them, taken over (they are the unpickler's
+    fresh objects): a hash to an id, or to a list of ids (a saving process may have
+    held one original as a list of one). TypeError or ValueError for anything else."""
+    if type(postings) is not dict or not set(map(type, postings)) <= {int}:
+        raise TypeError("postings map hashes to originals")
+    for key, found in [(k, f) for k, f in postings.items() if type(f) is not int]:
+        if type(found) is not list or any(type(item) is not int for item in found):
+            raise TypeError(f"a posting is an id or a list of ids, not {found!r:.40}")
+        if not found:
+            raise ValueError("an empty posting")
+        if len(found) == 1:
+            postings[key] = found[0]
+    return postings

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from aggregator.process.duplicates import DuplicateIndex, DuplicateRules, Original
 from aggregator.process.stories import GroupingRules, StoryIndex, _Story
 
-FORMAT = 3  # counted up when ``state`` changes in a way the classes' fields do not show
+FORMAT = 4  # counted up when ``state`` changes in a way the classes' fields do not show
 
 
 class SnapshotError(ValueError):

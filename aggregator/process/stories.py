@@ -668,19 +668,19 @@ class StoryIndex:
          as_name, as_word) = state  # fmt: skip
         index = cls(rules)
         # The unpickled values are fresh and this index's own: checked, not copied.
-        index._stories = {
-            story_id: _Story(
+        index._stories = {}
+        for story_id, total, centroid, first, last, names, size, named, words in stories:
+            first_seen = at_micros(first)  # most stories have one report: one moment
+            index._stories[story_id] = _Story(
                 _plain_dict(total),
                 _plain_dict(centroid),
-                at_micros(first),
-                at_micros(last),
+                first_seen,
+                first_seen if last == first else at_micros(last),
                 frozenset(names),
                 int(size),
                 None if named is None else Counter(named),
                 words,
             )
-            for story_id, total, centroid, first, last, names, size, named, words in stories
-        }
         index._merged_into = dict(merged)
         index._postings = defaultdict(
             dict, {term: dict.fromkeys(ids) for term, ids in postings.items()}
