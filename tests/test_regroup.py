@@ -222,6 +222,30 @@ def test_a_report_an_outlet_tagged_takes_its_whole_story_into_the_series(store: 
     assert all(entry.series == ("rights",) for entry in copies)
 
 
+@pytest.mark.parametrize("tagged", [False, True])
+@pytest.mark.parametrize("share", [0.2, 0.3])
+def test_a_page_of_whole_stories_reads_their_series_by_item_as_by_story(
+    store: Store, share: float, tagged: bool
+) -> None:
+    """An unfiltered ``merge: story`` page holds every item of its stories, and reads
+    their memberships by item id and counts their sizes itself: the same series, with
+    the same reasons, as read through the stories (what a filtered page does)."""
+    from sqlalchemy import select
+
+    from aggregator.store import entries
+    from aggregator.store.schema import items
+
+    _story_of_four(store, tagged=tagged)
+    alone = make_item("alone", title="Lufthansa pilots strike on Thursday")
+    save_batch(store, "a", [alone], series={"guid:alone": ("rights",)})
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(items.c.id, items.c.story_id, items.c.sort_at)).all()
+        by_item = entries._series(connection, rows, share, whole_stories=True)
+        by_story = entries._series(connection, rows, share)
+    assert by_item == by_story
+    assert len(by_item) == (5 if share < 0.3 or tagged else 2)  # the story's four, or one
+
+
 PERU = [
     "Peru's Congress removes interim President Jerí amid corruption probe",
     "Peru Congress votes to remove interim President Jerí over corruption",
