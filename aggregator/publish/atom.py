@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from feedgen.entry import FeedEntry
@@ -10,6 +11,7 @@ from feedgen.feed import FeedGenerator
 from aggregator import __version__
 from aggregator.exceptions import PublishError
 from aggregator.publish.credits import (
+    as_stored,
     category_fields,
     entry_body_html,
     entry_id,
@@ -28,6 +30,17 @@ ATOM_MEDIA_TYPE = "application/atom+xml"
 
 def render_atom(page: FeedPage) -> bytes:
     """The page as an Atom 1.0 document, entries in the page's order (newest first)."""
+    try:
+        return _atom(page, as_stored)
+    except ValueError:  # a body lxml refuses: cleaned this time
+        pass
+    try:
+        return _atom(page, xml_safe)
+    except ValueError as exc:  # feedgen's refusal of a missing or non-XML field
+        raise PublishError(f"cannot render {page.kind}/{page.slug} as Atom: {exc}") from exc
+
+
+def _atom(page: FeedPage, clean_body: Callable[[str], str]) -> bytes:
     feed = FeedGenerator()
     feed.id(page.self_url)
     feed.title(xml_safe(page.title))
@@ -50,15 +63,14 @@ def render_atom(page: FeedPage) -> bytes:
 
     scheme = series_scheme(page)
     for entry in page.entries:
-        _add_entry(feed.add_entry(order="append"), entry, series_scheme=scheme)
-    try:
-        document: bytes = feed.atom_str(pretty=True, encoding="UTF-8")
-    except ValueError as exc:  # feedgen's refusal of a missing or non-XML field
-        raise PublishError(f"cannot render {page.kind}/{page.slug} as Atom: {exc}") from exc
+        _add_entry(feed.add_entry(order="append"), entry, scheme, clean_body)
+    document: bytes = feed.atom_str(pretty=True, encoding="UTF-8")
     return document
 
 
-def _add_entry(item: FeedEntry, entry: PublishedEntry, *, series_scheme: str) -> None:
+def _add_entry(
+    item: FeedEntry, entry: PublishedEntry, series_scheme: str, clean_body: Callable[[str], str]
+) -> None:
     item.id(entry_id(entry))
     item.title(entry_title(entry))
     item.updated(entry.updated)
@@ -70,9 +82,9 @@ def _add_entry(item: FeedEntry, entry: PublishedEntry, *, series_scheme: str) ->
         if author:
             item.author({"name": xml_safe(author)})
 
-    item.content(xml_safe(entry_body_html(entry)), type="html")
+    item.content(clean_body(entry_body_html(entry)), type="html")
     if entry.content_html and entry.summary_html:
-        item.summary(xml_safe(entry.summary_html), type="html")
+        item.summary(clean_body(entry.summary_html), type="html")
 
     link = entry.link or first_credit_link(entry.credits)
     if link is not None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
 from aggregator import __version__
 from aggregator.exceptions import PublishError
 from aggregator.publish.credits import (
+    as_stored,
     category_fields,
     entry_body_html,
     entry_id,
@@ -27,6 +30,17 @@ _UNKNOWN_MEDIA_TYPE = "application/octet-stream"
 
 def render_rss(page: FeedPage) -> bytes:
     """The page as an RSS 2.0 document, entries in the page's order (newest first)."""
+    try:
+        return _rss(page, as_stored)
+    except ValueError:  # a body lxml refuses: cleaned this time
+        pass
+    try:
+        return _rss(page, xml_safe)
+    except ValueError as exc:  # feedgen's refusal of a missing or non-XML field
+        raise PublishError(f"cannot render {page.kind}/{page.slug} as RSS: {exc}") from exc
+
+
+def _rss(page: FeedPage, clean_body: Callable[[str], str]) -> bytes:
     feed = FeedGenerator()
     feed.title(xml_safe(page.title))
     # RSS requires a non-empty channel description.
@@ -51,22 +65,21 @@ def render_rss(page: FeedPage) -> bytes:
 
     scheme = series_scheme(page)
     for entry in page.entries:
-        _add_item(feed.add_entry(order="append"), entry, series_scheme=scheme)
-    try:
-        document: bytes = feed.rss_str(pretty=True, encoding="UTF-8")
-    except ValueError as exc:  # feedgen's refusal of a missing or non-XML field
-        raise PublishError(f"cannot render {page.kind}/{page.slug} as RSS: {exc}") from exc
+        _add_item(feed.add_entry(order="append"), entry, scheme, clean_body)
+    document: bytes = feed.rss_str(pretty=True, encoding="UTF-8")
     return document
 
 
-def _add_item(item: FeedEntry, entry: PublishedEntry, *, series_scheme: str) -> None:
+def _add_item(
+    item: FeedEntry, entry: PublishedEntry, series_scheme: str, clean_body: Callable[[str], str]
+) -> None:
     item.guid(entry_id(entry), permalink=False)
     item.title(entry_title(entry))
     if entry.link is not None:
         item.link(href=entry.link, rel="alternate")
     body = entry_body_html(entry)
     if body:
-        item.description(xml_safe(body))
+        item.description(clean_body(body))
     item.published(entry.published)
 
     for fields in category_fields(entry, series_scheme, with_label=False):
