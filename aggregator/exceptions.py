@@ -100,6 +100,12 @@ class ParserDied(ParseError):
     to happen again with the same bytes, unlike any other ParseError."""
 
 
+class ParseTimeout(ParseError):
+    """The parser was stopped for running past its budget: on a busy machine a feed
+    that parses in a tenth of it can, so this is not known to happen again with the
+    same bytes either."""
+
+
 class StoreError(AggregatorError):
     """The database refused an operation or cannot be reached."""
 

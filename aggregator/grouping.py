@@ -11,6 +11,7 @@ decided, because the store is written before the next decision.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import Counter
@@ -57,6 +58,7 @@ class StoryAssigner:
         self._version = 0
         self._taken_up: int | None = None
         self._rebuild_next = False  # after a failure: not from the saved index
+        self._spared = False  # whether the collector was told to spare the index
         self._lock = threading.Lock()
 
     def assign_pending(self, now: datetime) -> int:
@@ -163,16 +165,22 @@ class StoryAssigner:
             self._rebuild_next = True
 
     def _warm_start(self, now: datetime) -> StoryIndex:
+        # Garbage older than the index would be spared with it, for as long as a daemon
+        # holds it: collected now, while there is no index to walk.
+        gc.collect()
         with collector_paused():
             index = self._take_up(now)
             spare_from_collection()  # until the index is let go
+            self._spared = True
             return index
 
     def _let_go(self) -> None:
         """Drop the indexes (the next use takes them up or rebuilds them)."""
         self._index = None
         self._duplicates = DuplicateIndex(self.duplicate_rules)
-        return_to_collection()
+        if self._spared:
+            self._spared = False
+            return_to_collection()
 
     def _take_up(self, now: datetime) -> StoryIndex:
         saved = self.store.saved_story_index()

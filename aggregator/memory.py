@@ -81,7 +81,8 @@ def spare_from_collection() -> None:
     objects each time (a fifth of a second each at a million items), and the young
     generations walk them once more first when they were made with the collector
     paused. Reference counting still frees them. What it costs: cyclic garbage among
-    the objects alive now is not collected before ``return_to_collection``.
+    the objects alive now is not collected before ``return_to_collection`` (collect
+    first), nor is what other threads made meanwhile while the collector was paused.
     """
     gc.freeze()
 

@@ -32,6 +32,7 @@ from aggregator.exceptions import (
     HTTPStatusError,
     ParseError,
     ParserDied,
+    ParseTimeout,
     SourceGone,
     StoreError,
 )
@@ -131,7 +132,7 @@ class PooledProcessor:
             document: ProcessedDocument = self.pool.run(PROCESS_DOCUMENT, content, **arguments)
             return document
         except WorkTimeout as exc:
-            raise ParseError(f"parsing was stopped: it {exc}") from exc
+            raise ParseTimeout(f"parsing was stopped: it {exc}") from exc
         except WorkerDied as exc:
             raise ParserDied(f"the parser failed on this document: {exc}") from exc
 
@@ -452,7 +453,7 @@ class Pipeline:
                 split_categories=settings.split_categories if settings else None,
                 listed=source.listed,
             )
-        except ParserDied as exc:  # not known to happen again
+        except (ParserDied, ParseTimeout) as exc:  # not known to happen again
             return self._failed(source, str(exc), None)
         except ParseError as exc:
             digest = digest or document_digest(result.content, code_key)

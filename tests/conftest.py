@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,14 @@ from aggregator.store.schema import item_sources, items
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 POSTGRES_ENV = "AGGREGATOR_TEST_DATABASE_URL"
+
+
+@pytest.fixture(autouse=True)
+def _nothing_spared_from_the_collector() -> Iterator[None]:
+    """A story assigner a test leaves open keeps the collector off its index
+    (``memory.spare_from_collection``): the next test starts with nothing spared."""
+    yield
+    gc.unfreeze()
 
 
 def corpus_dir() -> Path:

@@ -697,6 +697,17 @@ def test_postgresql_sessions_are_in_utc_whatever_the_server_says(postgres_url: s
             assert connection.execute(text("SHOW timezone")).scalar_one() == "UTC"
     finally:
         store.close()
+    # A store over an engine made elsewhere, its sessions in the server's zone: the
+    # datetimes are converted as they are read.
+    from sqlalchemy import create_engine
+
+    elsewhere_store = Store(create_engine(elsewhere))
+    try:
+        (entry,) = elsewhere_store.feed_entries(series_slugs=None, limit=1)
+        assert entry.published is not None and entry.published.tzinfo is UTC
+        assert entry.published == make_item("a").published
+    finally:
+        elsewhere_store.close()
 
 
 @contextmanager

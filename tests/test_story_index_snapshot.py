@@ -235,6 +235,44 @@ def test_postgresql_keeps_the_saved_index_uncompressed(postgres_url: str) -> Non
     assert storage == "e"  # EXTERNAL: out of line, not compressed
 
 
+def test_postgresql_keeps_the_saved_index_out_of_its_write_ahead_log(postgres_url: str) -> None:
+    """An unlogged table: each poll process's 50-70 MB snapshot at a million items is
+    not written twice, nor shipped to replicas; after a crash it is empty, and the
+    next process rebuilds the index from the store."""
+    Store.open(postgres_url).close()  # migrated
+    persistence = _sql(
+        postgres_url, "SELECT relpersistence FROM pg_class WHERE oid = 'story_index'::regclass"
+    )
+    assert persistence == "u"
+
+
+def test_a_missing_index_row_is_rebuilt_and_counted_again(store: Store) -> None:
+    """What PostgreSQL leaves of an unlogged table after a crash: nothing. The next
+    process rebuilds the index from the store, counts its writes from there, and saves
+    an index the one after takes up."""
+    from sqlalchemy import delete
+
+    from aggregator.store.schema import story_index
+
+    define_outlets(store, "bbc", "npr", "abc")
+    save_titled(store, JACKSON[0][0], "j0", JACKSON[0][1], T0)
+    first = StoryAssigner(store, RULES)
+    assert first.assign_pending(T0 + timedelta(hours=1)) == 1
+    first.close()
+    with store.engine.begin() as connection:
+        connection.execute(delete(story_index))
+    save_titled(store, JACKSON[1][0], "j1", JACKSON[1][1], T0)
+    second = StoryAssigner(store, RULES)
+    assert second.assign_pending(T0 + timedelta(hours=2)) == 1
+    second.close()
+    saved = store.saved_story_index()
+    assert saved.current and saved.version >= 1
+    _third_report(store)
+    third = StoryAssigner(store, RULES)
+    assert third.assign_pending(T0 + timedelta(hours=3)) == 1
+    assert third._taken_up == saved.version
+
+
 def test_postgresql_sends_the_saved_index_in_binary(postgres_url: str) -> None:
     """In text, its bytes would come as hex, twice their size (dialect.BINARY_RESULTS);
     other statements stay in text."""
@@ -377,3 +415,25 @@ def test_the_collector_leaves_a_held_index_alone_until_it_is_let_go(store: Store
     assert assigner.ready and gc.get_freeze_count() > 0
     assigner.forget()
     assert gc.get_freeze_count() == 0
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_older_than_the_index_is_not_spared_with_it(store: Store) -> None:
+    """The collector is told to spare every object alive when the index is ready; a
+    cycle dropped before is collected first, not kept for as long as a daemon runs."""
+    import weakref
+
+    define_outlets(store, "bbc", "npr", "abc")
+    save_titled(store, JACKSON[0][0], "j0", JACKSON[0][1], T0)
+    cycle = _Cycle()
+    dropped = weakref.ref(cycle)
+    gc.collect()  # into the oldest generation, which collections seldom reach
+    del cycle
+    assigner = StoryAssigner(store, RULES)
+    assert assigner.assign_pending(T0 + timedelta(hours=1)) == 1
+    assert dropped() is None
+    assigner.close()

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.exceptions import SchemaOutdated, StoreError
 from aggregator.store.dialect import ADVISORY_KEYS, binary_results
+from aggregator.store.schema import UTC_SESSIONS
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration. Kept here so that opening a store does not load Alembic
 # (memory and startup time of every poll); a test holds it equal to Alembic's head.
-SCHEMA_REVISION = "0016"
+SCHEMA_REVISION = "0017"
 
 
 def describe(exc: BaseException) -> str:
@@ -73,6 +74,7 @@ def create_store_engine(url: str) -> Engine:
     else:
         event.listen(engine, "connect", _postgresql_settings)
         event.listen(engine, "before_cursor_execute", binary_results)
+        setattr(engine.dialect, UTC_SESSIONS, True)
     return engine
 
 

@@ -34,6 +34,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+# Set on the dialect of an engine whose PostgreSQL sessions are put in UTC as they
+# connect (store/database.py): its datetimes come back as UTCDateTime gives them.
+UTC_SESSIONS = "aggregator_utc_sessions"
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
@@ -50,9 +54,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        if dialect.name == "postgresql":
-            # Its sessions are in UTC (store/database.py): psycopg hands back aware UTC
-            # datetimes already. A feed page reads some 3,000 of them.
+        if getattr(dialect, UTC_SESSIONS, False):
+            # psycopg hands back aware UTC datetimes already. A feed page reads some
+            # 3,000 of them. Another engine's sessions may be in the server's zone.
             return None
         return super().result_processor(dialect, coltype)
 
