@@ -9,9 +9,7 @@ from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
 from aggregator import __version__
-from aggregator.exceptions import PublishError
 from aggregator.publish.credits import (
-    as_stored,
     category_fields,
     entry_body_html,
     entry_id,
@@ -19,6 +17,7 @@ from aggregator.publish.credits import (
     feed_language,
     first_credit_link,
     outlet_names,
+    rendered_xml,
     series_scheme,
     xml_safe,
 )
@@ -30,14 +29,7 @@ ATOM_MEDIA_TYPE = "application/atom+xml"
 
 def render_atom(page: FeedPage) -> bytes:
     """The page as an Atom 1.0 document, entries in the page's order (newest first)."""
-    try:
-        return _atom(page, as_stored)
-    except ValueError:  # a body lxml refuses: cleaned this time
-        pass
-    try:
-        return _atom(page, xml_safe)
-    except ValueError as exc:  # feedgen's refusal of a missing or non-XML field
-        raise PublishError(f"cannot render {page.kind}/{page.slug} as Atom: {exc}") from exc
+    return rendered_xml(page, _atom, "Atom")
 
 
 def _atom(page: FeedPage, clean_body: Callable[[str], str]) -> bytes:

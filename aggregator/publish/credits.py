@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from typing import TypeGuard
 from urllib.parse import urlsplit
 
+from aggregator.exceptions import PublishError
 from aggregator.process.normalize import UNTITLED
 from aggregator.types import Credit, FeedPage, PublishedEntry, Report
 
 ENTRY_ID_PREFIX = "tag:aggregator,2026:item:"
+# A renderer of a page, given how to clean each entry body.
+XmlRender = Callable[[FeedPage, Callable[[str], str]], bytes]
 
 # Characters XML 1.0 cannot carry even escaped; lxml refuses them outright.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -36,12 +40,25 @@ def xml_safe(text: str) -> str:
     return _XML_INVALID.sub("", text)
 
 
-def as_stored(text: str) -> str:
-    """An entry body as the store holds it: cleaned of what XML cannot carry when it was
-    stored (``process/sanitize.py``). The XML renderers write bodies so first and
-    ``xml_safe`` them only when lxml refuses the document: scanning every body of a page
-    took two of its milliseconds."""
+def _as_stored(text: str) -> str:
     return text
+
+
+def rendered_xml(page: FeedPage, render: XmlRender, format_name: str) -> bytes:
+    """``render(page, clean_body)`` with each entry body as the store holds it (cleaned of
+    what XML cannot carry when it was stored, ``process/sanitize.py``), and again with
+    the bodies ``xml_safe`` when lxml refuses the document: scanning every body of a page
+    took two of its milliseconds. PublishError when feedgen refuses it either way."""
+    try:
+        return render(page, _as_stored)
+    except ValueError:  # a body lxml refuses: cleaned this time
+        pass
+    try:
+        return render(page, xml_safe)
+    except ValueError as exc:  # feedgen's refusal of a missing or non-XML field
+        raise PublishError(
+            f"cannot render {page.kind}/{page.slug} as {format_name}: {exc}"
+        ) from exc
 
 
 def is_web_url(url: str | None) -> TypeGuard[str]:

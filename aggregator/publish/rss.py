@@ -8,15 +8,14 @@ from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
 from aggregator import __version__
-from aggregator.exceptions import PublishError
 from aggregator.publish.credits import (
-    as_stored,
     category_fields,
     entry_body_html,
     entry_id,
     entry_title,
     feed_language,
     is_web_url,
+    rendered_xml,
     series_scheme,
     xml_safe,
 )
@@ -30,14 +29,7 @@ _UNKNOWN_MEDIA_TYPE = "application/octet-stream"
 
 def render_rss(page: FeedPage) -> bytes:
     """The page as an RSS 2.0 document, entries in the page's order (newest first)."""
-    try:
-        return _rss(page, as_stored)
-    except ValueError:  # a body lxml refuses: cleaned this time
-        pass
-    try:
-        return _rss(page, xml_safe)
-    except ValueError as exc:  # feedgen's refusal of a missing or non-XML field
-        raise PublishError(f"cannot render {page.kind}/{page.slug} as RSS: {exc}") from exc
+    return rendered_xml(page, _rss, "RSS")
 
 
 def _rss(page: FeedPage, clean_body: Callable[[str], str]) -> bytes:
