@@ -95,15 +95,18 @@ class ParseError(AggregatorError):
     """The fetched bytes are not a feed we can read."""
 
 
-class ParserDied(ParseError):
-    """The parser's process ended on the document (killed, out of memory): not known
-    to happen again with the same bytes, unlike any other ParseError."""
+class ParseInterrupted(ParseError):
+    """Parsing ended for a reason outside the document: not known to happen again with
+    the same bytes, unlike any other ParseError, so the bytes are read again."""
 
 
-class ParseTimeout(ParseError):
-    """The parser was stopped for running past its budget: on a busy machine a feed
-    that parses in a tenth of it can, so this is not known to happen again with the
-    same bytes either."""
+class ParserDied(ParseInterrupted):
+    """The parser's process ended on the document (killed, out of memory)."""
+
+
+class ParseTimeout(ParseInterrupted):
+    """The parser was stopped for running past its budget, which on a busy machine a
+    feed that parses in a tenth of it can do."""
 
 
 class StoreError(AggregatorError):

@@ -31,6 +31,7 @@ from aggregator.exceptions import (
     FetchError,
     HTTPStatusError,
     ParseError,
+    ParseInterrupted,
     ParserDied,
     ParseTimeout,
     SourceGone,
@@ -453,7 +454,7 @@ class Pipeline:
                 split_categories=settings.split_categories if settings else None,
                 listed=source.listed,
             )
-        except (ParserDied, ParseTimeout) as exc:  # not known to happen again
+        except ParseInterrupted as exc:  # not known to happen again
             return self._failed(source, str(exc), None)
         except ParseError as exc:
             digest = digest or document_digest(result.content, code_key)

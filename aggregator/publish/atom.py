@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from feedgen.entry import FeedEntry
@@ -10,6 +9,7 @@ from feedgen.feed import FeedGenerator
 
 from aggregator import __version__
 from aggregator.publish.credits import (
+    CleanBody,
     category_fields,
     entry_body_html,
     entry_id,
@@ -32,7 +32,7 @@ def render_atom(page: FeedPage) -> bytes:
     return rendered_xml(page, _atom, "Atom")
 
 
-def _atom(page: FeedPage, clean_body: Callable[[str], str]) -> bytes:
+def _atom(page: FeedPage, clean_body: CleanBody) -> bytes:
     feed = FeedGenerator()
     feed.id(page.self_url)
     feed.title(xml_safe(page.title))
@@ -61,7 +61,7 @@ def _atom(page: FeedPage, clean_body: Callable[[str], str]) -> bytes:
 
 
 def _add_entry(
-    item: FeedEntry, entry: PublishedEntry, series_scheme: str, clean_body: Callable[[str], str]
+    item: FeedEntry, entry: PublishedEntry, series_scheme: str, clean_body: CleanBody
 ) -> None:
     item.id(entry_id(entry))
     item.title(entry_title(entry))

@@ -17,8 +17,10 @@ from aggregator.process.normalize import UNTITLED
 from aggregator.types import Credit, FeedPage, PublishedEntry, Report
 
 ENTRY_ID_PREFIX = "tag:aggregator,2026:item:"
+# What an XML renderer does to each entry body before writing it.
+CleanBody = Callable[[str], str]
 # A renderer of a page, given how to clean each entry body.
-XmlRender = Callable[[FeedPage, Callable[[str], str]], bytes]
+XmlRender = Callable[[FeedPage, CleanBody], bytes]
 
 # Characters XML 1.0 cannot carry even escaped; lxml refuses them outright.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
 from aggregator import __version__
 from aggregator.publish.credits import (
+    CleanBody,
     category_fields,
     entry_body_html,
     entry_id,
@@ -32,7 +31,7 @@ def render_rss(page: FeedPage) -> bytes:
     return rendered_xml(page, _rss, "RSS")
 
 
-def _rss(page: FeedPage, clean_body: Callable[[str], str]) -> bytes:
+def _rss(page: FeedPage, clean_body: CleanBody) -> bytes:
     feed = FeedGenerator()
     feed.title(xml_safe(page.title))
     # RSS requires a non-empty channel description.
@@ -63,7 +62,7 @@ def _rss(page: FeedPage, clean_body: Callable[[str], str]) -> bytes:
 
 
 def _add_item(
-    item: FeedEntry, entry: PublishedEntry, series_scheme: str, clean_body: Callable[[str], str]
+    item: FeedEntry, entry: PublishedEntry, series_scheme: str, clean_body: CleanBody
 ) -> None:
     item.guid(entry_id(entry), permalink=False)
     item.title(entry_title(entry))

@@ -422,26 +422,34 @@ def _series(
     """The series of each item row, with why: its story's (see ``in_series``), each
     through the report that brought the story in, and its own. ``by_story``: the
     stories' series when the caller has them already; ``whole_stories``: ``rows``
-    hold every item of their stories (read by id, not joined through the stories)."""
+    hold every item of their stories, whose memberships are then read with the rows'
+    own (by id, not joined through the stories again)."""
     found: dict[int, dict[str, StorySeries]] = defaultdict(dict)
     story_of = {row.id: row.story_id for row in rows if row.story_id is not None}
-    if by_story is None:
+    if by_story is not None:
+        own = memberships_of(connection, [row.id for row in rows])
+    elif whole_stories:
+        # Every item's own memberships, read once, are also its story's.
+        own = memberships_of(connection, [row.id for row in rows])
+        sort_at = {row.id: row.sort_at for row in rows}
+        matched = [
+            _Membership(story_of[item_id], item_id, sort_at[item_id], m.slug, m.reason, m.tagged)
+            for item_id, memberships in own.items()
+            if item_id in story_of
+            for m in memberships
+        ]
+        by_story = _stories_series(connection, matched, story_share, Counter(story_of.values()))
+    else:
         # The memberships of every item of these stories come with their series: only
         # the items without a story are read for their own.
-        if whole_stories:
-            matched = _rows_memberships(connection, rows)
-            sizes = Counter(story_of.values())
-        else:
-            matched = _story_memberships(connection, sorted(set(story_of.values())))
-            sizes = None
-        by_story = _stories_series(connection, matched, story_share, sizes)
+        matched = _story_memberships(connection, sorted(set(story_of.values())))
+        by_story = _stories_series(connection, matched, story_share)
         own = memberships_of(connection, [row.id for row in rows if row.story_id is None])
         for row in matched:
             if row.id in story_of:
                 own[row.id].append(
                     SeriesMembership(slug=row.series_slug, reason=row.reason, tagged=row.tagged)
                 )
-    else:
         own = memberships_of(connection, [row.id for row in rows])
     for item_id, story_id in story_of.items():
         found[item_id].update(by_story.get(story_id, {}))
@@ -465,28 +473,9 @@ def story_series_why(
     return _stories_series(connection, _story_memberships(connection, story_ids), story_share)
 
 
-def _story_memberships(connection: Connection, story_ids: Sequence[int]) -> list[Any]:
-    """The series memberships of every item of these stories, with the item's story."""
-    found: list[Any] = []
-    for part in id_chunks(connection, story_ids):
-        found += connection.execute(
-            select(
-                items.c.story_id,
-                items.c.id,
-                items.c.sort_at,
-                item_series.c.series_slug,
-                item_series.c.reason,
-                item_series.c.tagged,
-            )
-            .join(item_series, item_series.c.item_id == items.c.id)
-            .where(any_of(connection, items.c.story_id, part))
-        ).all()
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class _Membership:
-    """A row of ``_story_memberships``, made from an item row and its membership."""
+class _Membership(NamedTuple):
+    """A series membership of an item in a story, with what the series test of its
+    story reads of the item."""
 
     story_id: int
     id: int
@@ -496,32 +485,36 @@ class _Membership:
     tagged: bool
 
 
-def _rows_memberships(connection: Connection, rows: Sequence[Any]) -> list[_Membership]:
-    """``_story_memberships`` of stories whose every item is among ``rows``."""
-    in_stories = {row.id: row for row in rows if row.story_id is not None}
-    found = []
-    for part in id_chunks(connection, sorted(in_stories)):
-        for item_id, slug, reason, tagged in connection.execute(
-            select(
-                item_series.c.item_id,
-                item_series.c.series_slug,
-                item_series.c.reason,
-                item_series.c.tagged,
-            ).where(any_of(connection, item_series.c.item_id, part))
-        ):
-            row = in_stories[item_id]
-            found.append(_Membership(row.story_id, item_id, row.sort_at, slug, reason, tagged))
+def _story_memberships(connection: Connection, story_ids: Sequence[int]) -> list[_Membership]:
+    """The series memberships of every item of these stories, with the item's story."""
+    found: list[_Membership] = []
+    for part in id_chunks(connection, story_ids):
+        found += map(
+            _Membership._make,
+            connection.execute(
+                select(
+                    items.c.story_id,
+                    items.c.id,
+                    items.c.sort_at,
+                    item_series.c.series_slug,
+                    item_series.c.reason,
+                    item_series.c.tagged,
+                )
+                .join(item_series, item_series.c.item_id == items.c.id)
+                .where(any_of(connection, items.c.story_id, part))
+            ),
+        )
     return found
 
 
 def _stories_series(
     connection: Connection,
-    matched: Sequence[Any],
+    matched: Sequence[_Membership],
     story_share: float,
     sizes: Mapping[int, int] | None = None,
 ) -> dict[int, dict[str, StorySeries]]:
     """``sizes``: each story's items, when the caller has counted them."""
-    matches: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    matches: dict[tuple[int, str], list[_Membership]] = defaultdict(list)
     for row in matched:
         matches[(row.story_id, row.series_slug)].append(row)
     if sizes is None:
@@ -535,7 +528,7 @@ def _stories_series(
 
 
 def _story_sizes(
-    connection: Connection, matches: Mapping[tuple[int, str], Sequence[Any]]
+    connection: Connection, matches: Mapping[tuple[int, str], Sequence[_Membership]]
 ) -> dict[int, int]:
     sizes: dict[int, int] = {}
     # Sizes only where a share decides: most pages' stories are in no series at all.
@@ -550,7 +543,7 @@ def _story_sizes(
     return sizes
 
 
-def _tagged(rows: Sequence[Any]) -> bool:
+def _tagged(rows: Sequence[_Membership]) -> bool:
     return any(row.tagged for row in rows)
 
 
